@@ -1,0 +1,204 @@
+//! Settings from /etc/default/ssh-upgrade-guard (Debian's KEY=value
+//! convention). Parsing is pure: a bad value yields a warning naming the key
+//! and the default stays in force, so a typo never disables the guard.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// An inhibit marker older than this is stale whoever holds it.
+    pub marker_max_age: Duration,
+    /// SIGTERM to a stale listener, SIGKILL after this.
+    pub stop_timeout: Duration,
+    /// How long a repaired ssh has to answer with an SSH-2.0 banner.
+    pub banner_timeout: Duration,
+    /// Watchdog repairs allowed per hour before it gives up.
+    pub watchdog_max_repairs: u32,
+    pub ssh_service: String,
+    pub ssh_socket: String,
+    pub package: String,
+    /// Ports treated as ssh ports besides those sshd and ssh.socket name.
+    pub extra_ports: Vec<u16>,
+    /// pre-invoke repairs an already broken ssh before dpkg runs.
+    pub preflight: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            marker_max_age: Duration::from_secs(6 * 3600),
+            stop_timeout: Duration::from_secs(5),
+            banner_timeout: Duration::from_secs(10),
+            watchdog_max_repairs: 3,
+            ssh_service: "ssh.service".into(),
+            ssh_socket: "ssh.socket".into(),
+            package: "openssh-server".into(),
+            extra_ports: Vec::new(),
+            preflight: true,
+        }
+    }
+}
+
+/// Parses a duration: an integer with an optional unit s, m or h (seconds by default).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (examples: 30s, 5m, 6h)"))?;
+    n.checked_mul(mult)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" | "on" => Ok(true),
+        "no" | "false" | "0" | "off" => Ok(false),
+        other => Err(format!("'{other}' is not yes or no")),
+    }
+}
+
+fn unit_name(s: &str, suffix: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s.ends_with(suffix)
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not a {suffix} unit name"))
+    }
+}
+
+fn parse_ports(s: &str) -> Result<Vec<u16>, String> {
+    s.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!("'{p}' is not a TCP port")),
+            Ok(n) => Ok(n),
+        })
+        .collect()
+}
+
+/// Parses the settings file text. Returns the configuration and one warning
+/// per line that could not be used (the default stays in force for it).
+pub fn parse(text: &str, source: &str) -> (Config, Vec<String>) {
+    let mut cfg = Config::default();
+    let mut warnings = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            warnings.push(format!("{source}:{}: not KEY=value, ignored", n + 1));
+            continue;
+        };
+        let key = key.trim();
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        let result: Result<(), String> = match key {
+            "MARKER_MAX_AGE" => parse_duration(value).map(|d| cfg.marker_max_age = d),
+            "STOP_TIMEOUT" => parse_duration(value).map(|d| cfg.stop_timeout = d),
+            "BANNER_TIMEOUT" => parse_duration(value).map(|d| cfg.banner_timeout = d),
+            "WATCHDOG_MAX_REPAIRS" => value
+                .parse::<u32>()
+                .map(|v| cfg.watchdog_max_repairs = v)
+                .map_err(|_| format!("'{value}' is not a whole number")),
+            "SSH_SERVICE" => unit_name(value, ".service").map(|v| cfg.ssh_service = v),
+            "SSH_SOCKET" => unit_name(value, ".socket").map(|v| cfg.ssh_socket = v),
+            "PACKAGE" => {
+                let ok = !value.is_empty()
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+                if ok {
+                    cfg.package = value.to_string();
+                    Ok(())
+                } else {
+                    Err(format!("'{value}' is not a Debian package name"))
+                }
+            }
+            "EXTRA_PORTS" => parse_ports(value).map(|v| cfg.extra_ports = v),
+            "PREFLIGHT" => parse_bool(value).map(|v| cfg.preflight = v),
+            _ => Err("unknown setting".to_string()),
+        };
+        if let Err(e) = result {
+            warnings.push(format!("{source}:{}: {key}: {e}; using the default", n + 1));
+        }
+    }
+    (cfg, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_when_empty() {
+        let (c, w) = parse("", "f");
+        assert_eq!(c, Config::default());
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn every_key() {
+        let text = "# comment\nMARKER_MAX_AGE=2h\nSTOP_TIMEOUT=3\nBANNER_TIMEOUT=\"1m\"\n\
+                    WATCHDOG_MAX_REPAIRS=7\nSSH_SERVICE=sshd.service\nSSH_SOCKET='x.socket'\n\
+                    PACKAGE=openssh-server\nEXTRA_PORTS=2222 2200\nexport PREFLIGHT=no\n";
+        let (c, w) = parse(text, "f");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.marker_max_age, Duration::from_secs(7200));
+        assert_eq!(c.stop_timeout, Duration::from_secs(3));
+        assert_eq!(c.banner_timeout, Duration::from_secs(60));
+        assert_eq!(c.watchdog_max_repairs, 7);
+        assert_eq!(c.ssh_service, "sshd.service");
+        assert_eq!(c.ssh_socket, "x.socket");
+        assert_eq!(c.extra_ports, vec![2222, 2200]);
+        assert!(!c.preflight);
+    }
+
+    #[test]
+    fn bad_value_names_key_and_keeps_default() {
+        let (c, w) = parse(
+            "STOP_TIMEOUT=soon\nEXTRA_PORTS=22 70000\nSSH_SOCKET=ssh.service\nFOO=1\nnonsense\n",
+            "/etc/default/x",
+        );
+        assert_eq!(c, Config::default());
+        assert_eq!(w.len(), 5, "{w:?}");
+        assert!(w[0].contains("/etc/default/x:1: STOP_TIMEOUT"), "{}", w[0]);
+        assert!(w[1].contains("EXTRA_PORTS"));
+        assert!(w[3].contains("FOO: unknown setting"));
+        assert!(w[4].contains(":5: not KEY=value"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(21600)));
+        assert_eq!(parse_duration(" 10s "), Ok(Duration::from_secs(10)));
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration("18446744073709551615h").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC*") {
+            let _ = parse(&text, "f");
+        }
+    }
+}

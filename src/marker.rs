@@ -1,0 +1,226 @@
+//! The inhibit marker: a small text file other tools read to know that a
+//! package manager is running dpkg and sshd must be left alone.
+//!
+//! Format (version 1), one `key=value` per line, `#` comments allowed,
+//! unknown keys ignored so that later versions can add fields:
+//!
+//! ```text
+//! version=1
+//! holder_pid=1234          # the package manager process (apt, apt-get, ...)
+//! holder_start_time=98765  # field 22 of /proc/PID/stat (clock ticks since boot)
+//! holder_comm=apt-get
+//! boot_id=5b1c...          # /proc/sys/kernel/random/boot_id at creation
+//! created=1764370000       # Unix time, seconds
+//! reason=apt is running dpkg (DPkg::Pre-Invoke)
+//! ```
+//!
+//! A marker holds while all of these are true: same boot id; a process with
+//! holder_pid exists and has the same start time (so a reused PID does not
+//! count); it is younger than the maximum age. Otherwise it is stale.
+
+use serde::Serialize;
+
+pub const MAX_MARKER_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Marker {
+    pub holder_pid: u32,
+    pub holder_start_time: u64,
+    pub holder_comm: String,
+    pub boot_id: String,
+    pub created: u64,
+    pub reason: String,
+}
+
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
+}
+
+impl Marker {
+    pub fn render(&self) -> String {
+        format!(
+            "# ssh-upgrade-guard inhibit marker: watchdogs must not touch sshd while it holds.\n\
+             # Format: see ssh-upgrade-guard(8) and README (\"The marker contract\").\n\
+             version=1\nholder_pid={}\nholder_start_time={}\nholder_comm={}\nboot_id={}\ncreated={}\nreason={}\n",
+            self.holder_pid,
+            self.holder_start_time,
+            clean(&self.holder_comm),
+            clean(&self.boot_id),
+            self.created,
+            clean(&self.reason)
+        )
+    }
+
+    pub fn parse(text: &str) -> Result<Marker, String> {
+        if text.len() > MAX_MARKER_BYTES {
+            return Err(format!("larger than {MAX_MARKER_BYTES} bytes"));
+        }
+        let mut version = None;
+        let (mut pid, mut start, mut comm, mut boot, mut created, mut reason) =
+            (None, None, String::new(), None, None, String::new());
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("line {}: not key=value", i + 1))?;
+            let num = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("line {}: {k}: '{}' is not a number", i + 1, clean(v)))
+            };
+            match k {
+                "version" => version = Some(num(v)?),
+                "holder_pid" => {
+                    let n = num(v)?;
+                    pid =
+                        Some(u32::try_from(n).ok().filter(|p| *p > 0).ok_or_else(|| {
+                            format!("line {}: holder_pid {n} out of range", i + 1)
+                        })?)
+                }
+                "holder_start_time" => start = Some(num(v)?),
+                "holder_comm" => comm = v.to_string(),
+                "boot_id" => boot = Some(v.to_string()),
+                "created" => created = Some(num(v)?),
+                "reason" => reason = v.to_string(),
+                _ => {}
+            }
+        }
+        match version {
+            Some(1) => {}
+            Some(v) => return Err(format!("unsupported version {v}")),
+            None => return Err("no version line".into()),
+        }
+        Ok(Marker {
+            holder_pid: pid.ok_or("no holder_pid")?,
+            holder_start_time: start.ok_or("no holder_start_time")?,
+            holder_comm: comm,
+            boot_id: boot.ok_or("no boot_id")?,
+            created: created.ok_or("no created")?,
+            reason,
+        })
+    }
+}
+
+/// What is known about the marker's holder right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// A process with that PID exists and started at this time.
+    Running {
+        start_time: u64,
+    },
+    Gone,
+}
+
+/// Why a marker no longer holds, or None when it holds.
+pub fn staleness(
+    m: &Marker,
+    boot_id: &str,
+    now: u64,
+    max_age_secs: u64,
+    holder: Holder,
+) -> Option<String> {
+    if m.boot_id != boot_id {
+        return Some("it was written before the last reboot".into());
+    }
+    match holder {
+        Holder::Gone => {
+            return Some(format!(
+                "its holder {} (pid {}) is gone",
+                m.holder_comm, m.holder_pid
+            ))
+        }
+        Holder::Running { start_time } if start_time != m.holder_start_time => {
+            return Some(format!(
+                "pid {} now belongs to another process (start time {start_time}, not {})",
+                m.holder_pid, m.holder_start_time
+            ))
+        }
+        Holder::Running { .. } => {}
+    }
+    let age = now.saturating_sub(m.created);
+    if age > max_age_secs {
+        return Some(format!(
+            "it is {age} s old, more than MARKER_MAX_AGE ({max_age_secs} s)"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m() -> Marker {
+        Marker {
+            holder_pid: 42,
+            holder_start_time: 1000,
+            holder_comm: "apt-get".into(),
+            boot_id: "b".into(),
+            created: 500,
+            reason: "apt is running dpkg".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        assert_eq!(Marker::parse(&m().render()).unwrap(), m());
+    }
+
+    #[test]
+    fn newline_in_fields_cannot_inject_keys() {
+        let mut x = m();
+        x.reason = "a\nholder_pid=1".into();
+        x.holder_comm = "evil\nboot_id=other".into();
+        let back = Marker::parse(&x.render()).unwrap();
+        assert_eq!(back.holder_pid, 42);
+        assert_eq!(back.boot_id, "b");
+    }
+
+    #[test]
+    fn staleness_rules() {
+        let r = Holder::Running { start_time: 1000 };
+        assert_eq!(staleness(&m(), "b", 600, 3600, r), None);
+        assert!(staleness(&m(), "other", 600, 3600, r)
+            .unwrap()
+            .contains("reboot"));
+        assert!(staleness(&m(), "b", 600, 3600, Holder::Gone)
+            .unwrap()
+            .contains("gone"));
+        let reused = Holder::Running { start_time: 2000 };
+        assert!(staleness(&m(), "b", 600, 3600, reused)
+            .unwrap()
+            .contains("another process"));
+        assert!(staleness(&m(), "b", 500 + 3601, 3600, r)
+            .unwrap()
+            .contains("old"));
+        // A clock that went backwards does not make a marker stale.
+        assert_eq!(staleness(&m(), "b", 0, 3600, r), None);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        for t in [
+            "",
+            "garbage",
+            "version=2\n",
+            "version=1\nholder_pid=0\n",
+            "version=1\nholder_pid=99999999999\n",
+            "version=1\nholder_pid=1\nholder_start_time=x\n",
+            &"x".repeat(5000),
+        ] {
+            assert!(Marker::parse(t).is_err(), "{t:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC*") {
+            let _ = Marker::parse(&text);
+        }
+    }
+}

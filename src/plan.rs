@@ -1,0 +1,688 @@
+//! The decision: a snapshot goes in, a printable plan comes out. Pure, so
+//! every invariant (never touch a session, never stop a listener when sshd
+//! rejects its configuration, only stale listeners are signalled) is tested
+//! here on fixtures without a machine.
+#![forbid(unsafe_code)]
+
+use crate::model::{ListenerClass, Snapshot, Topology};
+use serde::Serialize;
+
+/// When the plan is made: the pre-invoke preflight fixes only what would
+/// make the coming dpkg run fail (a stale listener, failed units) and leaves
+/// the package to dpkg; everything else completes the package too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Preflight,
+    Full,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Step {
+    /// SIGTERM (then SIGKILL) to a stale listener, after re-checking that the
+    /// pid still is this process (start time and binary).
+    StopStale {
+        pid: u32,
+        start_time: u64,
+        exe: String,
+    },
+    ResetFailed {
+        unit: String,
+    },
+    StartUnit {
+        unit: String,
+    },
+    RestartUnit {
+        unit: String,
+    },
+    /// An SSH-2.0 banner must answer on every address ssh listens on.
+    VerifyBanner,
+    /// dpkg --configure PACKAGE, then the packages left unconfigured because of it.
+    ConfigurePackage {
+        package: String,
+    },
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::StopStale { pid, exe, .. } => write!(
+                f,
+                "stop stale sshd listener pid {pid} ({exe}): SIGTERM, SIGKILL if it lingers"
+            ),
+            Step::ResetFailed { unit } => write!(f, "systemctl reset-failed {unit}"),
+            Step::StartUnit { unit } => write!(f, "systemctl start {unit}"),
+            Step::RestartUnit { unit } => write!(f, "systemctl restart {unit}"),
+            Step::VerifyBanner => write!(
+                f,
+                "check that an SSH-2.0 banner answers on every ssh address"
+            ),
+            Step::ConfigurePackage { package } => write!(
+                f,
+                "dpkg --configure {package} (and packages waiting for it)"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Plan {
+    /// What is wrong, one line each.
+    pub findings: Vec<String>,
+    pub steps: Vec<Step>,
+    /// Set when the guard will not act, with the reason.
+    pub refused: Option<String>,
+    /// What is seen and deliberately left alone.
+    pub left_alone: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.steps.is_empty() && self.refused.is_none()
+    }
+}
+
+/// Decides what to do about the snapshot. Settings that matter here are the
+/// unit names and the package name.
+pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mode) -> Plan {
+    let mut p = Plan::default();
+
+    let stale: Vec<_> = s
+        .listeners
+        .iter()
+        .filter(|l| l.class == ListenerClass::Stale)
+        .collect();
+    let foreign: Vec<_> = s
+        .listeners
+        .iter()
+        .filter(|l| l.class == ListenerClass::Foreign)
+        .collect();
+    let outdated: Vec<_> = s
+        .listeners
+        .iter()
+        .filter(|l| l.class == ListenerClass::Managed && l.exe_deleted)
+        .collect();
+
+    for l in &stale {
+        p.findings.push(format!(
+            "stale sshd listener pid {} ({}) holds {}; systemd does not manage it",
+            l.pid,
+            l.exe,
+            l.addresses.join(", ")
+        ));
+    }
+    for l in &foreign {
+        p.left_alone.push(format!(
+            "pid {} ({}, uid {}) also listens on {}: not a root sshd, never touched",
+            l.pid,
+            l.comm,
+            l.uid,
+            l.addresses.join(", ")
+        ));
+    }
+    if s.sessions > 0 {
+        p.left_alone.push(format!(
+            "{} sshd session process(es): never touched",
+            s.sessions
+        ));
+    }
+
+    let pkg_incomplete = s.package.as_ref().is_some_and(|p| p.is_incomplete());
+    if let Some(pk) = s.package.as_ref().filter(|_| pkg_incomplete) {
+        p.findings.push(format!(
+            "{} is not fully installed ({})",
+            pk.name,
+            pk.summary()
+        ));
+    }
+
+    let Some(units) = &s.units else {
+        // Without systemd we cannot restore anything safely; only report.
+        if !stale.is_empty() || pkg_incomplete {
+            p.refused = Some(format!(
+                "cannot reach systemd ({}); nothing was changed",
+                s.systemd_error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+        return p;
+    };
+    let topology = units.topology();
+    let holder = match topology {
+        Topology::SocketActivated => &units.socket,
+        Topology::Service => &units.service,
+    };
+    for u in [&units.socket, &units.service] {
+        if u.is_failed() {
+            p.findings
+                .push(format!("{} failed ({})", u.name, u.describe()));
+        }
+    }
+    if !holder.is_active() && !holder.is_failed() {
+        p.findings.push(format!(
+            "{} is not running ({})",
+            holder.name,
+            holder.describe()
+        ));
+    }
+    for l in &outdated {
+        p.findings.push(format!(
+            "{service} (pid {}) still runs the replaced binary {}",
+            l.pid, l.exe
+        ));
+    }
+
+    let any_failed = units.socket.is_failed() || units.service.is_failed();
+    let listener_work = match mode {
+        // Before dpkg: only what makes the postinst's restart fail. An
+        // inactive ssh.socket is started by the postinst itself.
+        Mode::Preflight => !stale.is_empty() || any_failed,
+        Mode::Full => {
+            !stale.is_empty() || any_failed || !holder.is_active() || !outdated.is_empty()
+        }
+    };
+    let pkg_work = mode == Mode::Full && pkg_incomplete;
+    if !listener_work && !pkg_work {
+        return p;
+    }
+
+    // No lockout: nothing that stops or restarts sshd unless the installed
+    // sshd accepts its configuration.
+    match (&s.sshd_config.valid, &s.sshd_config.error) {
+        (Some(true), _) => {}
+        (Some(false), e) => {
+            p.refused = Some(format!(
+                "sshd rejects its configuration, so the running listener is left alone (stopping it could lock you out). sshd -t says: {}",
+                e.as_deref().unwrap_or("(no message)")
+            ));
+            return p;
+        }
+        (None, e) => {
+            p.refused = Some(format!(
+                "could not check the sshd configuration ({}), so nothing was stopped",
+                e.as_deref().unwrap_or("sshd -t did not run")
+            ));
+            return p;
+        }
+    }
+    if let Some(f) = foreign.first() {
+        p.refused = Some(format!(
+            "pid {} ({}) holds {} and is not a root sshd; the guard does not stop it and cannot restore ssh while it is there",
+            f.pid,
+            f.comm,
+            f.addresses.join(", ")
+        ));
+        return p;
+    }
+
+    for l in &stale {
+        p.steps.push(Step::StopStale {
+            pid: l.pid,
+            start_time: l.start_time,
+            exe: l.exe.clone(),
+        });
+    }
+    if listener_work {
+        for u in [&units.service, &units.socket] {
+            if u.is_failed() {
+                p.steps.push(Step::ResetFailed {
+                    unit: u.name.clone(),
+                });
+            }
+        }
+        match topology {
+            Topology::SocketActivated => {
+                if !stale.is_empty() || !units.socket.is_active() {
+                    p.steps.push(Step::StartUnit {
+                        unit: socket.to_string(),
+                    });
+                }
+                if !outdated.is_empty() {
+                    p.steps.push(Step::RestartUnit {
+                        unit: service.to_string(),
+                    });
+                }
+            }
+            Topology::Service => {
+                if !units.service.is_active() {
+                    p.steps.push(Step::StartUnit {
+                        unit: service.to_string(),
+                    });
+                } else if !stale.is_empty() || !outdated.is_empty() {
+                    p.steps.push(Step::RestartUnit {
+                        unit: service.to_string(),
+                    });
+                }
+            }
+        }
+        p.steps.push(Step::VerifyBanner);
+    }
+    if pkg_work {
+        p.steps.push(Step::ConfigurePackage {
+            package: package.to_string(),
+        });
+        p.steps.push(Step::VerifyBanner);
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dpkg::PackageState;
+    use crate::model::*;
+
+    fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
+        UnitState {
+            name: name.into(),
+            load_state: "loaded".into(),
+            active_state: active.into(),
+            sub_state: if active == "active" {
+                "listening".into()
+            } else {
+                "dead".into()
+            },
+            result: result.into(),
+            unit_file_state: file.into(),
+            main_pid: None,
+            listen: vec![],
+        }
+    }
+
+    fn listener(pid: u32, comm: &str, exe: &str, uid: u32, main: Option<u32>) -> Listener {
+        Listener {
+            pid,
+            start_time: 777,
+            uid,
+            comm: comm.into(),
+            exe: exe.into(),
+            exe_deleted: exe.ends_with("(deleted)"),
+            cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
+            cgroup: "0::/system.slice/cron.service".into(),
+            addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
+            class: classify(pid, uid, comm, exe, main),
+        }
+    }
+
+    fn pkg(status: &str) -> PackageState {
+        PackageState {
+            name: "openssh-server".into(),
+            want: "install".into(),
+            eflag: "ok".into(),
+            status: status.into(),
+            version: Some("1:9.6p1".into()),
+            depends: vec![],
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Topo {
+        Socket,
+        Classic,
+    }
+
+    /// A healthy machine of either topology.
+    fn healthy(t: Topo) -> Snapshot {
+        let units = match t {
+            Topo::Socket => Units {
+                service: unit("ssh.service", "inactive", "disabled", "success"),
+                socket: unit("ssh.socket", "active", "enabled", "success"),
+            },
+            Topo::Classic => {
+                let mut svc = unit("ssh.service", "active", "enabled", "success");
+                svc.main_pid = Some(500);
+                Units {
+                    service: svc,
+                    socket: unit("ssh.socket", "inactive", "disabled", "success"),
+                }
+            }
+        };
+        let listeners = match t {
+            Topo::Socket => vec![listener(1, "systemd", "/usr/lib/systemd/systemd", 0, None)],
+            Topo::Classic => vec![listener(500, "sshd", "/usr/sbin/sshd", 0, Some(500))],
+        };
+        Snapshot {
+            package: Some(pkg("installed")),
+            ports: vec![22],
+            sshd_config: ConfigCheck {
+                valid: Some(true),
+                error: None,
+            },
+            units: Some(units),
+            listeners,
+            sessions: 2,
+            ..Default::default()
+        }
+    }
+
+    fn decide_full(s: &Snapshot) -> Plan {
+        decide(s, "ssh.service", "ssh.socket", "openssh-server", Mode::Full)
+    }
+
+    fn stops(p: &Plan) -> Vec<u32> {
+        p.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::StopStale { pid, .. } => Some(*pid),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Puts a stale listener in place of what systemd had: the incident.
+    fn with_stale(t: Topo, exe: &str) -> Snapshot {
+        let mut s = healthy(t);
+        let u = s.units.as_mut().unwrap();
+        match t {
+            Topo::Socket => u.socket = unit("ssh.socket", "failed", "enabled", "resources"),
+            Topo::Classic => {
+                u.service = unit("ssh.service", "inactive", "enabled", "success");
+            }
+        }
+        s.listeners = vec![listener(4242, "sshd", exe, 0, None)];
+        s
+    }
+
+    #[test]
+    fn healthy_is_a_noop_in_both_topologies_and_modes() {
+        for t in [Topo::Socket, Topo::Classic] {
+            for m in [Mode::Preflight, Mode::Full] {
+                let p = decide(
+                    &healthy(t),
+                    "ssh.service",
+                    "ssh.socket",
+                    "openssh-server",
+                    m,
+                );
+                assert!(p.is_noop(), "{t:?} {m:?}: {p:?}");
+                assert!(p.findings.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn stale_listener_deleted_exe_socket_topology() {
+        let s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
+        let p = decide_full(&s);
+        assert_eq!(stops(&p), vec![4242]);
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::StopStale {
+                    pid: 4242,
+                    start_time: 777,
+                    exe: "/usr/sbin/sshd (deleted)".into()
+                },
+                Step::ResetFailed {
+                    unit: "ssh.socket".into()
+                },
+                Step::StartUnit {
+                    unit: "ssh.socket".into()
+                },
+                Step::VerifyBanner,
+            ]
+        );
+        assert!(p.findings[0].contains("stale sshd listener pid 4242"));
+    }
+
+    #[test]
+    fn stale_listener_current_exe_classic_topology() {
+        let s = with_stale(Topo::Classic, "/usr/sbin/sshd");
+        let p = decide_full(&s);
+        assert_eq!(stops(&p), vec![4242]);
+        assert!(p.steps.contains(&Step::StartUnit {
+            unit: "ssh.service".into()
+        }));
+        assert_eq!(p.steps.last(), Some(&Step::VerifyBanner));
+    }
+
+    #[test]
+    fn preflight_stops_stale_but_leaves_the_package_to_dpkg() {
+        let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
+        s.package = Some(pkg("half-configured"));
+        let p = decide(
+            &s,
+            "ssh.service",
+            "ssh.socket",
+            "openssh-server",
+            Mode::Preflight,
+        );
+        assert_eq!(stops(&p), vec![4242]);
+        assert!(!p
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::ConfigurePackage { .. })));
+        let p = decide_full(&s);
+        assert_eq!(
+            &p.steps[p.steps.len() - 2..],
+            &[
+                Step::ConfigurePackage {
+                    package: "openssh-server".into()
+                },
+                Step::VerifyBanner
+            ]
+        );
+    }
+
+    #[test]
+    fn preflight_leaves_a_merely_inactive_socket_to_the_postinst() {
+        let mut s = healthy(Topo::Socket);
+        s.units.as_mut().unwrap().socket = unit("ssh.socket", "inactive", "enabled", "success");
+        s.listeners.clear();
+        assert!(decide(
+            &s,
+            "ssh.service",
+            "ssh.socket",
+            "openssh-server",
+            Mode::Preflight
+        )
+        .is_noop());
+        let p = decide_full(&s);
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::StartUnit {
+                    unit: "ssh.socket".into()
+                },
+                Step::VerifyBanner
+            ]
+        );
+    }
+
+    #[test]
+    fn failed_socket_and_dependency_failed_service() {
+        for t in [Topo::Socket, Topo::Classic] {
+            let mut s = healthy(t);
+            let u = s.units.as_mut().unwrap();
+            u.socket = unit(
+                "ssh.socket",
+                "failed",
+                u.socket.unit_file_state.clone().as_str(),
+                "resources",
+            );
+            u.service = unit(
+                "ssh.service",
+                "failed",
+                u.service.unit_file_state.clone().as_str(),
+                "exit-code",
+            );
+            s.listeners.clear();
+            for m in [Mode::Preflight, Mode::Full] {
+                let p = decide(&s, "ssh.service", "ssh.socket", "openssh-server", m);
+                assert!(
+                    p.steps.contains(&Step::ResetFailed {
+                        unit: "ssh.socket".into()
+                    }),
+                    "{t:?}"
+                );
+                assert!(
+                    p.steps.contains(&Step::ResetFailed {
+                        unit: "ssh.service".into()
+                    }),
+                    "{t:?}"
+                );
+                assert!(stops(&p).is_empty());
+                assert_eq!(p.steps.last(), Some(&Step::VerifyBanner));
+            }
+        }
+    }
+
+    #[test]
+    fn half_configured_package_alone() {
+        for t in [Topo::Socket, Topo::Classic] {
+            let mut s = healthy(t);
+            s.package = Some(pkg("half-configured"));
+            let p = decide_full(&s);
+            assert_eq!(
+                p.steps,
+                vec![
+                    Step::ConfigurePackage {
+                        package: "openssh-server".into()
+                    },
+                    Step::VerifyBanner
+                ],
+                "{t:?}"
+            );
+            assert!(decide(
+                &s,
+                "ssh.service",
+                "ssh.socket",
+                "openssh-server",
+                Mode::Preflight
+            )
+            .is_noop());
+        }
+    }
+
+    #[test]
+    fn bad_config_never_stops_the_running_listener() {
+        for t in [Topo::Socket, Topo::Classic] {
+            let mut s = with_stale(t, "/usr/sbin/sshd (deleted)");
+            s.package = Some(pkg("half-configured"));
+            s.sshd_config = ConfigCheck {
+                valid: Some(false),
+                error: Some("/etc/ssh/sshd_config line 3: Bad configuration option: Bogus".into()),
+            };
+            for m in [Mode::Preflight, Mode::Full] {
+                let p = decide(&s, "ssh.service", "ssh.socket", "openssh-server", m);
+                assert!(p.steps.is_empty(), "{t:?} {m:?}");
+                let r = p.refused.unwrap();
+                assert!(r.contains("Bad configuration option: Bogus"), "{r}");
+            }
+            s.sshd_config = ConfigCheck {
+                valid: None,
+                error: Some("sshd not found".into()),
+            };
+            assert!(decide_full(&s).steps.is_empty());
+        }
+    }
+
+    #[test]
+    fn foreign_process_on_the_port_is_never_touched() {
+        for t in [Topo::Socket, Topo::Classic] {
+            let mut s = with_stale(t, "/usr/sbin/sshd (deleted)");
+            s.listeners
+                .push(listener(999, "nc", "/usr/bin/nc.openbsd", 0, None));
+            s.listeners
+                .push(listener(998, "sshd", "/usr/sbin/sshd", 1000, None));
+            let p = decide_full(&s);
+            assert!(p.steps.is_empty(), "{p:?}");
+            assert!(p.refused.unwrap().contains("pid 999"));
+            assert_eq!(p.left_alone.len(), 3, "{:?}", p.left_alone);
+        }
+    }
+
+    #[test]
+    fn sessions_are_reported_never_planned() {
+        let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
+        s.sessions = 5;
+        let p = decide_full(&s);
+        assert!(p.left_alone.iter().any(|l| l.contains("5 sshd session")));
+        assert_eq!(stops(&p), vec![4242]);
+    }
+
+    #[test]
+    fn managed_listener_with_replaced_binary_is_restarted_through_systemd() {
+        let mut s = healthy(Topo::Classic);
+        s.listeners = vec![listener(
+            500,
+            "sshd",
+            "/usr/sbin/sshd (deleted)",
+            0,
+            Some(500),
+        )];
+        let p = decide_full(&s);
+        assert!(stops(&p).is_empty(), "a managed process is never signalled");
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::RestartUnit {
+                    unit: "ssh.service".into()
+                },
+                Step::VerifyBanner
+            ]
+        );
+    }
+
+    #[test]
+    fn no_systemd_means_no_action() {
+        let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
+        s.units = None;
+        s.systemd_error = Some("no D-Bus".into());
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty());
+        assert!(p.refused.unwrap().contains("no D-Bus"));
+    }
+
+    #[test]
+    fn every_topology_fault_combination_only_ever_stops_stale_root_sshd() {
+        let faults: Vec<fn(&mut Snapshot)> = vec![
+            |s| {
+                s.listeners
+                    .push(listener(4242, "sshd", "/usr/sbin/sshd (deleted)", 0, None))
+            },
+            |s| {
+                s.listeners
+                    .push(listener(4243, "sshd", "/usr/sbin/sshd", 0, None))
+            },
+            |s| s.units.as_mut().unwrap().socket.active_state = "failed".into(),
+            |s| s.units.as_mut().unwrap().service.active_state = "failed".into(),
+            |s| s.package = Some(pkg("half-configured")),
+            |s| s.sshd_config.valid = Some(false),
+            |s| {
+                s.listeners
+                    .push(listener(4244, "python3", "/usr/bin/python3", 0, None))
+            },
+            |s| s.sessions = 3,
+        ];
+        for t in [Topo::Socket, Topo::Classic] {
+            for mask in 0u32..(1 << faults.len()) {
+                let mut s = healthy(t);
+                for (i, f) in faults.iter().enumerate() {
+                    if mask & (1 << i) != 0 {
+                        f(&mut s);
+                    }
+                }
+                for m in [Mode::Preflight, Mode::Full] {
+                    let p = decide(&s, "ssh.service", "ssh.socket", "openssh-server", m);
+                    for pid in stops(&p) {
+                        let l = s.listeners.iter().find(|l| l.pid == pid).unwrap();
+                        assert_eq!(l.class, ListenerClass::Stale);
+                        assert_eq!(l.uid, 0);
+                    }
+                    if s.sshd_config.valid != Some(true) {
+                        assert!(
+                            p.steps.is_empty(),
+                            "bad config must block every step: {p:?}"
+                        );
+                    }
+                    if !p.steps.is_empty() {
+                        assert!(
+                            p.steps.contains(&Step::VerifyBanner),
+                            "every action is verified"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
