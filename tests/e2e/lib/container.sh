@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# One booted Debian per scenario: a fresh overlay over the cached rootfs,
+# systemd as PID 1 under systemd-nspawn (private network: port 22 inside never
+# touches the host), commands run inside with nsenter. Everything is torn down
+# by container_teardown, which the scenario runner installs as an EXIT trap:
+# no mount, process or directory is left behind, also on failure or signal.
+
+# shellcheck source=rootfs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/rootfs.sh"
+
+C_DIR='' C_NSPAWN='' C_LEADER='' C_ROOT='' C_SUITE=''
+
+# boot SUITE: start the container and wait until its systemd is up.
+boot() {
+	local suite=${1:-bookworm} lower t0=$SECONDS
+	C_SUITE=$suite
+	lower=$(ensure_rootfs "$suite") || fail "no $suite rootfs (see the build log above)"
+	mkdir -p "$E2E_RUNDIR"
+	C_DIR=$(mktemp -d "$E2E_RUNDIR/c.XXXXXX")
+	echo "$BASHPID" >"$C_DIR/owner"
+	mkdir "$C_DIR/upper" "$C_DIR/work" "$C_DIR/root"
+	mount -t overlay overlay \
+		-o "lowerdir=$lower/rootfs,upperdir=$C_DIR/upper,workdir=$C_DIR/work" "$C_DIR/root" ||
+		fail "cannot mount the overlay on $C_DIR/root"
+	C_ROOT=$C_DIR/root
+	# No machine registration and --keep-unit: both would ask the host's
+	# systemd over D-Bus for a scope, and these hosts have no systemd.
+	systemd-nspawn -D "$C_ROOT" --register=no --keep-unit --private-network -b --console=pipe \
+		-M "e2e-${C_DIR##*.}" </dev/null >"$C_DIR/console.log" 2>&1 &
+	C_NSPAWN=$!
+	echo "$C_NSPAWN" >"$C_DIR/nspawn.pid"
+	wait_until 30 "the container's init" find_leader ||
+		fail "container did not start: $(tail -n 5 "$C_DIR/console.log")"
+	C_LEADER=$(find_leader)
+	echo "$C_LEADER" >"$C_DIR/leader.pid"
+	local state
+	state=$(timeout 60 nsenter -t "$C_LEADER" -a -- systemctl is-system-running --wait 2>&1)
+	case $state in
+	running | degraded) ;;
+	*) fail "container systemd did not come up (state: ${state:-none}): $(cexec systemctl --failed --no-legend 2>&1 | head -n 5)" ;;
+	esac
+	log "booted $suite in $((SECONDS - t0))s (systemd: $state)"
+}
+
+# The container's PID 1: the process below nspawn whose innermost pid is 1.
+find_leader() {
+	local p
+	for p in $(pgrep -P "$C_NSPAWN") $(for q in $(pgrep -P "$C_NSPAWN"); do pgrep -P "$q"; done); do
+		if awk '/^NSpid:/ { exit !($NF == 1 && NF > 2) }' "/proc/$p/status" 2>/dev/null &&
+			[[ $(cat "/proc/$p/comm" 2>/dev/null) == systemd ]]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# cexec CMD...: run CMD inside the container, as root, in a clean environment.
+cexec() {
+	nsenter -t "$C_LEADER" -a -- /usr/bin/env -i \
+		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+		HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
+}
+
+# csh SCRIPT: run a shell snippet inside the container.
+csh() { cexec /bin/bash -c "$1"; }
+
+container_teardown() {
+	[[ -n $C_DIR ]] || return 0
+	teardown_dir "$C_DIR"
+	C_DIR=''
+}
+
+# teardown_dir DIR: stop whatever DIR's container left running and remove it.
+# Also used by the runner to clean up after a runner that was SIGKILLed.
+teardown_dir() {
+	local dir=$1 leader nspawn
+	leader=$(cat "$dir/leader.pid" 2>/dev/null || true)
+	nspawn=$(cat "$dir/nspawn.pid" 2>/dev/null || true)
+	# Killing the container's PID 1 kills its whole PID namespace; nspawn
+	# then cleans up its own mounts and exits. The overlay is thrown away, so
+	# a clean poweroff would only cost time.
+	if [[ -n $leader && $(cat "/proc/$leader/comm" 2>/dev/null) == systemd ]]; then
+		kill -KILL "$leader" 2>/dev/null || true
+	fi
+	if [[ -n $nspawn ]]; then
+		local i
+		for ((i = 0; i < 100; i++)); do
+			[[ $(cat "/proc/$nspawn/comm" 2>/dev/null) == systemd-nspawn ]] || break
+			sleep 0.1
+		done
+		if [[ $(cat "/proc/$nspawn/comm" 2>/dev/null) == systemd-nspawn ]]; then
+			kill -KILL "$nspawn" 2>/dev/null || true
+		fi
+		wait "$nspawn" 2>/dev/null || true
+	fi
+	if mountpoint -q "$dir/root"; then
+		umount "$dir/root" 2>/dev/null || umount -l "$dir/root"
+	fi
+	rm -rf "$dir"
+}
+
+# Remove what runners killed with SIGKILL left behind (their owner pid is gone).
+reap_orphans() {
+	local d owner
+	for d in "$E2E_RUNDIR"/c.*; do
+		[[ -d $d ]] || continue
+		owner=$(cat "$d/owner" 2>/dev/null || true)
+		if [[ -z $owner || ! -d /proc/$owner ]]; then
+			log "cleaning up after an interrupted run: $d"
+			teardown_dir "$d"
+		fi
+	done
+}

@@ -1,0 +1,6 @@
+# Issue 4 #13: scenario 1 on Debian trixie (OpenSSH 10: sessions are
+# sshd-session processes, the listener stays sshd).
+SUITE=trixie
+# shellcheck source=01-seed_incident.sh
+. "$(dirname "${BASH_SOURCE[0]}")/01-seed_incident.sh"
+SUITE=trixie
