@@ -1,0 +1,536 @@
+//! The entry points: pre_invoke, post_invoke, inhibited, status, repair,
+//! watchdog. Each gathers what it needs (cheaply on the healthy path), asks
+//! `plan::decide`, acts through `repair::execute` and reports.
+
+use crate::config::Config;
+use crate::marker::Marker;
+use crate::model::{Snapshot, Topology};
+use crate::plan::{decide, Mode, Plan};
+use crate::report::{self, PREFIX};
+use crate::system::fsx::RunDir;
+use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
+use crate::system::snapshot::{self, MARKER_FILE};
+use crate::system::systemd::Systemd;
+use crate::system::{dpkg, locks, now_secs, Roots};
+use crate::{repair, sshd};
+use anyhow::{anyhow, Context, Result};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const PROBLEM: i32 = 1;
+    pub const INTERNAL: i32 = 3;
+    pub const GAVE_UP: i32 = 4;
+}
+
+pub struct Ctx {
+    pub roots: Roots,
+    pub cfg: Config,
+}
+
+impl Ctx {
+    fn systemd(&self) -> Result<Systemd> {
+        if self.roots.test_root.is_some() {
+            return Err(anyhow!("systemd is not consulted under a test root"));
+        }
+        Systemd::connect()
+    }
+
+    fn plan(&self, s: &Snapshot, mode: Mode) -> Plan {
+        decide(
+            s,
+            &self.cfg.ssh_service,
+            &self.cfg.ssh_socket,
+            &self.cfg.package,
+            mode,
+        )
+    }
+}
+
+fn warn_line(msg: &str) {
+    // One line, whatever the error chain: apt and cron mail show it as is.
+    let one = msg.replace('\n', " ");
+    eprintln!("{PREFIX}: warning: {one}");
+}
+
+fn say(msg: &str) {
+    let mut out = std::io::stdout().lock();
+    for line in msg.lines() {
+        let _ = writeln!(out, "{PREFIX}: {line}");
+    }
+    let _ = out.flush();
+}
+
+/// Serializes repairs: a lock under the run directory, waited for (a repair
+/// takes seconds), so a second run finds the first one's result.
+struct RepairLock {
+    _file: std::fs::File,
+}
+
+fn repair_lock(roots: &Roots) -> Result<RepairLock> {
+    let dir =
+        RunDir::open(roots, true)?.ok_or_else(|| anyhow!("{} missing", roots.run_dir.display()))?;
+    let file = dir.lock_file("repair.lock")?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        match nix::fcntl::Flock::lock(
+            file.try_clone()?,
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        ) {
+            Ok(l) => {
+                // Keep the lock by leaking the guard into the returned value.
+                std::mem::forget(l);
+                return Ok(RepairLock { _file: file });
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                log::info!("another repair is running; waiting for it");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err((_, e)) => {
+                return Err(anyhow!(
+                    "cannot lock {}: {e}",
+                    dir.file_path("repair.lock").display()
+                ))
+            }
+        }
+    }
+}
+
+/// Full diagnosis, plan, and (unless dry) execution. Returns the plan, the
+/// outcome and the final snapshot when something was done.
+fn diagnose_and_repair(
+    ctx: &Ctx,
+    mode: Mode,
+    dry_run: bool,
+) -> Result<(Plan, Option<(repair::Outcome, Snapshot)>)> {
+    let sd = ctx.systemd();
+    let (sd, sd_err) = match sd {
+        Ok(sd) => (Some(sd), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(repair_lock(&ctx.roots)?)
+    };
+    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, sd.as_ref(), sd_err);
+    let plan = ctx.plan(&snap, mode);
+    if dry_run || plan.steps.is_empty() {
+        return Ok((plan, None));
+    }
+    let sd = sd.ok_or_else(|| anyhow!("systemd unavailable"))?;
+    let outcome = repair::execute(&ctx.roots, &ctx.cfg, &sd, &snap, &plan.steps);
+    let after = snapshot::gather(&ctx.roots, &ctx.cfg, Some(&sd), None);
+    Ok((plan, Some((outcome, after))))
+}
+
+fn print_repair_report(
+    plan: &Plan,
+    outcome: &repair::Outcome,
+    after: &Snapshot,
+    ctx: &Ctx,
+    dpkg_context: bool,
+) -> bool {
+    let after_plan = ctx.plan(after, Mode::Full);
+    let healthy = after_plan.findings.is_empty() && outcome.failed.is_empty();
+    let mut text = String::new();
+    for f in &plan.findings {
+        text.push_str(&format!("found: {f}\n"));
+    }
+    for d in &outcome.done {
+        text.push_str(&format!("did: {d}\n"));
+    }
+    for f in &outcome.failed {
+        text.push_str(&format!("FAILED: {f}\n"));
+    }
+    for l in &plan.left_alone {
+        text.push_str(&format!("left alone: {l}\n"));
+    }
+    text.push_str(&format!("now: {}\n", report::final_state(after)));
+    if healthy {
+        let was_incomplete = plan
+            .findings
+            .iter()
+            .any(|f| f.contains("not fully installed"));
+        if dpkg_context && was_incomplete {
+            text.push_str(&format!(
+                "the dpkg error above is resolved: {} is now fully installed and ssh answers.\n",
+                ctx.cfg.package
+            ));
+        } else {
+            text.push_str("ssh is healthy.\n");
+        }
+    } else {
+        text.push_str(&format!(
+            "PROBLEM REMAINS: {}\n",
+            after_plan.findings.join("; ")
+        ));
+    }
+    say(&text);
+    healthy
+}
+
+// ---------------------------------------------------------------- hooks
+
+/// The package manager running this dpkg batch: the holder of lock-frontend,
+/// else the nearest apt-like ancestor, else our parent.
+fn find_holder(roots: &Roots) -> (u32, String, u64) {
+    let procfs = Procfs::new(&roots.proc);
+    if let Ok(Some(Some(pid))) = locks::holder(&roots.dpkg_admin.join(locks::LOCK_FRONTEND)) {
+        if let Some(i) = procfs.info(pid) {
+            return (i.pid, i.comm, i.start_time);
+        }
+    }
+    let ppid = nix::unistd::getppid().as_raw() as u32;
+    if let Some(i) = procfs.ancestor_named(ppid, PACKAGE_MANAGERS) {
+        return (i.pid, i.comm, i.start_time);
+    }
+    match procfs.info(ppid) {
+        Some(i) => (i.pid, i.comm, i.start_time),
+        None => (ppid, "?".into(), 0),
+    }
+}
+
+fn place_marker(ctx: &Ctx) -> Result<Marker> {
+    let dir = RunDir::open(&ctx.roots, true)?
+        .ok_or_else(|| anyhow!("{} missing", ctx.roots.run_dir.display()))?;
+    let (pid, comm, start) = find_holder(&ctx.roots);
+    let procfs = Procfs::new(&ctx.roots.proc);
+    let m = Marker {
+        holder_pid: pid,
+        holder_start_time: start,
+        holder_comm: comm,
+        boot_id: procfs.boot_id().context("cannot read the boot id")?,
+        created: now_secs(),
+        reason: "a package manager is running dpkg (DPkg::Pre-Invoke)".into(),
+    };
+    dir.write_atomic(MARKER_FILE, &m.render(), 0o644)?;
+    log::info!(
+        "placed {} for {} (pid {})",
+        dir.file_path(MARKER_FILE).display(),
+        m.holder_comm,
+        m.holder_pid
+    );
+    Ok(m)
+}
+
+/// Removes the marker if it is ours (same holder) or stale.
+fn release_marker(ctx: &Ctx) -> Result<()> {
+    let Some(dir) = RunDir::open(&ctx.roots, false)? else {
+        return Ok(());
+    };
+    let view = snapshot::marker_view(&ctx.roots, &ctx.cfg, true);
+    if let Some(p) = &view.problem {
+        warn_line(p);
+    }
+    if let (Some(m), true) = (&view.marker, view.live) {
+        let (pid, _, start) = find_holder(&ctx.roots);
+        if m.holder_pid == pid && m.holder_start_time == start {
+            dir.remove(MARKER_FILE)?;
+            log::info!("released {}", dir.file_path(MARKER_FILE).display());
+        } else {
+            log::info!(
+                "marker belongs to {} (pid {}), not this run; left in place",
+                m.holder_comm,
+                m.holder_pid
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Hooks never fail apt: errors and even panics become one warning line.
+fn hook(name: &str, f: impl FnOnce() -> Result<()> + std::panic::UnwindSafe) -> i32 {
+    match std::panic::catch_unwind(f) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn_line(&format!(
+            "{name}: {e:#} (apt continues; the guard did nothing more)"
+        )),
+        Err(_) => warn_line(&format!("{name}: internal error (apt continues)")),
+    }
+    exit::OK
+}
+
+pub fn pre_invoke(ctx: &Ctx) -> i32 {
+    hook("pre-invoke", || {
+        let marked = place_marker(ctx);
+        if !ctx.cfg.preflight {
+            return marked.map(|_| ());
+        }
+        // Cheap path: systemd's word that the port holder is up and nothing
+        // failed. A stale listener keeps the holder from being active.
+        let sd = ctx.systemd().context("preflight skipped")?;
+        let units = snapshot::units(&sd, &ctx.cfg).context("preflight skipped")?;
+        let nothing_to_guard =
+            units.service.load_state != "loaded" && units.socket.load_state != "loaded";
+        if nothing_to_guard || units.look_healthy() {
+            log::info!("preflight: ssh units healthy ({})", units.topology());
+            return marked.map(|_| ());
+        }
+        drop(sd);
+        let (plan, done) = diagnose_and_repair(ctx, Mode::Preflight, false)?;
+        if let Some((outcome, after)) = done {
+            say("before dpkg runs, repairing ssh so that openssh-server's maintainer scripts can succeed:");
+            print_repair_report(&plan, &outcome, &after, ctx, false);
+        } else if let Some(r) = &plan.refused {
+            warn_line(&format!("preflight: {r}"));
+        }
+        marked.map(|_| ())
+    })
+}
+
+pub fn post_invoke(ctx: &Ctx) -> i32 {
+    hook("post-invoke", || {
+        let result = (|| -> Result<()> {
+            let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package)?;
+            if pkg.status == "not-installed" || pkg.status == "config-files" {
+                log::info!("{} is not installed: nothing to guard", ctx.cfg.package);
+                return Ok(());
+            }
+            let sd = ctx.systemd()?;
+            let units = snapshot::units(&sd, &ctx.cfg)?;
+            if units.look_healthy() && pkg.is_installed_ok() {
+                log::info!(
+                    "{} installed, ssh units healthy ({}): nothing to do",
+                    ctx.cfg.package,
+                    units.topology()
+                );
+                return Ok(());
+            }
+            drop(sd);
+            let (plan, done) = diagnose_and_repair(ctx, Mode::Full, false)?;
+            match done {
+                Some((outcome, after)) => {
+                    print_repair_report(&plan, &outcome, &after, ctx, true);
+                }
+                None => {
+                    if let Some(r) = &plan.refused {
+                        warn_line(&format!("{}; {r}", plan.findings.join("; ")));
+                    }
+                }
+            }
+            Ok(())
+        })();
+        let released = release_marker(ctx);
+        result.and(released)
+    })
+}
+
+// ---------------------------------------------------------------- inhibited
+
+/// Why watchdogs must wait right now, or None.
+pub fn inhibition(ctx: &Ctx) -> Option<String> {
+    let view = snapshot::marker_view(&ctx.roots, &ctx.cfg, true);
+    if let Some(p) = &view.problem {
+        warn_line(p);
+    }
+    if let (true, Some(m)) = (view.live, &view.marker) {
+        return Some(format!(
+            "{} held by {} (pid {}): {}",
+            view.path, m.holder_comm, m.holder_pid, m.reason
+        ));
+    }
+    let (locks, warnings) = snapshot::lock_views(&ctx.roots);
+    if let Some(w) = warnings.first() {
+        // Unreadable lock state: when in doubt, wait.
+        return Some(format!(
+            "cannot read dpkg's locks ({w}); waiting to be safe"
+        ));
+    }
+    locks.into_iter().find_map(|l| {
+        l.holder_pid.map(|pid| {
+            format!(
+                "{} held by {} (pid {pid})",
+                l.path,
+                l.holder_comm.as_deref().unwrap_or("?")
+            )
+        })
+    })
+}
+
+pub fn inhibited(ctx: &Ctx) -> i32 {
+    match inhibition(ctx) {
+        Some(why) => {
+            log::info!("inhibited: {why}");
+            exit::OK
+        }
+        None => {
+            log::info!("not inhibited: no live marker, dpkg's locks are free");
+            exit::PROBLEM
+        }
+    }
+}
+
+// ---------------------------------------------------------------- status / repair
+
+pub fn status(ctx: &Ctx, json: bool) -> i32 {
+    let (sd, err) = match ctx.systemd() {
+        Ok(sd) => (Some(sd), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, sd.as_ref(), err);
+    let plan = ctx.plan(&snap, Mode::Full);
+    let healthy = plan.findings.is_empty() && plan.refused.is_none() && snap.units.is_some();
+    if json {
+        let v = serde_json::json!({
+            "schema": 1,
+            "verdict": report::verdict(&snap, &plan),
+            "healthy": healthy,
+            "snapshot": snap,
+            "plan": plan,
+        });
+        match serde_json::to_string_pretty(&v) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("{PREFIX}: error: {e}");
+                return exit::INTERNAL;
+            }
+        }
+    } else {
+        print!("{}", report::status_text(&snap, &plan));
+    }
+    if snap.units.is_none() && snap.listeners.is_empty() && plan.findings.is_empty() {
+        return exit::INTERNAL;
+    }
+    if healthy {
+        exit::OK
+    } else {
+        exit::PROBLEM
+    }
+}
+
+pub fn repair(ctx: &Ctx, dry_run: bool) -> i32 {
+    match diagnose_and_repair(ctx, Mode::Full, dry_run) {
+        Err(e) => {
+            eprintln!("{PREFIX}: error: {e:#}");
+            exit::INTERNAL
+        }
+        Ok((plan, None)) => {
+            print!("{}", report::plan_text(&plan));
+            if dry_run {
+                exit::OK
+            } else if plan.refused.is_some() {
+                exit::PROBLEM
+            } else {
+                println!("{PREFIX}: ssh is healthy; nothing to do.");
+                exit::OK
+            }
+        }
+        Ok((plan, Some((outcome, after)))) => {
+            if print_repair_report(&plan, &outcome, &after, ctx, false) {
+                exit::OK
+            } else {
+                exit::PROBLEM
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- watchdog
+
+const WATCHDOG_LOG: &str = "watchdog-repairs";
+
+/// Repairs recorded in the last hour (Unix times, one per line).
+fn recent_repairs(dir: &RunDir, now: u64) -> Vec<u64> {
+    match dir.read(WATCHDOG_LOG, 64 * 1024) {
+        crate::system::fsx::Entry::File(t) => t
+            .lines()
+            .filter_map(|l| l.trim().parse::<u64>().ok())
+            .filter(|t| now.saturating_sub(*t) < 3600)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub fn watchdog(ctx: &Ctx) -> i32 {
+    if let Some(why) = inhibition(ctx) {
+        log::info!("inhibited, not acting: {why}");
+        return exit::OK;
+    }
+    let sd = match ctx.systemd() {
+        Ok(sd) => sd,
+        Err(e) => {
+            eprintln!("{PREFIX}: error: {e:#}");
+            return exit::INTERNAL;
+        }
+    };
+    let units = match snapshot::units(&sd, &ctx.cfg) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("{PREFIX}: error: {e:#}");
+            return exit::INTERNAL;
+        }
+    };
+    let pkg_ok = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package)
+        .map(|p| !p.is_incomplete())
+        .unwrap_or(true);
+    if units.look_healthy() && pkg_ok {
+        match units.topology() {
+            // A listening ssh.socket is healthy: probing would spawn sshd.
+            Topology::SocketActivated => {
+                log::info!("{} is listening: healthy", units.socket.name);
+                return exit::OK;
+            }
+            Topology::Service => {
+                let (_, listen) = crate::system::sshd::check_config(&ctx.roots.sshd);
+                let addrs: Vec<std::net::SocketAddr> =
+                    listen.map(|l| l.addresses).unwrap_or_default();
+                let mut targets = sshd::probe_targets(&addrs);
+                if targets.is_empty() {
+                    targets.push("127.0.0.1:22".parse().expect("literal address"));
+                }
+                let res = crate::system::sshd::wait_banners(&targets, Duration::from_secs(3));
+                if res.iter().all(|(_, r)| r.is_ok()) {
+                    log::info!("{} answers: healthy", units.service.name);
+                    return exit::OK;
+                }
+            }
+        }
+    }
+    drop(sd);
+    let dir = match RunDir::open(&ctx.roots, true)
+        .and_then(|d| d.ok_or_else(|| anyhow!("run directory missing")))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{PREFIX}: error: {e:#}");
+            return exit::INTERNAL;
+        }
+    };
+    let now = now_secs();
+    let mut recent = recent_repairs(&dir, now);
+    if recent.len() as u32 >= ctx.cfg.watchdog_max_repairs {
+        eprintln!(
+            "{PREFIX}: error: GAVE UP: ssh is unhealthy and {} repairs in the last hour did not fix it (WATCHDOG_MAX_REPAIRS={}). Not trying again until an hour after the last one. Run 'ssh-upgrade-guard status' to see why.",
+            recent.len(),
+            ctx.cfg.watchdog_max_repairs
+        );
+        return exit::GAVE_UP;
+    }
+    match diagnose_and_repair(ctx, Mode::Full, false) {
+        Err(e) => {
+            eprintln!("{PREFIX}: error: {e:#}");
+            exit::INTERNAL
+        }
+        Ok((plan, None)) => {
+            if let Some(r) = &plan.refused {
+                eprintln!("{PREFIX}: error: {}; {r}", plan.findings.join("; "));
+                return exit::PROBLEM;
+            }
+            exit::OK
+        }
+        Ok((plan, Some((outcome, after)))) => {
+            recent.push(now);
+            let text: String = recent.iter().map(|t| format!("{t}\n")).collect();
+            if let Err(e) = dir.write_atomic(WATCHDOG_LOG, &text, 0o644) {
+                warn_line(&format!("{e:#}"));
+            }
+            if print_repair_report(&plan, &outcome, &after, ctx, false) {
+                exit::OK
+            } else {
+                exit::PROBLEM
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Carrying out a plan. Every step is checked before (the plan was made only
+//! if sshd accepts its configuration; a stale pid is re-verified through its
+//! pidfd) and after (an SSH-2.0 banner must answer on every address; if it
+//! does not, a rescue sshd is started so nobody is locked out).
+
+use crate::config::Config;
+use crate::model::Snapshot;
+use crate::plan::Step;
+use crate::system::procs::Procfs;
+use crate::system::signal::{self, Stopped};
+use crate::system::snapshot::probe_targets;
+use crate::system::systemd::Systemd;
+use crate::system::{dpkg, locks, sshd, Roots};
+use anyhow::{anyhow, Result};
+use std::time::Duration;
+
+const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// What was done, one line each.
+    pub done: Vec<String>,
+    /// What failed, one line each.
+    pub failed: Vec<String>,
+}
+
+/// Runs dpkg inside apt's hooks (apt holds lock-frontend and says so in
+/// DPKG_FRONTEND_LOCKED) or, outside apt, after taking lock-frontend itself.
+fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<()> {
+    let inside_apt = std::env::var_os("DPKG_FRONTEND_LOCKED").is_some();
+    let _lock = if inside_apt {
+        None
+    } else {
+        Some(
+            locks::take_frontend(&roots.dpkg_admin)
+                .map_err(|e| anyhow!("not configuring {} now: {e:#}", cfg.package))?,
+        )
+    };
+    dpkg::configure(std::slice::from_ref(&cfg.package), true)?;
+    out.done
+        .push(format!("configured {} (dpkg --configure)", cfg.package));
+    // Packages dpkg skipped because they depend on it ("dependency problems").
+    let states = dpkg::states(&roots.dpkg_admin)?;
+    let waiting: Vec<String> = states
+        .iter()
+        .filter(|p| p.is_incomplete() && p.depends_on(&cfg.package))
+        .map(|p| p.name.clone())
+        .collect();
+    if !waiting.is_empty() {
+        dpkg::configure(&waiting, true)?;
+        out.done.push(format!(
+            "configured {} (they were waiting for {})",
+            waiting.join(", "),
+            cfg.package
+        ));
+    }
+    let unrelated: Vec<String> = dpkg::states(&roots.dpkg_admin)?
+        .into_iter()
+        .filter(|p| p.is_incomplete())
+        .map(|p| format!("{} ({})", p.name, p.status))
+        .collect();
+    if !unrelated.is_empty() {
+        out.failed.push(format!(
+            "left alone, not related to ssh: {} not fully installed; run 'apt-get install -f' or 'dpkg --configure -a' for those",
+            unrelated.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut Outcome) -> bool {
+    let targets = probe_targets(snap);
+    let res = sshd::wait_banners(&targets, cfg.banner_timeout);
+    let bad: Vec<String> = res
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err().cloned())
+        .collect();
+    if bad.is_empty() {
+        let good: Vec<String> = res
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")))
+            .map(|(a, _)| a.to_string())
+            .collect();
+        out.done.push(format!(
+            "ssh answers with an SSH-2.0 banner on {}",
+            good.join(", ")
+        ));
+        return true;
+    }
+    out.failed.push(format!(
+        "ssh does not answer after the repair: {}",
+        bad.join("; ")
+    ));
+    // Never leave the machine without a listener: start sshd as a transient
+    // unit from the installed binary and say so loudly.
+    let any_answer = res
+        .iter()
+        .any(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")));
+    if !any_answer {
+        match sd.start_rescue_sshd(&roots.sshd.display().to_string(), JOB_TIMEOUT) {
+            Ok(()) => {
+                let again = sshd::wait_banners(&targets, cfg.banner_timeout);
+                if again.iter().any(|(_, r)| r.is_ok()) {
+                    out.done.push(format!(
+                        "started a rescue sshd ({}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {}'",
+                        crate::system::systemd::RESCUE_UNIT,
+                        crate::system::systemd::RESCUE_UNIT
+                    ));
+                } else {
+                    out.failed
+                        .push("the rescue sshd does not answer either".into());
+                }
+            }
+            Err(e) => out
+                .failed
+                .push(format!("could not start a rescue sshd: {e:#}")),
+        }
+    }
+    false
+}
+
+/// Executes the steps in order. A failed step that leaves ssh possibly down
+/// goes straight to the banner check (and its rescue).
+pub fn execute(
+    roots: &Roots,
+    cfg: &Config,
+    sd: &Systemd,
+    snap: &Snapshot,
+    steps: &[Step],
+) -> Outcome {
+    let mut out = Outcome::default();
+    let procfs = Procfs::new(&roots.proc);
+    let mut skip_to_verify = false;
+    for step in steps {
+        if skip_to_verify && !matches!(step, Step::VerifyBanner) {
+            continue;
+        }
+        let r: Result<()> = match step {
+            Step::StopStale {
+                pid,
+                start_time,
+                exe,
+            } => {
+                let still_same = || -> Result<bool> {
+                    Ok(procfs.start_time(*pid) == Some(*start_time)
+                        && procfs.exe(*pid).as_deref() == Some(exe.as_str()))
+                };
+                signal::terminate(*pid, cfg.stop_timeout, still_same).map(|how| {
+                    out.done.push(match how {
+                        Stopped::AlreadyGone => {
+                            format!("stale listener pid {pid} had already exited")
+                        }
+                        Stopped::Term => {
+                            format!("stopped stale sshd listener pid {pid} ({exe}) with SIGTERM")
+                        }
+                        Stopped::Kill => format!(
+                            "stopped stale sshd listener pid {pid} ({exe}) with SIGKILL after {} s",
+                            cfg.stop_timeout.as_secs()
+                        ),
+                    })
+                })
+            }
+            Step::ResetFailed { unit } => sd
+                .reset_failed(unit)
+                .map(|_| out.done.push(format!("reset the failed state of {unit}"))),
+            Step::StartUnit { unit } => sd
+                .job("start", unit, JOB_TIMEOUT)
+                .map(|_| out.done.push(format!("started {unit}"))),
+            Step::RestartUnit { unit } => sd
+                .job("restart", unit, JOB_TIMEOUT)
+                .map(|_| out.done.push(format!("restarted {unit}"))),
+            Step::VerifyBanner => {
+                if !verify(roots, cfg, sd, snap, &mut out) {
+                    // The package step would restart ssh again; stop here.
+                    return out;
+                }
+                Ok(())
+            }
+            Step::ConfigurePackage { .. } => configure_package(roots, cfg, &mut out),
+        };
+        if let Err(e) = r {
+            out.failed.push(format!("{e:#}"));
+            match step {
+                // The stale listener still serves logins: nothing else to do.
+                Step::StopStale { .. } => return out,
+                _ => skip_to_verify = true,
+            }
+        }
+    }
+    out
+}

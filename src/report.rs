@@ -1,0 +1,185 @@
+//! What the admin reads: the status table with its verdict line, and the
+//! short report a hook prints when it acted. Kept apart from debug logging.
+
+use crate::model::{ListenerClass, Snapshot};
+use crate::plan::Plan;
+use std::fmt::Write;
+
+pub const PREFIX: &str = "ssh-upgrade-guard";
+
+/// One-line verdict for a snapshot and its plan.
+pub fn verdict(s: &Snapshot, p: &Plan) -> String {
+    if p.findings.is_empty() && p.refused.is_none() {
+        if s.units.is_none() {
+            return format!(
+                "UNKNOWN: {}",
+                s.systemd_error
+                    .as_deref()
+                    .unwrap_or("systemd not reachable")
+            );
+        }
+        return "OK: ssh is healthy".to_string();
+    }
+    let mut v = format!("PROBLEM: {}", p.findings.join("; "));
+    if let Some(r) = &p.refused {
+        let _ = write!(v, "; will not repair: {r}");
+    }
+    v
+}
+
+pub fn status_text(s: &Snapshot, p: &Plan) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{}", verdict(s, p));
+    let pkg = match (&s.package, &s.package_error) {
+        (Some(pk), _) => format!(
+            "{} {} ({})",
+            pk.name,
+            pk.version.as_deref().unwrap_or("-"),
+            pk.summary()
+        ),
+        (None, Some(e)) => format!("unknown: {e}"),
+        _ => "unknown".into(),
+    };
+    let _ = writeln!(o, "  package     {pkg}");
+    match &s.units {
+        Some(u) => {
+            let _ = writeln!(o, "  topology    {}", u.topology());
+            for unit in [&u.socket, &u.service] {
+                let mut line = format!("{} [{}]", unit.describe(), unit.unit_file_state);
+                if let Some(pid) = unit.main_pid {
+                    let _ = write!(line, " main pid {pid}");
+                }
+                if !unit.listen.is_empty() {
+                    let _ = write!(line, " listen {}", unit.listen.join(" "));
+                }
+                let _ = writeln!(o, "  {:<11} {line}", unit.name);
+            }
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "  systemd     unavailable: {}",
+                s.systemd_error.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    let cfg = match (&s.sshd_config.valid, &s.sshd_config.error) {
+        (Some(true), _) => "valid (sshd -T)".to_string(),
+        (Some(false), e) => format!("REJECTED: {}", e.as_deref().unwrap_or("")),
+        (None, e) => format!("not checked: {}", e.as_deref().unwrap_or("")),
+    };
+    let _ = writeln!(o, "  config      {cfg}");
+    let ports: Vec<String> = s.ports.iter().map(|p| p.to_string()).collect();
+    let _ = writeln!(
+        o,
+        "  ssh ports   {} ({})",
+        ports.join(" "),
+        s.addresses.join(" ")
+    );
+    if s.listeners.is_empty() {
+        let _ = writeln!(o, "  listeners   none");
+    } else {
+        let _ = writeln!(
+            o,
+            "  listeners   {:<8} {:<8} {:<5} {:<28} EXE",
+            "CLASS", "PID", "UID", "ADDRESSES"
+        );
+        for l in &s.listeners {
+            let class = match l.class {
+                ListenerClass::Systemd => "systemd",
+                ListenerClass::Managed => "managed",
+                ListenerClass::Stale => "STALE",
+                ListenerClass::Foreign => "foreign",
+            };
+            let _ = writeln!(
+                o,
+                "              {:<8} {:<8} {:<5} {:<28} {}",
+                class,
+                l.pid,
+                l.uid,
+                l.addresses.join(","),
+                l.exe
+            );
+        }
+    }
+    for a in &s.unowned_sockets {
+        let _ = writeln!(
+            o,
+            "              ?        listening socket {a} with no process found"
+        );
+    }
+    let _ = writeln!(
+        o,
+        "  sessions    {} sshd session process(es), never touched",
+        s.sessions
+    );
+    let m = &s.marker;
+    let marker = match (&m.marker, m.live, &m.problem) {
+        (Some(mk), true, _) => format!(
+            "held by {} (pid {}) since {}: {}",
+            mk.holder_comm, mk.holder_pid, mk.created, mk.reason
+        ),
+        (_, _, Some(p)) => p.clone(),
+        _ if !m.present => "none".into(),
+        _ => "present".into(),
+    };
+    let _ = writeln!(o, "  marker      {marker}");
+    for l in &s.locks {
+        let who = match (l.holder_pid, &l.holder_comm) {
+            (Some(pid), Some(c)) => format!("held by {c} (pid {pid})"),
+            (Some(pid), None) => format!("held by pid {pid}"),
+            _ => "free".into(),
+        };
+        let _ = writeln!(o, "  dpkg lock   {} {who}", l.path);
+    }
+    for w in &s.warnings {
+        let _ = writeln!(o, "  warning     {w}");
+    }
+    if !p.steps.is_empty() {
+        let _ = writeln!(o, "Repair plan ('ssh-upgrade-guard repair' would do):");
+        for (i, st) in p.steps.iter().enumerate() {
+            let _ = writeln!(o, "  {}. {st}", i + 1);
+        }
+    }
+    o
+}
+
+pub fn plan_text(p: &Plan) -> String {
+    let mut o = String::new();
+    for f in &p.findings {
+        let _ = writeln!(o, "found: {f}");
+    }
+    for l in &p.left_alone {
+        let _ = writeln!(o, "left alone: {l}");
+    }
+    if let Some(r) = &p.refused {
+        let _ = writeln!(o, "refused: {r}");
+    }
+    if p.steps.is_empty() {
+        let _ = writeln!(o, "plan: nothing to do");
+    }
+    for (i, st) in p.steps.iter().enumerate() {
+        let _ = writeln!(o, "step {}: {st}", i + 1);
+    }
+    o
+}
+
+/// One line describing the final state after a repair.
+pub fn final_state(s: &Snapshot) -> String {
+    let mut parts = Vec::new();
+    if let Some(pk) = &s.package {
+        parts.push(format!("{} {}", pk.name, pk.summary()));
+    }
+    if let Some(u) = &s.units {
+        parts.push(format!("{} {}", u.socket.name, u.socket.describe()));
+        parts.push(format!("{} {}", u.service.name, u.service.describe()));
+    }
+    let stale = s
+        .listeners
+        .iter()
+        .filter(|l| l.class == ListenerClass::Stale)
+        .count();
+    parts.push(format!("{stale} stale listener(s)"));
+    parts.push(format!("{} session process(es) untouched", s.sessions));
+    parts.join("; ")
+}

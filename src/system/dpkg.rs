@@ -1,0 +1,73 @@
+//! Reading dpkg's database from its admin directory and running
+//! `dpkg --configure`.
+
+use crate::dpkg::{all_states, is_journal_name, package_state, PackageState};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn read_journal(admin: &Path) -> Result<Vec<(String, String)>> {
+    let dir = admin.join("updates");
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| is_journal_name(n))
+        .collect();
+    // dpkg replays in numeric order; names are zero-padded but sort numerically anyway.
+    names.sort_by_key(|n| n.parse::<u64>().unwrap_or(u64::MAX));
+    let mut out = Vec::new();
+    for n in names {
+        let p = dir.join(&n);
+        match std::fs::read(&p) {
+            Ok(b) => out.push((
+                p.display().to_string(),
+                String::from_utf8_lossy(&b).into_owned(),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
+        }
+    }
+    Ok(out)
+}
+
+fn read_status(admin: &Path) -> Result<String> {
+    let p = admin.join("status");
+    let b = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    Ok(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// The package's state with the journal applied, as dpkg-query would report it.
+pub fn state(admin: &Path, pkg: &str) -> Result<PackageState> {
+    let status = read_status(admin)?;
+    let journal = read_journal(admin)?;
+    Ok(package_state(&status, &journal, pkg)?)
+}
+
+pub fn states(admin: &Path) -> Result<Vec<PackageState>> {
+    let status = read_status(admin)?;
+    let journal = read_journal(admin)?;
+    Ok(all_states(&status, &journal)?)
+}
+
+/// `dpkg --configure PKG...` with output going where ours goes (apt's
+/// terminal or log), so the admin sees dpkg's own words.
+pub fn configure(pkgs: &[String], frontend_locked: bool) -> Result<()> {
+    let mut cmd = Command::new("dpkg");
+    cmd.arg("--configure").args(pkgs).stdin(Stdio::null());
+    if frontend_locked {
+        // apt (or we) hold lock-frontend: dpkg must take only its inner lock.
+        cmd.env("DPKG_FRONTEND_LOCKED", "true");
+    }
+    // Maintainer scripts must not ask questions at 3 a.m.
+    cmd.env("DEBIAN_FRONTEND", "noninteractive");
+    let st = cmd.status().context("cannot run dpkg")?;
+    if !st.success() {
+        bail!("dpkg --configure {} failed ({st})", pkgs.join(" "));
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Every contact with the operating system lives here: /proc, the dpkg
+//! database and locks, systemd over D-Bus, sshd, signals and the files under
+//! /run/ssh-upgrade-guard. Everything else in the crate is pure.
+
+pub mod dpkg;
+pub mod fsx;
+pub mod locks;
+pub mod procs;
+pub mod signal;
+pub mod snapshot;
+pub mod sshd;
+pub mod systemd;
+
+use std::path::PathBuf;
+
+/// Test-only: when set, every system path is taken under this directory
+/// (proc, var/lib/dpkg, run/ssh-upgrade-guard, usr/sbin/sshd) and systemd is
+/// not consulted, so integration tests run the real binary without root.
+pub const TEST_ROOT_ENV: &str = "SSH_UPGRADE_GUARD_TEST_ROOT";
+
+/// The roots of everything the guard reads or writes.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    pub proc: PathBuf,
+    pub dpkg_admin: PathBuf,
+    pub run_dir: PathBuf,
+    pub sshd: PathBuf,
+    /// Set under TEST_ROOT_ENV: no D-Bus, and files owned by the current
+    /// user are accepted where root ownership is otherwise required.
+    pub test_root: Option<PathBuf>,
+}
+
+impl Roots {
+    pub fn from_env() -> Roots {
+        match std::env::var_os(TEST_ROOT_ENV).filter(|v| !v.is_empty()) {
+            Some(root) => {
+                let root = PathBuf::from(root);
+                Roots {
+                    proc: root.join("proc"),
+                    dpkg_admin: root.join("var/lib/dpkg"),
+                    run_dir: root.join("run/ssh-upgrade-guard"),
+                    sshd: root.join("usr/sbin/sshd"),
+                    test_root: Some(root),
+                }
+            }
+            None => Roots {
+                proc: "/proc".into(),
+                dpkg_admin: "/var/lib/dpkg".into(),
+                run_dir: "/run/ssh-upgrade-guard".into(),
+                sshd: "/usr/sbin/sshd".into(),
+                test_root: None,
+            },
+        }
+    }
+
+    /// Owners accepted for our directory and files: root, and under a test
+    /// root also the current user.
+    pub fn owner_ok(&self, uid: u32) -> bool {
+        uid == 0 || (self.test_root.is_some() && uid == nix::unistd::geteuid().as_raw())
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,220 @@
+//! Gathers one Snapshot: the package, systemd's units, sshd's configuration,
+//! the listeners on the ssh ports, sessions, the marker and dpkg's locks.
+
+use super::fsx::{Entry, RunDir};
+use super::procs::Procfs;
+use super::systemd::Systemd;
+use super::{locks, now_secs, Roots};
+use crate::config::Config;
+use crate::marker::{self, Holder, Marker};
+use crate::model::*;
+use crate::sshd::parse_listen;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+pub const MARKER_FILE: &str = "inhibit";
+
+/// Reads systemd's view of both ssh units.
+pub fn units(sd: &Systemd, cfg: &Config) -> anyhow::Result<Units> {
+    Ok(Units {
+        service: sd.unit_state(&cfg.ssh_service)?,
+        socket: sd.unit_state(&cfg.ssh_socket)?,
+    })
+}
+
+/// The marker's state. With `clean`, a stale or unreadable marker is removed
+/// (with the reason returned in `problem`).
+pub fn marker_view(roots: &Roots, cfg: &Config, clean: bool) -> MarkerView {
+    let path = roots.run_dir.join(MARKER_FILE).display().to_string();
+    let mut v = MarkerView {
+        path: path.clone(),
+        ..Default::default()
+    };
+    let dir = match RunDir::open(roots, false) {
+        Ok(Some(d)) => d,
+        Ok(None) => return v,
+        Err(e) => {
+            v.present = true;
+            v.problem = Some(format!("{e:#}"));
+            return v;
+        }
+    };
+    let text = match dir.read(MARKER_FILE, marker::MAX_MARKER_BYTES) {
+        Entry::Missing => return v,
+        Entry::File(t) => t,
+        Entry::Refused(why) => {
+            v.present = true;
+            v.problem = Some(why.clone());
+            if clean && !why.contains("not a regular file") {
+                v.problem = Some(match dir.remove(MARKER_FILE) {
+                    Ok(()) => format!("{why}; removed"),
+                    Err(e) => format!("{why}; could not remove it: {e:#}"),
+                });
+            }
+            return v;
+        }
+    };
+    v.present = true;
+    let procfs = Procfs::new(&roots.proc);
+    let stale = match Marker::parse(&text) {
+        Err(e) => Some(format!("{path}: unreadable marker ({e})")),
+        Ok(m) => {
+            let boot = procfs.boot_id().unwrap_or_default();
+            let holder = match procfs.start_time(m.holder_pid) {
+                Some(start_time) => Holder::Running { start_time },
+                None => Holder::Gone,
+            };
+            let why =
+                marker::staleness(&m, &boot, now_secs(), cfg.marker_max_age.as_secs(), holder);
+            v.marker = Some(m);
+            why.map(|w| format!("stale marker {path}: {w}"))
+        }
+    };
+    match stale {
+        None => v.live = true,
+        Some(why) => {
+            v.problem = Some(if clean {
+                match dir.remove(MARKER_FILE) {
+                    Ok(()) => format!("{why}; removed"),
+                    Err(e) => format!("{why}; could not remove it: {e:#}"),
+                }
+            } else {
+                why
+            });
+        }
+    }
+    v
+}
+
+pub fn lock_views(roots: &Roots) -> (Vec<LockView>, Vec<String>) {
+    let procfs = Procfs::new(&roots.proc);
+    let mut warnings = Vec::new();
+    let views = [locks::LOCK_FRONTEND, locks::LOCK]
+        .iter()
+        .map(|name| {
+            let path = roots.dpkg_admin.join(name);
+            let (pid, comm) = match locks::holder(&path) {
+                Ok(Some(Some(pid))) => (Some(pid), procfs.info(pid).map(|i| i.comm)),
+                Ok(Some(None)) => (Some(0), Some("unknown".to_string())),
+                Ok(None) => (None, None),
+                Err(e) => {
+                    warnings.push(format!("{e:#}"));
+                    (None, None)
+                }
+            };
+            LockView {
+                path: path.display().to_string(),
+                holder_pid: pid,
+                holder_comm: comm,
+            }
+        })
+        .collect();
+    (views, warnings)
+}
+
+/// A full snapshot: one scan of /proc.
+pub fn gather(
+    roots: &Roots,
+    cfg: &Config,
+    sd: Option<&Systemd>,
+    sd_error: Option<String>,
+) -> Snapshot {
+    let mut s = Snapshot::default();
+    match super::dpkg::state(&roots.dpkg_admin, &cfg.package) {
+        Ok(p) => s.package = Some(p),
+        Err(e) => s.package_error = Some(format!("{e:#}")),
+    }
+    match sd.map(|sd| units(sd, cfg)) {
+        Some(Ok(u)) => {
+            s.topology = Some(u.topology());
+            s.units = Some(u);
+        }
+        Some(Err(e)) => s.systemd_error = Some(format!("{e:#}")),
+        None => s.systemd_error = sd_error.or(Some("systemd not consulted".into())),
+    }
+
+    let (check, listen) = super::sshd::check_config(&roots.sshd);
+    s.sshd_config = check;
+    let mut ports: Vec<u16> = Vec::new();
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    let socket_addrs: Vec<SocketAddr> = s
+        .units
+        .as_ref()
+        .map(|u| {
+            u.socket
+                .listen
+                .iter()
+                .filter_map(|a| parse_listen(a))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(l) = &listen {
+        ports.extend(&l.ports);
+    }
+    ports.extend(socket_addrs.iter().map(|a| a.port()));
+    ports.extend(&cfg.extra_ports);
+    if ports.is_empty() {
+        ports.push(22);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    if s.topology == Some(Topology::SocketActivated) && !socket_addrs.is_empty() {
+        addrs = socket_addrs;
+    } else if let Some(l) = listen.as_ref().filter(|l| !l.addresses.is_empty()) {
+        addrs = l.addresses.clone();
+    } else {
+        for p in &ports {
+            addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *p));
+            addrs.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), *p));
+        }
+    }
+    // "[::]:22" alone (systemd's rendering of a bare ListenStream=22) is
+    // dual-stack: IPv4 clients reach it too, so probe both families.
+    let mut expanded = addrs.clone();
+    for a in &addrs {
+        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), a.port());
+        if a.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && !expanded.contains(&v4) {
+            expanded.push(v4);
+        }
+    }
+    s.ports = ports;
+    s.addresses = expanded.iter().map(|a| a.to_string()).collect();
+
+    let procfs = Procfs::new(&roots.proc);
+    let listening = procfs.listening(&s.ports, &mut s.warnings);
+    let scan = procfs.scan(&listening);
+    s.warnings.extend(scan.warnings);
+    let managed = s
+        .units
+        .as_ref()
+        .filter(|u| u.service.is_active())
+        .and_then(|u| u.service.main_pid);
+    s.listeners = scan
+        .listeners
+        .into_iter()
+        .map(|l| Listener {
+            class: classify(l.pid, l.uid, &l.comm, &l.exe, managed),
+            exe_deleted: l.exe.ends_with(" (deleted)"),
+            pid: l.pid,
+            start_time: l.start_time,
+            uid: l.uid,
+            comm: l.comm,
+            exe: l.exe,
+            cmdline: l.cmdline,
+            cgroup: l.cgroup,
+            addresses: l.addresses.iter().map(|a| a.to_string()).collect(),
+        })
+        .collect();
+    s.unowned_sockets = scan.unowned.iter().map(|a| a.to_string()).collect();
+    s.sessions = scan.sessions;
+    s.marker = marker_view(roots, cfg, false);
+    let (l, w) = lock_views(roots);
+    s.locks = l;
+    s.warnings.extend(w);
+    s
+}
+
+/// The addresses to probe for a banner.
+pub fn probe_targets(s: &Snapshot) -> Vec<SocketAddr> {
+    let addrs: Vec<SocketAddr> = s.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+    crate::sshd::probe_targets(&addrs)
+}

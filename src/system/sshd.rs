@@ -1,0 +1,138 @@
+//! Running sshd to learn its configuration, and proving that ssh answers.
+
+use crate::model::ConfigCheck;
+use crate::sshd::{is_ssh_banner, parse_sshd_t, SshdListen};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `sshd -T`: the installed binary checks the configuration exactly as
+/// `sshd -t` does (same checks, same exit status) and also prints the
+/// effective settings, so one run answers both "valid?" and "which ports?".
+pub fn check_config(sshd: &Path) -> (ConfigCheck, Option<SshdListen>) {
+    // sshd refuses to run without its privilege separation directory, which
+    // ssh.service creates as RuntimeDirectory only while it runs. Create it
+    // as the unit would, so a stopped service is not mistaken for a bad config.
+    if nix::unistd::geteuid().is_root() && sshd.starts_with("/usr") {
+        let _ = std::fs::DirBuilder::new().mode(0o755).create("/run/sshd");
+    }
+    let out = match Command::new(sshd)
+        .arg("-T")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            return (
+                ConfigCheck {
+                    valid: None,
+                    error: Some(format!("cannot run {} -T: {e}", sshd.display())),
+                },
+                None,
+            )
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() {
+        let msg = if stderr.is_empty() {
+            format!("{} -T exited with {}", sshd.display(), out.status)
+        } else {
+            stderr
+        };
+        return (
+            ConfigCheck {
+                valid: Some(false),
+                error: Some(msg),
+            },
+            None,
+        );
+    }
+    match parse_sshd_t(&String::from_utf8_lossy(&out.stdout)) {
+        Ok(l) => (
+            ConfigCheck {
+                valid: Some(true),
+                error: None,
+            },
+            Some(l),
+        ),
+        Err(e) => (
+            ConfigCheck {
+                valid: Some(true),
+                error: Some(e),
+            },
+            None,
+        ),
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+/// Connects to `addr` and reads the server's identification line.
+pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let mut r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
+    // RFC 4253 allows other lines before the identification.
+    for _ in 0..5 {
+        let mut line = Vec::new();
+        Read::by_ref(&mut r)
+            .take(256)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("{addr}: {e}"))?;
+        if line.is_empty() {
+            return Err(format!("{addr}: connection closed before a banner"));
+        }
+        if is_ssh_banner(&line) {
+            // Identify ourselves so sshd logs a clean disconnect, then close.
+            let _ = s.write_all(b"SSH-2.0-ssh-upgrade-guard-probe\r\n");
+            return Ok(String::from_utf8_lossy(&line).trim().to_string());
+        }
+    }
+    Err(format!("{addr}: no SSH-2.0 banner"))
+}
+
+/// Whether an address cannot exist on this host (e.g. ::1 with IPv6 off):
+/// nothing can listen there, so it is not a failed address.
+fn unavailable(e: &str) -> bool {
+    e.contains("Cannot assign requested address")
+        || e.contains("Address family not supported")
+        || e.contains("Network is unreachable")
+}
+
+/// Probes every target until each answers with a banner or `timeout` passes.
+/// Returns per target: Ok(banner) or Err(last error).
+pub fn wait_banners(
+    targets: &[SocketAddr],
+    timeout: Duration,
+) -> Vec<(SocketAddr, Result<String, String>)> {
+    let deadline = Instant::now() + timeout;
+    let mut results: Vec<(SocketAddr, Result<String, String>)> = targets
+        .iter()
+        .map(|a| (*a, Err("not tried".to_string())))
+        .collect();
+    loop {
+        for (addr, res) in results.iter_mut() {
+            if res.is_ok() {
+                continue;
+            }
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(200));
+            *res = banner(*addr, left.min(Duration::from_secs(5)));
+            if let Err(e) = res {
+                if unavailable(e) {
+                    *res = Ok(format!("(address not available on this host: {e})"));
+                }
+            }
+        }
+        if results.iter().all(|(_, r)| r.is_ok()) || Instant::now() >= deadline {
+            return results;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
