@@ -213,9 +213,9 @@ assert_hooks_live() {
 	csh 'echo 5 >/run/e2e-slow-seconds'
 	cexec DEBIAN_FRONTEND=noninteractive apt-get -y install --reinstall e2e-slow >"$C_DIR/apt.out" 2>&1 &
 	local apt_pid=$! rc=0 inh=0
-	wait_until 60 "the slow postinst" test -e "$C_ROOT/run/e2e-slow-started" || fail "fixture: e2e-slow postinst never started"
+	wait_until 60 "the slow postinst" cexec test -e /run/e2e-slow-started || fail "fixture: e2e-slow postinst never started"
 	local during=absent
-	[[ -f $C_ROOT/run/ssh-upgrade-guard/inhibit ]] && during=present
+	cexec test -f /run/ssh-upgrade-guard/inhibit && during=present
 	cexec "$GUARD_BIN" inhibited >/dev/null 2>&1 || inh=$?
 	wait "$apt_pid" || rc=$?
 	csh 'echo 0 >/run/e2e-slow-seconds'
@@ -223,7 +223,7 @@ assert_hooks_live() {
 	((rc == 0)) || fail "apt-get exited $rc: $(grep -E '^(E:|W:)' "$C_DIR/apt.out" | head -n 3 | tr '\n' ' ')"
 	[[ $during == present ]] || fail "no marker /run/ssh-upgrade-guard/inhibit while apt ran dpkg: the Pre-Invoke hook did not run"
 	((inh == 0)) || fail "inhibited exited $inh while apt ran dpkg (expected 0)"
-	[[ ! -e $C_ROOT/run/ssh-upgrade-guard/inhibit ]] || fail "the marker is still there after apt finished: the Post-Invoke hook did not release it"
+	! cexec test -e /run/ssh-upgrade-guard/inhibit || fail "the marker is still there after apt finished: the Post-Invoke hook did not release it"
 }
 
 assert_timer_active() {

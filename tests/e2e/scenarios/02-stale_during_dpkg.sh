@@ -24,7 +24,7 @@ chmod 755 /usr/local/sbin/e2e-stale-now
 echo "DPkg::Pre-Invoke { \"/usr/local/sbin/e2e-stale-now\"; };" >/etc/apt/apt.conf.d/99e2e-stale-listener'
 	open_session
 	apt_get upgrade
-	[[ -e $C_ROOT/run/e2e-stale-done ]] || fail "fixture: the stale-listener hook did not run"
+	cexec test -e /run/e2e-stale-done || fail "fixture: the stale-listener hook did not run"
 	expect_in "$OUT" 'Could not execute systemctl' "apt output (the postinst must have failed for this scenario to mean anything)"
 	expect_in "$OUT" 'ssh-upgrade-guard' "apt output (the guard's report)"
 	expect_in "$OUT" '[Rr]esolved' "apt output (the report must say the dpkg error is resolved)"

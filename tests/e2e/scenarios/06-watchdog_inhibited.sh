@@ -13,7 +13,7 @@ run_scenario() {
 	csh 'echo 20 >/run/e2e-slow-seconds'
 	cexec DEBIAN_FRONTEND=noninteractive apt-get -y install e2e-slow >"$C_DIR/apt.out" 2>&1 &
 	local apt_pid=$!
-	wait_until 60 "the slow postinst" test -e "$C_ROOT/run/e2e-slow-started" || fail "fixture: e2e-slow postinst never started"
+	wait_until 60 "the slow postinst" cexec test -e /run/e2e-slow-started || fail "fixture: e2e-slow postinst never started"
 	csh 'systemctl stop ssh.socket ssh.service'
 	run_in "$GUARD_BIN" inhibited -v
 	((RC == 0)) || fail "inhibited exited $RC while apt runs a postinst (expected 0)"

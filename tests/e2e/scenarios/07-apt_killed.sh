@@ -10,14 +10,14 @@ run_scenario() {
 	[[ $GUARD != off ]] || fail "GUARD=off: there is no marker to test"
 	csh 'echo 8 >/run/e2e-slow-seconds'
 	cexec DEBIAN_FRONTEND=noninteractive apt-get -y install e2e-slow >"$C_DIR/apt.out" 2>&1 &
-	wait_until 60 "the slow postinst" test -e "$C_ROOT/run/e2e-slow-started" || fail "fixture: e2e-slow postinst never started"
-	[[ -e $C_ROOT/run/ssh-upgrade-guard/inhibit ]] || fail "no marker at /run/ssh-upgrade-guard/inhibit while apt runs dpkg"
+	wait_until 60 "the slow postinst" cexec test -e /run/e2e-slow-started || fail "fixture: e2e-slow postinst never started"
+	cexec test -e /run/ssh-upgrade-guard/inhibit || fail "no marker at /run/ssh-upgrade-guard/inhibit while apt runs dpkg"
 	run_in "$GUARD_BIN" inhibited -v
 	((RC == 0)) || fail "inhibited exited $RC while apt runs (expected 0)"
 	csh 'kill -KILL $(pgrep -x apt-get)' || fail "could not kill apt-get"
 	# dpkg finishes its postinst on its own; then every lock is free.
 	wait_until 60 "dpkg to exit" bash -c "! nsenter -t $C_LEADER -a -- pgrep -x dpkg" || fail "dpkg did not finish"
-	[[ -e $C_ROOT/run/ssh-upgrade-guard/inhibit ]] || fail "fixture: the marker is gone although apt's Post-Invoke never ran"
+	cexec test -e /run/ssh-upgrade-guard/inhibit || fail "fixture: the marker is gone although apt's Post-Invoke never ran"
 	run_in "$GUARD_BIN" inhibited -v
 	((RC == 1)) || fail "inhibited exited $RC with a dead holder's marker and free locks (expected 1)"
 	expect_in "$OUT" '[Ss]tale' "inhibited -v (the leftover marker must be called stale)"

@@ -10,8 +10,8 @@ run_scenario() {
 	csh 'echo 8 >/run/e2e-slow-seconds'
 	cexec dpkg -i /srv/e2e-repo/e2e-slow_1_all.deb >"$C_DIR/dpkg.out" 2>&1 &
 	local dpkg_pid=$!
-	wait_until 60 "the slow postinst" test -e "$C_ROOT/run/e2e-slow-started" || fail "fixture: e2e-slow postinst never started"
-	[[ ! -e $C_ROOT/run/ssh-upgrade-guard/inhibit ]] || fail "fixture: a marker exists although no apt ran"
+	wait_until 60 "the slow postinst" cexec test -e /run/e2e-slow-started || fail "fixture: e2e-slow postinst never started"
+	! cexec test -e /run/ssh-upgrade-guard/inhibit || fail "fixture: a marker exists although no apt ran"
 	run_in "$GUARD_BIN" inhibited -v
 	((RC == 0)) || fail "inhibited exited $RC while dpkg -i runs (expected 0)"
 	wait "$dpkg_pid" || fail "dpkg -i exited $?"
