@@ -254,30 +254,44 @@ fn hook(name: &str, f: impl FnOnce() -> Result<()> + std::panic::UnwindSafe) -> 
 
 pub fn pre_invoke(ctx: &Ctx) -> i32 {
     hook("pre-invoke", || {
-        let marked = place_marker(ctx);
-        if !ctx.cfg.preflight {
-            return marked.map(|_| ());
+        // The marker and the preflight fail independently; both are reported
+        // in the one warning line.
+        let marked = place_marker(ctx).context("could not place the inhibit marker");
+        let checked = if ctx.cfg.preflight {
+            preflight(ctx).context("preflight skipped")
+        } else {
+            Ok(())
+        };
+        match (marked, checked) {
+            (Ok(_), Ok(())) => Ok(()),
+            (Err(e), Ok(())) | (Ok(_), Err(e)) => Err(e),
+            (Err(a), Err(b)) => Err(anyhow!("{a:#}; {b:#}")),
         }
-        // Cheap path: systemd's word that the port holder is up and nothing
-        // failed. A stale listener keeps the holder from being active.
-        let sd = ctx.systemd().context("preflight skipped")?;
-        let units = snapshot::units(&sd, &ctx.cfg).context("preflight skipped")?;
-        let nothing_to_guard =
-            units.service.load_state != "loaded" && units.socket.load_state != "loaded";
-        if nothing_to_guard || units.look_healthy() {
-            log::info!("preflight: ssh units healthy ({})", units.topology());
-            return marked.map(|_| ());
-        }
-        drop(sd);
-        let (plan, done) = diagnose_and_repair(ctx, Mode::Preflight, false)?;
-        if let Some((outcome, after)) = done {
-            say("before dpkg runs, repairing ssh so that openssh-server's maintainer scripts can succeed:");
-            print_repair_report(&plan, &outcome, &after, ctx, false);
-        } else if let Some(r) = &plan.refused {
-            warn_line(&format!("preflight: {r}"));
-        }
-        marked.map(|_| ())
     })
+}
+
+/// Repairs an already broken ssh before dpkg runs, so that the maintainer
+/// scripts' restart of ssh.socket/ssh.service succeeds.
+fn preflight(ctx: &Ctx) -> Result<()> {
+    // Cheap path: systemd's word that the port holder is up and nothing
+    // failed. A stale listener keeps the holder from being active.
+    let sd = ctx.systemd()?;
+    let units = snapshot::units(&sd, &ctx.cfg)?;
+    let nothing_to_guard =
+        units.service.load_state != "loaded" && units.socket.load_state != "loaded";
+    if nothing_to_guard || units.look_healthy() {
+        log::info!("preflight: ssh units healthy ({})", units.topology());
+        return Ok(());
+    }
+    drop(sd);
+    let (plan, done) = diagnose_and_repair(ctx, Mode::Preflight, false)?;
+    if let Some((outcome, after)) = done {
+        say("before dpkg runs, repairing ssh so that openssh-server's maintainer scripts can succeed:");
+        print_repair_report(&plan, &outcome, &after, ctx, false);
+    } else if let Some(r) = &plan.refused {
+        return Err(anyhow!("{r}"));
+    }
+    Ok(())
 }
 
 pub fn post_invoke(ctx: &Ctx) -> i32 {

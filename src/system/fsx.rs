@@ -69,7 +69,13 @@ impl RunDir {
         ) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(None),
+            // O_DIRECTORY|O_NOFOLLOW on a symlink gives ELOOP or ENOTDIR.
             Err(Errno::ELOOP) => bail!("refusing {}: it is a symlink", path.display()),
+            Err(Errno::ENOTDIR)
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) =>
+            {
+                bail!("refusing {}: it is a symlink", path.display())
+            }
             Err(Errno::ENOTDIR) => bail!("refusing {}: it is not a directory", path.display()),
             Err(e) => bail!("cannot open {}: {e}", path.display()),
         };
