@@ -17,7 +17,7 @@ boot() {
 	lower=$(ensure_rootfs "$suite") || fail "no $suite rootfs (see the build log above)"
 	mkdir -p "$E2E_RUNDIR"
 	C_DIR=$(mktemp -d "$E2E_RUNDIR/c.XXXXXX")
-	echo "$BASHPID" >"$C_DIR/owner"
+	proc_ident "$BASHPID" >"$C_DIR/owner"
 	mkdir "$C_DIR/upper" "$C_DIR/work" "$C_DIR/root"
 	mount -t overlay overlay \
 		-o "lowerdir=$lower/rootfs,upperdir=$C_DIR/upper,workdir=$C_DIR/work" "$C_DIR/root" ||
@@ -33,6 +33,9 @@ boot() {
 		fail "container did not start: $(tail -n 5 "$C_DIR/console.log")"
 	C_LEADER=$(find_leader)
 	echo "$C_LEADER" >"$C_DIR/leader.pid"
+	# systemctl needs PID 1's private socket, which appears a moment after exec.
+	wait_until 30 "the container's systemd control socket" cexec test -S /run/systemd/private ||
+		fail "container systemd has no control socket: $(tail -n 5 "$C_DIR/console.log")"
 	local state
 	state=$(timeout 60 nsenter -t "$C_LEADER" -a -- systemctl is-system-running --wait 2>&1)
 	case $state in
@@ -100,13 +103,24 @@ teardown_dir() {
 	rm -rf "$dir"
 }
 
-# Remove what runners killed with SIGKILL left behind (their owner pid is gone).
+# proc_ident PID: "PID STARTTIME" of a live (non-zombie) host process.
+proc_ident() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }
+	set -- "$1" $st
+	[[ $2 != Z && $2 != X ]] || return 1
+	echo "$1 ${21}"
+}
+
+# Remove what runners killed with SIGKILL left behind: their owner (pid and
+# start time) is gone or a zombie (a host without a real init may not reap).
 reap_orphans() {
 	local d owner
 	for d in "$E2E_RUNDIR"/c.*; do
 		[[ -d $d ]] || continue
 		owner=$(cat "$d/owner" 2>/dev/null || true)
-		if [[ -z $owner || ! -d /proc/$owner ]]; then
+		if [[ -z $owner || $(proc_ident "${owner%% *}") != "$owner" ]]; then
 			log "cleaning up after an interrupted run: $d"
 			teardown_dir "$d"
 		fi
