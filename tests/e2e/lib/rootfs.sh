@@ -168,8 +168,10 @@ build_rootfs() (
 	mv -T "$tmp" "$dest"
 	# Rootfs trees of older recipes are dead weight (a few hundred MB each).
 	local old
+	# One still mounted as an overlay's lower layer belongs to a run in progress.
 	for old in "$E2E_CACHE/$suite"-*; do
-		[[ $old == "$dest" || ! -d $old ]] || rm -rf "$old"
+		[[ $old == "$dest" || ! -d $old ]] && continue
+		grep -qF "lowerdir=$old/rootfs" /proc/self/mountinfo || rm -rf "$old"
 	done
 	log "$suite rootfs ready in $((SECONDS - t0))s"
 )

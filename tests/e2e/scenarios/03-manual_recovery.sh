@@ -15,8 +15,9 @@ run_scenario() {
 	if [[ $GUARD != off ]]; then
 		local deb
 		deb=$(guard_deb) || fail "no guard package in target/debian/: run \`make deb\` first"
-		cp "$deb" "$C_ROOT/tmp/guard.deb"
-		run_in dpkg -i /tmp/guard.deb
+		# The container's /tmp is a tmpfs of its own: use /var/tmp.
+		cp "$deb" "$C_ROOT/var/tmp/guard.deb"
+		run_in dpkg -i /var/tmp/guard.deb
 		((RC == 0)) || fail "dpkg -i of the guard exited $RC"
 	fi
 	apt_get install -f
