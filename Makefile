@@ -1,0 +1,65 @@
+# ssh-upgrade-guard developer entry points.
+
+# ---- Debian package (packaging issue; see debian/README.source) -------------
+# `make deb` builds target/debian/ssh-upgrade-guard_<version>_<arch>.deb.
+# dpkg-buildpackage writes its results to the parent of the source tree, so the
+# build runs in a copy of the tree (without target/ and .git/) at
+# target/debian/ssh-upgrade-guard-<upstream version>/: nothing lands in the
+# repository's parent directory, and developers' target/ is not touched.
+# cargo is the one found in PATH (CI: rustup's /root/.cargo/bin), passed on by
+# absolute path. Unless it is Debian's own /usr/bin/cargo, the build profile
+# pkg.ssh-upgrade-guard.rustup tells dpkg-checkbuilddeps not to require
+# Debian's cargo and rustc, which are too old for Cargo.lock.
+# Tests are left to `make check` (DEB_BUILD_OPTIONS=nocheck); run them in the
+# package build too with `make deb DEB_BUILD_OPTIONS=`.
+# Each run first removes its own previous outputs in $(DEB_OUT) (the tree copy
+# and ssh-upgrade-guard_*), nothing else.
+DEB_OUT := target/debian
+DEB_BUILD_OPTIONS ?= nocheck
+
+.PHONY: deb
+deb:
+	@set -eu; \
+	cargo=$$(command -v "$${CARGO:-cargo}") || { \
+		echo "make deb: cargo not found in PATH; install a Rust toolchain with rustup (see debian/README.source)" >&2; exit 1; }; \
+	version=$$(dpkg-parsechangelog -S Version); \
+	upstream=$${version#*:}; upstream=$${upstream%-*}; \
+	deb=$(DEB_OUT)/ssh-upgrade-guard_$${version#*:}_$$(dpkg --print-architecture).deb; \
+	case "$$cargo" in /usr/bin/cargo) profile= ;; *) profile=pkg.ssh-upgrade-guard.rustup ;; esac; \
+	src=$(DEB_OUT)/ssh-upgrade-guard-$$upstream; \
+	rm -rf "$$src" $(DEB_OUT)/ssh-upgrade-guard_*; mkdir -p "$$src"; \
+	tar -cf - --exclude=./target --exclude=./.git . | tar -xf - -C "$$src"; \
+	echo "make deb: building $$version with $$cargo$${profile:+, build profile $$profile}"; \
+	(cd "$$src" && CARGO="$$cargo" DEB_BUILD_OPTIONS="$(DEB_BUILD_OPTIONS)" \
+		dpkg-buildpackage -us -uc -b $${profile:+--build-profiles=$$profile}); \
+	test -f "$$deb" || { echo "make deb: $$deb was not built" >&2; exit 1; }; \
+	echo "make deb: $$deb"
+
+# ---- End-to-end tests (tests/e2e/README.md) --------------------------------
+# `check`, `e2e` and `demo` belong to the end-to-end harness.
+# make e2e SCENARIOS="seed_incident classic"   run some scenarios by name
+# make e2e GUARD=off                           the same scenarios without the guard
+# make check E2E=skip                          everything but the booted-container tests
+SCENARIOS ?=
+export GUARD JOBS E2E_CACHE
+
+.PHONY: check e2e demo
+
+check:
+ifneq ($(E2E),skip)
+	@tests/e2e/run --preflight
+endif
+	cargo test --locked
+	cargo clippy --locked --all-targets -- -D warnings
+	$(MAKE) deb
+ifeq ($(E2E),skip)
+	@echo "make check: E2E=skip given: the end-to-end scenarios were NOT run"
+else
+	tests/e2e/run $(SCENARIOS)
+endif
+
+e2e:
+	tests/e2e/run $(SCENARIOS)
+
+demo:
+	@tests/e2e/demo
