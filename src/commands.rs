@@ -192,9 +192,22 @@ fn find_holder(roots: &Roots) -> (u32, String, u64) {
     }
 }
 
-fn place_marker(ctx: &Ctx) -> Result<Marker> {
+/// Places the marker. Returns a note when something unexpected sat at the
+/// marker path (a symlink, a garbage file): it is replaced, never followed,
+/// and the path is named.
+fn place_marker(ctx: &Ctx) -> Result<Option<String>> {
     let dir = RunDir::open(&ctx.roots, true)?
         .ok_or_else(|| anyhow!("{} missing", ctx.roots.run_dir.display()))?;
+    let note = match dir.read(MARKER_FILE, crate::marker::MAX_MARKER_BYTES) {
+        crate::system::fsx::Entry::Refused(why) => Some(format!("{why}; replaced by a new marker")),
+        crate::system::fsx::Entry::File(text) => Marker::parse(&text).err().map(|e| {
+            format!(
+                "{}: unreadable marker ({e}); replaced by a new marker",
+                dir.file_path(MARKER_FILE).display()
+            )
+        }),
+        crate::system::fsx::Entry::Missing => None,
+    };
     let (pid, comm, start) = find_holder(&ctx.roots);
     let procfs = Procfs::new(&ctx.roots.proc);
     let m = Marker {
@@ -212,7 +225,7 @@ fn place_marker(ctx: &Ctx) -> Result<Marker> {
         m.holder_comm,
         m.holder_pid
     );
-    Ok(m)
+    Ok(note)
 }
 
 /// Removes the marker if it is ours (same holder) or stale.
@@ -262,10 +275,19 @@ pub fn pre_invoke(ctx: &Ctx) -> i32 {
         } else {
             Ok(())
         };
-        match (marked, checked) {
-            (Ok(_), Ok(())) => Ok(()),
-            (Err(e), Ok(())) | (Ok(_), Err(e)) => Err(e),
-            (Err(a), Err(b)) => Err(anyhow!("{a:#}; {b:#}")),
+        let mut problems: Vec<String> = Vec::new();
+        match marked {
+            Ok(Some(note)) => problems.push(note),
+            Ok(None) => {}
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+        if let Err(e) = checked {
+            problems.push(format!("{e:#}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!("{}", problems.join("; ")))
         }
     })
 }
