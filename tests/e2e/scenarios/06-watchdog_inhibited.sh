@@ -25,6 +25,7 @@ run_scenario() {
 	[[ -z $(cexec ss -Hltn 'sport = :22') ]] || fail "something listens on :22 while the watchdog should be inhibited: $(listeners)"
 	wait "$apt_pid" || fail "apt-get install e2e-slow exited $?: $(tail -n 5 "$C_DIR/apt.out")"
 	sed 's/^/    apt| /' "$C_DIR/apt.out" >&2
+	assert_banner 127.0.0.1 ::1
 	run_in "$GUARD_BIN" inhibited -v
 	((RC == 1)) || fail "inhibited exited $RC after apt finished (expected 1)"
 	# A later outage, no package manager running: the watchdog repairs it.
