@@ -8,12 +8,11 @@
 # shellcheck source=rootfs.sh
 . "$(dirname "${BASH_SOURCE[0]}")/rootfs.sh"
 
-C_DIR='' C_NSPAWN='' C_LEADER='' C_ROOT='' C_SUITE=''
+C_DIR='' C_NSPAWN='' C_LEADER='' C_ROOT=''
 
 # boot SUITE: start the container and wait until its systemd is up.
 boot() {
 	local suite=${1:-bookworm} lower t0=$SECONDS
-	C_SUITE=$suite
 	lower=$(ensure_rootfs "$suite") || fail "no $suite rootfs (see the build log above)"
 	mkdir -p "$E2E_RUNDIR"
 	C_DIR=$(mktemp -d "$E2E_RUNDIR/c.XXXXXX")

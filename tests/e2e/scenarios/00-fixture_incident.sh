@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # The field incident (FIELD-NOTES §1) reproduced WITHOUT the guard, whatever
 # GUARD says. This validates the fixture: if the bare upgrade did not fail the
 # way the field saw it, every other scenario would prove nothing.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #1: the seed incident, prevented. A stale sshd (started outside
 # systemd by a cron-style watchdog, running the binary the upgrade replaces)
 # holds :22 before `apt-get upgrade` of openssh-server. With the guard the

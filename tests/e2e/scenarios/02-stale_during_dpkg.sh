@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #2: the stale listener appears while dpkg runs. A fixture apt hook,
 # ordered after the guard's own Pre-Invoke, starts it (as a cron watchdog
 # firing mid-upgrade would), so the guard's preflight sees a healthy system

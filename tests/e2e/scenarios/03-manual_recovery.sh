@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #3: manual recovery. A machine already broken by the incident
 # (openssh-server half-configured, stale sshd on :22, ssh.socket failed) gets
 # the guard with `dpkg -i`; then `apt-get install -f` alone must exit 0 and

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #4: cron-apt performs the upgrade (configured to install, as the
 # field's servers are) with a stale listener on :22 -> clean end state, and the
 # guard's report is in cron-apt's log (which is what the admins read).

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #5: unattended-upgrades (MinimalSteps on, its default) performs the
 # upgrade with a stale listener on :22 -> clean end state.
 SUITE=bookworm

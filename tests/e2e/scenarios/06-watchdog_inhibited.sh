@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #6: the watchdog waits while apt holds the lock. A fixture package
 # whose postinst sleeps keeps apt busy; meanwhile ssh is stopped (as during an
 # upgrade). The watchdog (its real systemd unit) must do nothing then; once apt

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #7: apt is killed with SIGKILL mid-transaction, so its Post-Invoke
 # never runs and the marker stays. The leftover marker must be recognised as
 # stale: once the dpkg locks are free, `inhibited` returns 1.

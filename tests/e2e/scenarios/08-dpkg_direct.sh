@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #8: `dpkg -i` run directly (no apt, so no hooks and no marker):
 # `inhibited` must still return 0 while dpkg holds its lock, and 1 after.
 SUITE=bookworm

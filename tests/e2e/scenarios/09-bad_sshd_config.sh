@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #9: no lockout. sshd_config is invalid while a stale listener is the
 # only thing answering on :22: the guard must not stop it, must print sshd's
 # own error, and ssh must still answer (and the open session still work).

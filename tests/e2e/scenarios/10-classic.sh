@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #10: classic topology (ssh.service enabled, ssh.socket disabled)
 # with a stale listener: the upgrade (noble's postinst then restarts
 # ssh.service) completes and ssh.service runs the new binary on :22.

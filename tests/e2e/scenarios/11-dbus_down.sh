@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #11: D-Bus is down. The hooks must exit 0 with a warning line, and
 # apt's result must be what it would have been without the guard (here: 0).
 SUITE=bookworm

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #12: a hostile /run/ssh-upgrade-guard. The marker path is replaced by
 # a symlink to /etc/shadow, by a directory, by garbage: nothing is followed
 # (/etc/shadow unchanged), nothing crashes, apt works, the path is reported.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #13: scenario 1 on Debian trixie (OpenSSH 10: sessions are
 # sshd-session processes, the listener stays sshd).
 SUITE=trixie

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 4 #14: two repairs started at once are serialized: both end with a
 # healthy system (exit 0), exactly one of them stops the stale listener.
 SUITE=bookworm

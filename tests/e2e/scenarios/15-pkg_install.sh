@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 3, package test 1: `apt-get install` of the guard into a booted
 # system: its hooks run on the next apt operation (the marker's life cycle is
 # visible), the watchdog timer is active and enabled.

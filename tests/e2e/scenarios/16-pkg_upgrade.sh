@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 3, package test 2: upgrade from the previous build to the current one
 # through apt (the previous build is the current .deb repacked at a lower
 # version): installed, same conffiles (no prompt), timer active, hooks work.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 3, package test 3: `apt-get remove` (not purge) keeps the conffiles and
 # removes the binary; the apt hook lines left in the kept conffile must not
 # break apt: `apt-get install` and `apt-get upgrade` still succeed.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 3, package test 4: `apt-get purge` leaves no file of ours: the file
 # list after purge equals the one before install (apt/dpkg bookkeeping and
 # logs aside), after the guard has been used (hooks, watchdog run).

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
 # Issue 3, package test 5: install again after a purge: everything is back
 # (conffiles, timer, hooks).
 SUITE=bookworm
