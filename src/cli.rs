@@ -35,6 +35,14 @@ Exit status:
   2  usage error
   3  the guard could not run (e.g. no D-Bus, not root)";
 
+const EXIT_CODES_CHECK: &str = "\
+Exit status (monitoring-plugin conventions):
+  0  OK: openssh-server fully installed, ssh up as intended, no stale listener
+  1  WARNING: a problem while a package manager runs (it may still fix it)
+  2  CRITICAL: openssh-server not fully installed, ssh down, or a stale listener
+  3  UNKNOWN: systemd could not be asked
+With --npd (node-problem-detector): 0 OK, 1 problem (WARNING or CRITICAL), 2 unknown.";
+
 const EXIT_CODES_WATCHDOG: &str = "\
 Exit status:
   0  ssh answers, or a repair succeeded, or action is inhibited (apt/dpkg running)
@@ -135,10 +143,25 @@ pub enum Command {
     /// hour, then stops trying and says so.
     #[command(after_help = EXIT_CODES_WATCHDOG)]
     Watchdog,
+
+    /// Monitoring plugin: one status line with perfdata, Nagios/Icinga exit codes
+    ///
+    /// The same diagnosis as 'status', for Nagios, Icinga, Sensu, monit and
+    /// (with --npd) Kubernetes node-problem-detector. Changes nothing.
+    #[command(after_help = EXIT_CODES_CHECK)]
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct HookArgs {}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Exit codes for Kubernetes node-problem-detector's custom plugin
+    /// monitor: 0 OK, 1 problem, 2 unknown
+    #[arg(long)]
+    pub npd: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {

@@ -4,14 +4,15 @@
 
 use crate::config::Config;
 use crate::marker::Marker;
-use crate::model::{Snapshot, Topology};
+use crate::metrics::{self, Observed, PluginState};
+use crate::model::{ListenerClass, Snapshot, Topology, Units};
 use crate::plan::{decide, Mode, Plan};
 use crate::report::{self, PREFIX};
 use crate::system::fsx::RunDir;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
 use crate::system::snapshot::{self, MARKER_FILE};
 use crate::system::systemd::Systemd;
-use crate::system::{dpkg, locks, now_secs, Roots};
+use crate::system::{dpkg, locks, now_secs, publish, Roots};
 use crate::{repair, sshd};
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
@@ -171,6 +172,105 @@ fn print_repair_report(
     healthy
 }
 
+// ---------------------------------------------------------------- metrics
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RepairResult {
+    Success,
+    Failure,
+    Refused,
+}
+
+fn metrics_enabled(ctx: &Ctx) -> bool {
+    ctx.cfg
+        .metrics_dir
+        .as_ref()
+        .is_some_and(|d| ctx.roots.under(d).is_dir())
+}
+
+fn observed_from(ctx: &Ctx, s: &Snapshot, inhibited: bool) -> Observed {
+    Observed {
+        package: ctx.cfg.package.clone(),
+        package_ok: s.package.as_ref().is_some_and(|p| p.is_installed_ok()),
+        ssh_up: s.units.as_ref().is_some_and(|u| u.look_healthy()),
+        stale_listeners: s
+            .listeners
+            .iter()
+            .filter(|l| l.class == ListenerClass::Stale)
+            .count(),
+        inhibited,
+    }
+}
+
+/// The healthy fast path's observation: no stale listener can hold the port
+/// while systemd's unit holds it.
+fn observed_fast(ctx: &Ctx, units: &Units, inhibited: bool) -> Observed {
+    Observed {
+        package: ctx.cfg.package.clone(),
+        package_ok: dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package)
+            .is_ok_and(|p| p.is_installed_ok()),
+        ssh_up: units.look_healthy(),
+        stale_listeners: 0,
+        inhibited,
+    }
+}
+
+/// Records a repair's outcome in the counters and refreshes the metrics
+/// file. Failures here never change a command's result (-v shows them).
+fn publish(ctx: &Ctx, o: Option<Observed>, result: Option<RepairResult>, gave_up: Option<bool>) {
+    let mut c = publish::load_counters(&ctx.roots);
+    let now = now_secs();
+    match result {
+        Some(RepairResult::Success) => c.success += 1,
+        Some(RepairResult::Failure) => c.failure += 1,
+        Some(RepairResult::Refused) => c.refused += 1,
+        None => {}
+    }
+    if matches!(
+        result,
+        Some(RepairResult::Success) | Some(RepairResult::Failure)
+    ) {
+        c.last_repair = Some(now);
+    }
+    if let Some(g) = gave_up {
+        c.gave_up_at = if g { c.gave_up_at.or(Some(now)) } else { None };
+    }
+    if result.is_some() || gave_up.is_some() {
+        if let Err(e) = publish::save_counters(&ctx.roots, &c) {
+            log::info!("{e:#}");
+        }
+    }
+    if let Some(o) = o {
+        if let Err(e) = publish::write_metrics(&ctx.roots, ctx.cfg.metrics_dir.as_deref(), &o, &c) {
+            log::info!("{e:#}");
+        }
+    }
+}
+
+/// Reports a repair, then records it. Returns whether ssh is healthy now.
+fn report_and_publish(
+    ctx: &Ctx,
+    plan: &Plan,
+    outcome: &repair::Outcome,
+    after: &Snapshot,
+    dpkg_context: bool,
+    inhibited: bool,
+) -> bool {
+    let healthy = print_repair_report(plan, outcome, after, ctx, dpkg_context);
+    let result = if healthy {
+        RepairResult::Success
+    } else {
+        RepairResult::Failure
+    };
+    publish(
+        ctx,
+        Some(observed_from(ctx, after, inhibited)),
+        Some(result),
+        None,
+    );
+    healthy
+}
+
 // ---------------------------------------------------------------- hooks
 
 /// The package manager running this dpkg batch: the holder of lock-frontend,
@@ -303,14 +403,18 @@ fn preflight(ctx: &Ctx) -> Result<()> {
         units.service.load_state != "loaded" && units.socket.load_state != "loaded";
     if nothing_to_guard || units.look_healthy() {
         log::info!("preflight: ssh units healthy ({})", units.topology());
+        if metrics_enabled(ctx) {
+            publish(ctx, Some(observed_fast(ctx, &units, true)), None, None);
+        }
         return Ok(());
     }
     drop(sd);
     let (plan, done) = diagnose_and_repair(ctx, Mode::Preflight, false)?;
     if let Some((outcome, after)) = done {
         say("before dpkg runs, repairing ssh so that openssh-server's maintainer scripts can succeed:");
-        print_repair_report(&plan, &outcome, &after, ctx, false);
+        report_and_publish(ctx, &plan, &outcome, &after, false, true);
     } else if let Some(r) = &plan.refused {
+        publish(ctx, None, Some(RepairResult::Refused), None);
         return Err(anyhow!("{r}"));
     }
     Ok(())
@@ -332,16 +436,20 @@ pub fn post_invoke(ctx: &Ctx) -> i32 {
                     ctx.cfg.package,
                     units.topology()
                 );
+                if metrics_enabled(ctx) {
+                    publish(ctx, Some(observed_fast(ctx, &units, false)), None, None);
+                }
                 return Ok(());
             }
             drop(sd);
             let (plan, done) = diagnose_and_repair(ctx, Mode::Full, false)?;
             match done {
                 Some((outcome, after)) => {
-                    print_repair_report(&plan, &outcome, &after, ctx, true);
+                    report_and_publish(ctx, &plan, &outcome, &after, true, false);
                 }
                 None => {
                     if let Some(r) = &plan.refused {
+                        publish(ctx, None, Some(RepairResult::Refused), None);
                         warn_line(&format!("{}; {r}", plan.findings.join("; ")));
                     }
                 }
@@ -454,12 +562,40 @@ pub fn repair(ctx: &Ctx, dry_run: bool) -> i32 {
             }
         }
         Ok((plan, Some((outcome, after)))) => {
-            if print_repair_report(&plan, &outcome, &after, ctx, false) {
+            if report_and_publish(ctx, &plan, &outcome, &after, false, false) {
                 exit::OK
             } else {
                 exit::PROBLEM
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------- check
+
+pub fn check(ctx: &Ctx, npd: bool) -> i32 {
+    let (sd, err) = match ctx.systemd() {
+        Ok(sd) => (Some(sd), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, sd.as_ref(), err);
+    let plan = ctx.plan(&snap, Mode::Full);
+    let inhibited = snap.marker.live || snap.locks.iter().any(|l| l.holder_pid.is_some());
+    let o = observed_from(ctx, &snap, inhibited);
+    let state = metrics::plugin_state(
+        &o,
+        snap.units.is_some(),
+        plan.findings.len() + usize::from(plan.refused.is_some()),
+    );
+    let summary = match state {
+        PluginState::Ok => "ssh is healthy".to_string(),
+        _ => report::verdict(&snap, &plan),
+    };
+    println!("{}", metrics::plugin_line(state, &summary, &o));
+    if npd {
+        state.npd_code()
+    } else {
+        state as i32
     }
 }
 
@@ -506,6 +642,12 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             // A listening ssh.socket is healthy: probing would spawn sshd.
             Topology::SocketActivated => {
                 log::info!("{} is listening: healthy", units.socket.name);
+                publish(
+                    ctx,
+                    metrics_enabled(ctx).then(|| observed_fast(ctx, &units, false)),
+                    None,
+                    Some(false),
+                );
                 return exit::OK;
             }
             Topology::Service => {
@@ -519,6 +661,12 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
                 let res = crate::system::sshd::wait_banners(&targets, Duration::from_secs(3));
                 if res.iter().all(|(_, r)| r.is_ok()) {
                     log::info!("{} answers: healthy", units.service.name);
+                    publish(
+                        ctx,
+                        metrics_enabled(ctx).then(|| observed_fast(ctx, &units, false)),
+                        None,
+                        Some(false),
+                    );
                     return exit::OK;
                 }
             }
@@ -542,6 +690,7 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             recent.len(),
             ctx.cfg.watchdog_max_repairs
         );
+        publish(ctx, None, None, Some(true));
         return exit::GAVE_UP;
     }
     match diagnose_and_repair(ctx, Mode::Full, false) {
@@ -552,6 +701,7 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
         Ok((plan, None)) => {
             if let Some(r) = &plan.refused {
                 eprintln!("{PREFIX}: error: {}; {r}", plan.findings.join("; "));
+                publish(ctx, None, Some(RepairResult::Refused), None);
                 return exit::PROBLEM;
             }
             exit::OK
@@ -562,7 +712,7 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             if let Err(e) = dir.write_atomic(WATCHDOG_LOG, &text, 0o644) {
                 warn_line(&format!("{e:#}"));
             }
-            if print_repair_report(&plan, &outcome, &after, ctx, false) {
+            if report_and_publish(ctx, &plan, &outcome, &after, false, false) {
                 exit::OK
             } else {
                 exit::PROBLEM

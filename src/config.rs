@@ -21,6 +21,9 @@ pub struct Config {
     pub extra_ports: Vec<u16>,
     /// pre-invoke repairs an already broken ssh before dpkg runs.
     pub preflight: bool,
+    /// node_exporter's textfile collector directory; metrics are written
+    /// there only when it exists. Empty: never.
+    pub metrics_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -35,6 +38,7 @@ impl Default for Config {
             package: "openssh-server".into(),
             extra_ports: Vec::new(),
             preflight: true,
+            metrics_dir: Some("/var/lib/prometheus/node-exporter".into()),
         }
     }
 }
@@ -134,6 +138,17 @@ pub fn parse(text: &str, source: &str) -> (Config, Vec<String>) {
             }
             "EXTRA_PORTS" => parse_ports(value).map(|v| cfg.extra_ports = v),
             "PREFLIGHT" => parse_bool(value).map(|v| cfg.preflight = v),
+            "METRICS_DIR" => {
+                if value.is_empty() {
+                    cfg.metrics_dir = None;
+                    Ok(())
+                } else if value.starts_with('/') {
+                    cfg.metrics_dir = Some(value.into());
+                    Ok(())
+                } else {
+                    Err(format!("'{value}' is not an absolute path"))
+                }
+            }
             _ => Err("unknown setting".to_string()),
         };
         if let Err(e) = result {
@@ -158,7 +173,7 @@ mod tests {
     fn every_key() {
         let text = "# comment\nMARKER_MAX_AGE=2h\nSTOP_TIMEOUT=3\nBANNER_TIMEOUT=\"1m\"\n\
                     WATCHDOG_MAX_REPAIRS=7\nSSH_SERVICE=sshd.service\nSSH_SOCKET='x.socket'\n\
-                    PACKAGE=openssh-server\nEXTRA_PORTS=2222 2200\nexport PREFLIGHT=no\n";
+                    PACKAGE=openssh-server\nEXTRA_PORTS=2222 2200\nexport PREFLIGHT=no\nMETRICS_DIR=\n";
         let (c, w) = parse(text, "f");
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.marker_max_age, Duration::from_secs(7200));
@@ -169,6 +184,7 @@ mod tests {
         assert_eq!(c.ssh_socket, "x.socket");
         assert_eq!(c.extra_ports, vec![2222, 2200]);
         assert!(!c.preflight);
+        assert_eq!(c.metrics_dir, None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod dpkg;
 pub mod marker;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod repair;
@@ -74,5 +75,6 @@ pub fn main() -> i32 {
         Command::Status(a) => commands::status(&ctx, a.json),
         Command::Repair(a) => commands::repair(&ctx, a.dry_run),
         Command::Watchdog => commands::watchdog(&ctx),
+        Command::Check(a) => commands::check(&ctx, a.npd),
     }
 }

@@ -375,3 +375,19 @@ fn every_command_has_help_with_exit_codes() {
         assert!(t.contains("Exit status:"), "{c}: {t}");
     }
 }
+
+#[test]
+fn check_is_unknown_without_systemd_in_both_conventions() {
+    let r = Root::new();
+    let o = r.run(&["check"]);
+    assert_eq!(code(&o), 3, "monitoring-plugin UNKNOWN");
+    let line = String::from_utf8_lossy(&o.stdout);
+    assert!(line.starts_with("SSH-UPGRADE-GUARD UNKNOWN - "), "{line}");
+    assert!(line.contains(" | package_ok=1 "), "{line}");
+    assert_eq!(line.lines().count(), 1);
+    assert_eq!(
+        code(&r.run(&["check", "--npd"])),
+        2,
+        "node-problem-detector unknown"
+    );
+}

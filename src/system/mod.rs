@@ -6,6 +6,7 @@ pub mod dpkg;
 pub mod fsx;
 pub mod locks;
 pub mod procs;
+pub mod publish;
 pub mod signal;
 pub mod snapshot;
 pub mod sshd;
@@ -25,6 +26,10 @@ pub struct Roots {
     pub dpkg_admin: PathBuf,
     pub run_dir: PathBuf,
     pub sshd: PathBuf,
+    /// Counters kept across runs (repairs by outcome).
+    pub state_dir: PathBuf,
+    /// Prefix for METRICS_DIR (empty outside tests).
+    pub prefix: PathBuf,
     /// Set under TEST_ROOT_ENV: no D-Bus, and files owned by the current
     /// user are accepted where root ownership is otherwise required.
     pub test_root: Option<PathBuf>,
@@ -40,6 +45,8 @@ impl Roots {
                     dpkg_admin: root.join("var/lib/dpkg"),
                     run_dir: root.join("run/ssh-upgrade-guard"),
                     sshd: root.join("usr/sbin/sshd"),
+                    state_dir: root.join("var/lib/ssh-upgrade-guard"),
+                    prefix: root.clone(),
                     test_root: Some(root),
                 }
             }
@@ -48,6 +55,8 @@ impl Roots {
                 dpkg_admin: "/var/lib/dpkg".into(),
                 run_dir: "/run/ssh-upgrade-guard".into(),
                 sshd: "/usr/sbin/sshd".into(),
+                state_dir: "/var/lib/ssh-upgrade-guard".into(),
+                prefix: PathBuf::new(),
                 test_root: None,
             },
         }
@@ -55,6 +64,14 @@ impl Roots {
 
     /// Owners accepted for our directory and files: root, and under a test
     /// root also the current user.
+    /// A configured absolute path, under the test root when there is one.
+    pub fn under(&self, p: &std::path::Path) -> PathBuf {
+        match &self.test_root {
+            Some(r) => r.join(p.strip_prefix("/").unwrap_or(p)),
+            None => p.to_path_buf(),
+        }
+    }
+
     pub fn owner_ok(&self, uid: u32) -> bool {
         uid == 0 || (self.test_root.is_some() && uid == nix::unistd::geteuid().as_raw())
     }
