@@ -13,7 +13,9 @@
 # Tests are left to `make check` (DEB_BUILD_OPTIONS=nocheck); run them in the
 # package build too with `make deb DEB_BUILD_OPTIONS=`.
 # Each run first removes its own previous outputs in $(DEB_OUT) (the tree copy
-# and ssh-upgrade-guard_*), nothing else.
+# and ssh-upgrade-guard_*), nothing else. Runs in one tree (a developer's and
+# the e2e harness's `make check`) are serialized with flock on
+# $(DEB_OUT)/.lock, since they would share that copy.
 DEB_OUT := target/debian
 DEB_BUILD_OPTIONS ?= nocheck
 
@@ -27,6 +29,7 @@ deb:
 	deb=$(DEB_OUT)/ssh-upgrade-guard_$${version#*:}_$$(dpkg --print-architecture).deb; \
 	case "$$cargo" in /usr/bin/cargo) profile= ;; *) profile=pkg.ssh-upgrade-guard.rustup ;; esac; \
 	src=$(DEB_OUT)/ssh-upgrade-guard-$$upstream; \
+	mkdir -p $(DEB_OUT); exec 9>$(DEB_OUT)/.lock; flock 9; \
 	rm -rf "$$src" $(DEB_OUT)/ssh-upgrade-guard_*; mkdir -p "$$src"; \
 	tar -cf - --exclude=./target --exclude=./.git . | tar -xf - -C "$$src"; \
 	echo "make deb: building $$version with $$cargo$${profile:+, build profile $$profile}"; \
