@@ -66,27 +66,25 @@ fn say(msg: &str) {
 /// Serializes repairs: a lock under the run directory, waited for (a repair
 /// takes seconds), so a second run finds the first one's result.
 struct RepairLock {
-    _file: std::fs::File,
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 fn repair_lock(roots: &Roots) -> Result<RepairLock> {
     let dir =
         RunDir::open(roots, true)?.ok_or_else(|| anyhow!("{} missing", roots.run_dir.display()))?;
-    let file = dir.lock_file("repair.lock")?;
+    let mut file = dir.lock_file("repair.lock")?;
     let deadline = Instant::now() + Duration::from_secs(300);
+    let mut said = false;
     loop {
-        match nix::fcntl::Flock::lock(
-            file.try_clone()?,
-            nix::fcntl::FlockArg::LockExclusiveNonblock,
-        ) {
-            Ok(l) => {
-                // Keep the lock by leaking the guard into the returned value.
-                std::mem::forget(l);
-                return Ok(RepairLock { _file: file });
-            }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
-                log::info!("another repair is running; waiting for it");
-                std::thread::sleep(Duration::from_millis(100));
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(RepairLock { _lock: lock }),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                if !said {
+                    log::info!("another repair is running; waiting for it to finish");
+                    said = true;
+                }
+                file = f;
+                std::thread::sleep(Duration::from_millis(50));
             }
             Err((_, e)) => {
                 return Err(anyhow!(
@@ -96,6 +94,17 @@ fn repair_lock(roots: &Roots) -> Result<RepairLock> {
             }
         }
     }
+}
+
+/// Acting on sshd, systemd and dpkg needs root; say so plainly rather than
+/// fail halfway on a permission error.
+fn require_root(ctx: &Ctx, what: &str) -> Result<()> {
+    if ctx.roots.test_root.is_none() && !nix::unistd::geteuid().is_root() {
+        return Err(anyhow!(
+            "{what} must run as root (try: sudo ssh-upgrade-guard {what})"
+        ));
+    }
+    Ok(())
 }
 
 /// Full diagnosis, plan, and (unless dry) execution. Returns the plan, the
@@ -110,6 +119,9 @@ fn diagnose_and_repair(
         Ok(sd) => (Some(sd), None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
+    if !dry_run {
+        require_root(ctx, "repair")?;
+    }
     let _lock = if dry_run {
         None
     } else {
