@@ -12,7 +12,7 @@
 # shellcheck source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,openssh-client,iproute2,procps,apt-utils,cron,cron-apt,unattended-upgrades,python3
+ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,openssh-client,iproute2,procps,apt-utils,cron,cron-apt,unattended-upgrades,python3,needrestart,lsof,time
 
 # The Debian archive this machine already uses, read from its apt sources at
 # run time (no mirror host is written anywhere in the repository). E2E_MIRROR
@@ -96,7 +96,8 @@ build_rootfs() (
 	mirror=$(host_mirror)
 	tmp=$(mktemp -d "$E2E_CACHE/.build-$suite.XXXXXX")
 	# Whatever happens, leave no mount and no half-built tree behind.
-	trap 'umount -R "$tmp/rootfs/proc" 2>/dev/null; rm -rf "$tmp"' EXIT
+	# (set -e applies inside the trap too: nothing in it may fail.)
+	trap 'umount -R "$tmp/rootfs/proc" 2>/dev/null || true; rm -rf "$tmp" || true' EXIT
 	log "building $suite rootfs from $mirror into $dest (once; cached)"
 	debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" \
 		"$suite" "$tmp/rootfs" "$mirror" >"$tmp/debootstrap.log" 2>&1 || {
