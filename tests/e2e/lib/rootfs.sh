@@ -12,6 +12,8 @@
 # shellcheck source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+# needrestart: Ubuntu servers have it, and its 99needrestart Post-Invoke hook
+# runs after ours (FIELD-NOTES §7). lsof, time: used by benches/run.
 ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,openssh-client,iproute2,procps,apt-utils,cron,cron-apt,unattended-upgrades,python3,needrestart,lsof,time
 
 # The Debian archive this machine already uses, read from its apt sources at
