@@ -27,10 +27,11 @@ echo "DPkg::Pre-Invoke { \"/usr/local/sbin/e2e-stale-now\"; };" >/etc/apt/apt.co
 	apt_get upgrade
 	cexec test -e /run/e2e-stale-done || fail "fixture: the stale-listener hook did not run"
 	expect_in "$OUT" 'Could not execute systemctl' "apt output (the postinst must have failed for this scenario to mean anything)"
+	# The state first: without the guard, this is where it shows.
+	assert_clean_socket_activated
 	expect_in "$OUT" 'ssh-upgrade-guard' "apt output (the guard's report)"
 	expect_in "$OUT" '[Rr]esolved' "apt output (the report must say the dpkg error is resolved)"
 	# dpkg did fail, and apt says so; the guard's report is what tells the reader it is fixed.
 	((RC != 0)) || fail "apt-get exited 0 although the postinst failed"
-	assert_clean_socket_activated
 	assert_session "after the repair"
 }

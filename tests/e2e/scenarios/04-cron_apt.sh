@@ -18,7 +18,8 @@ run_scenario() {
 	logtext=$(cexec cat /var/log/cron-apt/log 2>&1)
 	printf '%s\n' "$logtext" | sed 's/^/    log| /' >&2
 	expect_in "$logtext" 'Setting up openssh-server' "cron-apt log (the upgrade must have run)"
-	expect_in "$logtext" 'ssh-upgrade-guard' "cron-apt log (the guard's report)"
+	# The state first: without the guard, this is where it shows.
 	assert_clean_socket_activated
+	expect_in "$logtext" 'ssh-upgrade-guard' "cron-apt log (the guard's report)"
 	assert_session "after cron-apt"
 }
