@@ -192,7 +192,7 @@ expect_in() {
 }
 
 # The next openssh-server version in the local repository.
-NEXT_SSH_VERSION() { cexec apt-cache policy openssh-server | awk '/Candidate:/ { print $2 }'; }
+next_ssh_version() { cexec apt-cache policy openssh-server | awk '/Candidate:/ { print $2 }'; }
 
 # start_machine SUITE: boot, index the local repository, make the slow
 # fixture package quick unless a scenario asks otherwise.
