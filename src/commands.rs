@@ -410,7 +410,7 @@ fn preflight(ctx: &Ctx) -> Result<()> {
     // Cheap path: systemd's word that the port holder is up and nothing
     // failed. A stale listener keeps the holder from being active.
     let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg)?;
+    let units = snapshot::units(&sd, &ctx.cfg, false)?;
     let nothing_to_guard =
         units.service.load_state != "loaded" && units.socket.load_state != "loaded";
     if nothing_to_guard || units.look_healthy() {
@@ -436,12 +436,17 @@ pub fn post_invoke(ctx: &Ctx) -> i32 {
     hook("post-invoke", || {
         let result = (|| -> Result<()> {
             let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package)?;
+            log::debug!(
+                "{:.1} ms: read {}'s dpkg state",
+                crate::elapsed_ms(),
+                ctx.cfg.package
+            );
             if pkg.status == "not-installed" || pkg.status == "config-files" {
                 log::info!("{} is not installed: nothing to guard", ctx.cfg.package);
                 return Ok(());
             }
             let sd = ctx.systemd()?;
-            let units = snapshot::units(&sd, &ctx.cfg)?;
+            let units = snapshot::units(&sd, &ctx.cfg, false)?;
             if units.look_healthy() && pkg.is_installed_ok() {
                 log::info!(
                     "{} installed, ssh units healthy ({}): nothing to do",
@@ -639,7 +644,7 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             return exit::INTERNAL;
         }
     };
-    let units = match snapshot::units(&sd, &ctx.cfg) {
+    let units = match snapshot::units(&sd, &ctx.cfg, false) {
         Ok(u) => u,
         Err(e) => {
             eprintln!("{PREFIX}: error: {e:#}");

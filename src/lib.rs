@@ -19,6 +19,17 @@ pub mod system;
 
 use cli::{Cli, Command};
 
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Milliseconds since the program started, for -vv timing lines.
+pub fn elapsed_ms() -> f64 {
+    STARTED
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+        * 1000.0
+}
+
 fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) | (false, 0) => log::LevelFilter::Warn,
@@ -46,6 +57,7 @@ fn init_logging(verbose: u8, quiet: bool) {
 /// Returns the process exit status.
 pub fn main() -> i32 {
     use clap::Parser;
+    let _ = elapsed_ms();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let (cfg, warnings) = match std::fs::read_to_string(&cli.config) {
@@ -68,7 +80,7 @@ pub fn main() -> i32 {
         roots: system::Roots::from_env(),
         cfg,
     };
-    match cli.command {
+    let code = match cli.command {
         Command::PreInvoke(_) => commands::pre_invoke(&ctx),
         Command::PostInvoke(_) => commands::post_invoke(&ctx),
         Command::Inhibited => commands::inhibited(&ctx),
@@ -76,5 +88,7 @@ pub fn main() -> i32 {
         Command::Repair(a) => commands::repair(&ctx, a.dry_run),
         Command::Watchdog => commands::watchdog(&ctx),
         Command::Check(a) => commands::check(&ctx, a.npd),
-    }
+    };
+    log::debug!("{:.1} ms: done, exit status {code}", elapsed_ms());
+    code
 }

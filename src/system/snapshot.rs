@@ -13,11 +13,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 pub const MARKER_FILE: &str = "inhibit";
 
-/// Reads systemd's view of both ssh units.
-pub fn units(sd: &Systemd, cfg: &Config) -> anyhow::Result<Units> {
+/// Reads systemd's view of both ssh units. Without `detail`, only what
+/// the healthy-path check needs (no MainPID, Result, Listen).
+pub fn units(sd: &Systemd, cfg: &Config, detail: bool) -> anyhow::Result<Units> {
     Ok(Units {
-        service: sd.unit_state(&cfg.ssh_service)?,
-        socket: sd.unit_state(&cfg.ssh_socket)?,
+        service: sd.unit_state(&cfg.ssh_service, detail)?,
+        socket: sd.unit_state(&cfg.ssh_socket, detail)?,
     })
 }
 
@@ -123,7 +124,7 @@ pub fn gather(
         Ok(p) => s.package = Some(p),
         Err(e) => s.package_error = Some(format!("{e:#}")),
     }
-    match sd.map(|sd| units(sd, cfg)) {
+    match sd.map(|sd| units(sd, cfg, true)) {
         Some(Ok(u)) => {
             s.topology = Some(u.topology());
             s.units = Some(u);

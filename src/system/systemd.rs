@@ -85,6 +85,23 @@ pub struct Systemd {
     mgr: ManagerProxy<'static>,
 }
 
+/// systemd's object path for a unit: every byte that is not [A-Za-z0-9]
+/// becomes _XX (sd_bus_path_encode).
+pub fn unit_object_path(name: &str) -> String {
+    let mut p = String::from("/org/freedesktop/systemd1/unit/");
+    if name.is_empty() {
+        p.push('_');
+    }
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() && !(i == 0 && b.is_ascii_digit()) {
+            p.push(b as char);
+        } else {
+            p.push_str(&format!("_{b:02x}"));
+        }
+    }
+    p
+}
+
 pub const RESCUE_UNIT: &str = "ssh-upgrade-guard-rescue.service";
 
 impl Systemd {
@@ -93,58 +110,67 @@ impl Systemd {
             .and_then(|b| b.method_timeout(Duration::from_secs(30)).build())
             .map_err(|e| anyhow!("cannot reach systemd over the system D-Bus: {e}"))?;
         let mgr = ManagerProxy::new(&conn).map_err(|e| anyhow!("systemd manager: {e}"))?;
+        log::debug!("{:.1} ms: connected to the system bus", crate::elapsed_ms());
         Ok(Systemd { conn, mgr })
     }
 
-    fn unit_path(&self, name: &str) -> Result<OwnedObjectPath> {
-        self.mgr
-            .load_unit(name)
-            .with_context(|| format!("systemd LoadUnit {name}"))
-    }
-
-    /// systemd's view of a service or socket unit.
-    pub fn unit_state(&self, name: &str) -> Result<UnitState> {
-        let path = self.unit_path(name)?;
+    /// Unit states through one GetAll per interface, at the unit's object
+    /// path (systemd loads the unit on access, as LoadUnit would).
+    /// With `detail` false only the Unit interface is read (states and
+    /// enablement: all the hooks' healthy path needs), one round trip.
+    pub fn unit_state(&self, name: &str, detail: bool) -> Result<UnitState> {
+        use std::collections::HashMap;
+        use zbus::names::InterfaceName;
+        use zbus::zvariant::OwnedValue;
+        let path = unit_object_path(name);
         let ctx = || format!("reading {name} from systemd");
-        let unit = UnitProxy::builder(&self.conn)
-            .path(path.clone())?
+        let props = zbus::blocking::fdo::PropertiesProxy::builder(&self.conn)
+            .destination("org.freedesktop.systemd1")?
+            .path(path.as_str())?
             .cache_properties(CacheProperties::No)
             .build()
             .with_context(ctx)?;
+        let all = |iface: &'static str| -> Result<HashMap<String, OwnedValue>> {
+            props
+                .get_all(InterfaceName::from_static_str_unchecked(iface))
+                .with_context(ctx)
+        };
+        let s = |m: &HashMap<String, OwnedValue>, k: &str| -> String {
+            m.get(k)
+                .and_then(|v| String::try_from(v.clone()).ok())
+                .unwrap_or_default()
+        };
+        let unit = all("org.freedesktop.systemd1.Unit")?;
         let mut st = UnitState {
             name: name.to_string(),
-            load_state: unit.load_state().with_context(ctx)?,
-            active_state: unit.active_state().with_context(ctx)?,
-            sub_state: unit.sub_state().with_context(ctx)?,
-            unit_file_state: unit.unit_file_state().unwrap_or_default(),
+            load_state: s(&unit, "LoadState"),
+            active_state: s(&unit, "ActiveState"),
+            sub_state: s(&unit, "SubState"),
+            unit_file_state: s(&unit, "UnitFileState"),
             ..Default::default()
         };
-        if st.load_state != "loaded" {
-            return Ok(st);
+        if detail && st.load_state == "loaded" {
+            if name.ends_with(".service") {
+                let svc = all("org.freedesktop.systemd1.Service")?;
+                st.main_pid = svc
+                    .get("MainPID")
+                    .and_then(|v| u32::try_from(v.clone()).ok())
+                    .filter(|p| *p != 0);
+                st.result = s(&svc, "Result");
+            } else if name.ends_with(".socket") {
+                let sock = all("org.freedesktop.systemd1.Socket")?;
+                st.result = s(&sock, "Result");
+                st.listen = sock
+                    .get("Listen")
+                    .and_then(|v| <Vec<(String, String)>>::try_from(v.clone()).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(k, _)| k == "Stream")
+                    .map(|(_, a)| a)
+                    .collect();
+            }
         }
-        if name.ends_with(".service") {
-            let svc = ServiceProxy::builder(&self.conn)
-                .path(path)?
-                .cache_properties(CacheProperties::No)
-                .build()
-                .with_context(ctx)?;
-            st.main_pid = Some(svc.main_pid().with_context(ctx)?).filter(|p| *p != 0);
-            st.result = svc.result().unwrap_or_default();
-        } else if name.ends_with(".socket") {
-            let sock = SocketProxy::builder(&self.conn)
-                .path(path)?
-                .cache_properties(CacheProperties::No)
-                .build()
-                .with_context(ctx)?;
-            st.listen = sock
-                .listen()
-                .with_context(ctx)?
-                .into_iter()
-                .filter(|(k, _)| k == "Stream")
-                .map(|(_, a)| a)
-                .collect();
-            st.result = sock.result().unwrap_or_default();
-        }
+        log::debug!("{:.1} ms: read {name} from systemd", crate::elapsed_ms());
         Ok(st)
     }
 
@@ -232,5 +258,28 @@ impl Systemd {
         self.run_job("starting the rescue sshd", timeout, |m| {
             m.start_transient_unit(RESCUE_UNIT, "replace", &props, &[])
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn object_paths_like_sd_bus() {
+        assert_eq!(
+            super::unit_object_path("ssh.service"),
+            "/org/freedesktop/systemd1/unit/ssh_2eservice"
+        );
+        assert_eq!(
+            super::unit_object_path("ssh.socket"),
+            "/org/freedesktop/systemd1/unit/ssh_2esocket"
+        );
+        assert_eq!(
+            super::unit_object_path("getty@tty1.service"),
+            "/org/freedesktop/systemd1/unit/getty_40tty1_2eservice"
+        );
+        assert_eq!(
+            super::unit_object_path("1x.service"),
+            "/org/freedesktop/systemd1/unit/_31x_2eservice"
+        );
     }
 }
