@@ -10,6 +10,7 @@
 use crate::model::{is_sshd_name, is_sshd_session_name};
 use procfs::process::{FDTarget, Process};
 use procfs::{FromRead, FromReadSI};
+
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -63,8 +64,11 @@ impl Procfs {
     /// /proc/PID/stat, parsed by procfs (which splits after the last ')' so a
     /// hostile comm cannot shift the fields).
     pub fn info(&self, pid: u32) -> Option<ProcInfo> {
-        let f = std::fs::File::open(self.pid_dir(pid).join("stat")).ok()?;
-        let st = procfs::process::Stat::from_read(f).ok()?;
+        let bytes = std::fs::read(self.pid_dir(pid).join("stat")).ok()?;
+        if !stat_shape_ok(&bytes) {
+            return None;
+        }
+        let st = procfs::process::Stat::from_read(bytes.as_slice()).ok()?;
         Some(ProcInfo {
             pid,
             ppid: u32::try_from(st.ppid).unwrap_or(0),
@@ -276,6 +280,25 @@ impl Procfs {
     }
 }
 
+/// procfs-core 0.18's Stat parser slices around the parentheses without
+/// checking them (found by this crate's proptest: a stat file starting with
+/// '(', a ')' before the '(', or a multi-byte character next to either
+/// panics). The kernel never writes such a line, but a parser of /proc must
+/// not panic, so the shape procfs relies on is checked first.
+fn stat_shape_ok(bytes: &[u8]) -> bool {
+    let line = String::from_utf8_lossy(bytes);
+    let b = line.trim();
+    let (Some(open), Some(close)) = (b.find('('), b.rfind(')')) else {
+        return false;
+    };
+    let by = b.as_bytes();
+    open >= 1
+        && by[open - 1].is_ascii()
+        && close > open
+        && close + 2 <= b.len()
+        && by[close + 1].is_ascii()
+}
+
 /// Package-manager process names, as in /proc/PID/comm (15 characters at most).
 pub const PACKAGE_MANAGERS: &[&str] = &[
     "apt",
@@ -290,4 +313,198 @@ pub const PACKAGE_MANAGERS: &[&str] = &[
 
 pub fn sshd_name(comm: &str, exe: &str) -> bool {
     is_sshd_name(comm, exe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    fn stat_line(pid: u32, comm: &str, ppid: u32, start: u64) -> String {
+        let mut f: Vec<String> = vec![
+            pid.to_string(),
+            format!("({comm})"),
+            "S".into(),
+            ppid.to_string(),
+        ];
+        for i in 5..=52 {
+            f.push(if i == 22 {
+                start.to_string()
+            } else {
+                "0".into()
+            });
+        }
+        f.join(" ") + "\n"
+    }
+
+    const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+    /// A fake /proc: pid 1 (systemd) and a stale sshd both holding the
+    /// listening socket 1001 on :22, a session, and an unrelated process.
+    fn fake_proc() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("net")).unwrap();
+        fs::write(
+            r.join("net/tcp"),
+            format!(
+                "{TCP_HEADER}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n   \
+                 1: 0100007F:0016 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 100 0 0 10 0\n"
+            ),
+        )
+        .unwrap();
+        fs::write(
+            r.join("net/tcp6"),
+            format!("{TCP_HEADER}   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 100 0 0 10 0\n"),
+        )
+        .unwrap();
+        for (pid, comm, exe, sockets) in [
+            (
+                1u32,
+                "systemd",
+                "/usr/lib/systemd/systemd",
+                vec![1001u64, 1003],
+            ),
+            (200, "sshd", "/usr/sbin/sshd (deleted)", vec![1001, 1003]),
+            (300, "sshd", "/usr/sbin/sshd (deleted)", vec![1002]),
+            (400, "bash", "/usr/bin/bash", vec![]),
+        ] {
+            let p = r.join(pid.to_string());
+            fs::create_dir_all(p.join("fd")).unwrap();
+            fs::write(p.join("stat"), stat_line(pid, comm, 1, 1000 + pid as u64)).unwrap();
+            fs::write(p.join("comm"), format!("{comm}\n")).unwrap();
+            fs::write(
+                p.join("status"),
+                "Name:\tx\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
+            )
+            .unwrap();
+            fs::write(p.join("cmdline"), format!("{comm}\0-D\0")).unwrap();
+            fs::write(p.join("cgroup"), "0::/system.slice/cron.service\n").unwrap();
+            symlink(exe, p.join("exe")).unwrap();
+            for (i, s) in sockets.iter().enumerate() {
+                symlink(
+                    format!("socket:[{s}]"),
+                    p.join("fd").join((i + 3).to_string()),
+                )
+                .unwrap();
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn finds_listeners_by_socket_inode_and_counts_sessions() {
+        let d = fake_proc();
+        let p = Procfs::new(d.path());
+        let mut w = Vec::new();
+        let l = p.listening(&[22], &mut w);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(l.len(), 2, "LISTEN only, both families: {l:?}");
+        let scan = p.scan(&l);
+        let pids: Vec<u32> = scan.listeners.iter().map(|l| l.pid).collect();
+        assert_eq!(pids, vec![1, 200]);
+        let stale = &scan.listeners[1];
+        assert_eq!(stale.exe, "/usr/sbin/sshd (deleted)");
+        assert_eq!(stale.start_time, 1200);
+        assert_eq!(stale.addresses.len(), 2);
+        assert_eq!(stale.cgroup, "0::/system.slice/cron.service");
+        assert_eq!(
+            scan.sessions, 1,
+            "pid 300 holds a connection, not a listener"
+        );
+        assert!(scan.unowned.is_empty());
+        assert!(p.listening(&[2222], &mut w).is_empty());
+    }
+
+    #[test]
+    fn hostile_comm_cannot_shift_stat_fields() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("7")).unwrap();
+        fs::write(
+            d.path().join("7/stat"),
+            stat_line(7, "a) (b c) 9 9", 5, 4242),
+        )
+        .unwrap();
+        let i = Procfs::new(d.path()).info(7).unwrap();
+        assert_eq!(i.comm, "a) (b c) 9 9");
+        assert_eq!(i.ppid, 5);
+        assert_eq!(i.start_time, 4242);
+    }
+
+    #[test]
+    fn regression_procfs_stat_slicing_panics_on_hostile_shapes() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("8")).unwrap();
+        let p = Procfs::new(d.path());
+        for bad in [
+            "(x) S 1",
+            ") 1 (x",
+            "1 (x)",
+            "\u{e9}(x) S 1",
+            "1 (x)\u{e9}S 1",
+            "1 (x))",
+            "(",
+        ] {
+            fs::write(d.path().join("8/stat"), bad).unwrap();
+            assert!(p.info(8).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn vanished_and_garbage_processes_are_skipped() {
+        let d = fake_proc();
+        fs::write(d.path().join("400/stat"), "garbage").unwrap();
+        let p = Procfs::new(d.path());
+        assert!(p.info(400).is_none());
+        assert!(p.info(99999).is_none());
+        fs::remove_dir_all(d.path().join("300")).unwrap();
+        let mut w = Vec::new();
+        let l = p.listening(&[22], &mut w);
+        assert_eq!(p.scan(&l).listeners.len(), 2);
+    }
+
+    #[test]
+    fn hostile_tcp_table_is_a_warning_naming_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("net")).unwrap();
+        fs::write(
+            d.path().join("net/tcp"),
+            format!("{TCP_HEADER}   0: zz:0016 nonsense\n"),
+        )
+        .unwrap();
+        let mut w = Vec::new();
+        assert!(Procfs::new(d.path()).listening(&[22], &mut w).is_empty());
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("net/tcp"), "{w:?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_stat_and_tcp_bytes_never_panic(
+            stat in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+            tcp in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        ) {
+            let d = tempfile::tempdir().unwrap();
+            fs::create_dir_all(d.path().join("9")).unwrap();
+            fs::create_dir_all(d.path().join("net")).unwrap();
+            fs::write(d.path().join("9/stat"), &stat).unwrap();
+            fs::write(d.path().join("net/tcp"), &tcp).unwrap();
+            fs::write(d.path().join("net/tcp6"), &tcp).unwrap();
+            let p = Procfs::new(d.path());
+            let _ = p.info(9);
+            let mut w = Vec::new();
+            let l = p.listening(&[22], &mut w);
+            let _ = p.scan(&l);
+        }
+
+        #[test]
+        fn arbitrary_tcp_lines_never_panic(line in "[ 0-9A-Fa-f:]{0,160}") {
+            let d = tempfile::tempdir().unwrap();
+            fs::create_dir_all(d.path().join("net")).unwrap();
+            fs::write(d.path().join("net/tcp"), format!("{TCP_HEADER}{line}\n")).unwrap();
+            let mut w = Vec::new();
+            let _ = Procfs::new(d.path()).listening(&[22], &mut w);
+        }
+    }
 }
