@@ -138,15 +138,34 @@ fn diagnose_and_repair(
     Ok((plan, Some((outcome, after))))
 }
 
+/// Where a repair report appears, which decides its closing line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Where {
+    /// pre-invoke: the package is left to the dpkg run that follows.
+    BeforeDpkg,
+    /// post-invoke: apt's output above may hold dpkg's error.
+    AfterDpkg,
+    /// repair, watchdog.
+    Standalone,
+}
+
 fn print_repair_report(
     plan: &Plan,
     outcome: &repair::Outcome,
     after: &Snapshot,
     ctx: &Ctx,
-    dpkg_context: bool,
+    context: Where,
 ) -> bool {
-    let after_plan = ctx.plan(after, Mode::Full);
-    let healthy = after_plan.findings.is_empty() && outcome.failed.is_empty();
+    let mode = if context == Where::BeforeDpkg {
+        Mode::Preflight
+    } else {
+        Mode::Full
+    };
+    // Judge the end state by what this run was meant to fix: before dpkg,
+    // a half-configured package is dpkg's to finish, not a remaining problem.
+    let after_plan = ctx.plan(after, mode);
+    let healthy =
+        after_plan.steps.is_empty() && after_plan.refused.is_none() && outcome.failed.is_empty();
     let mut text = String::new();
     for f in &plan.findings {
         text.push_str(&format!("found: {f}\n"));
@@ -161,24 +180,28 @@ fn print_repair_report(
         text.push_str(&format!("left alone: {l}\n"));
     }
     text.push_str(&format!("now: {}\n", report::final_state(after)));
-    if healthy {
-        let was_incomplete = plan
-            .findings
-            .iter()
-            .any(|f| f.contains("not fully installed"));
-        if dpkg_context && was_incomplete {
-            text.push_str(&format!(
-                "the dpkg error above is resolved: {} is now fully installed and ssh answers.\n",
-                ctx.cfg.package
-            ));
-        } else {
-            text.push_str("ssh is healthy.\n");
+    let pkg_incomplete = after.package.as_ref().is_some_and(|p| p.is_incomplete());
+    let was_incomplete = plan
+        .findings
+        .iter()
+        .any(|f| f.contains("not fully installed"));
+    match (healthy, context) {
+        (true, Where::BeforeDpkg) if pkg_incomplete => text.push_str(&format!(
+            "ssh is healthy; the dpkg run that follows can now configure {}.\n",
+            ctx.cfg.package
+        )),
+        (true, Where::AfterDpkg) if was_incomplete => text.push_str(&format!(
+            "the dpkg error above is resolved: {} is now fully installed and ssh answers.\n",
+            ctx.cfg.package
+        )),
+        (true, _) => text.push_str("ssh is healthy.\n"),
+        (false, _) => {
+            let mut left = after_plan.findings.clone();
+            if let Some(r) = &after_plan.refused {
+                left.push(r.clone());
+            }
+            text.push_str(&format!("PROBLEM REMAINS: {}\n", left.join("; ")));
         }
-    } else {
-        text.push_str(&format!(
-            "PROBLEM REMAINS: {}\n",
-            after_plan.findings.join("; ")
-        ));
     }
     say(&text);
     healthy
@@ -265,10 +288,10 @@ fn report_and_publish(
     plan: &Plan,
     outcome: &repair::Outcome,
     after: &Snapshot,
-    dpkg_context: bool,
+    context: Where,
     inhibited: bool,
 ) -> bool {
-    let healthy = print_repair_report(plan, outcome, after, ctx, dpkg_context);
+    let healthy = print_repair_report(plan, outcome, after, ctx, context);
     let result = if healthy {
         RepairResult::Success
     } else {
@@ -424,7 +447,7 @@ fn preflight(ctx: &Ctx) -> Result<()> {
     let (plan, done) = diagnose_and_repair(ctx, Mode::Preflight, false)?;
     if let Some((outcome, after)) = done {
         say("before dpkg runs, repairing ssh so that openssh-server's maintainer scripts can succeed:");
-        report_and_publish(ctx, &plan, &outcome, &after, false, true);
+        report_and_publish(ctx, &plan, &outcome, &after, Where::BeforeDpkg, true);
     } else if let Some(r) = &plan.refused {
         publish(ctx, None, Some(RepairResult::Refused), None);
         return Err(anyhow!("{r}"));
@@ -462,7 +485,7 @@ pub fn post_invoke(ctx: &Ctx) -> i32 {
             let (plan, done) = diagnose_and_repair(ctx, Mode::Full, false)?;
             match done {
                 Some((outcome, after)) => {
-                    report_and_publish(ctx, &plan, &outcome, &after, true, false);
+                    report_and_publish(ctx, &plan, &outcome, &after, Where::AfterDpkg, false);
                 }
                 None => {
                     if let Some(r) = &plan.refused {
@@ -579,7 +602,7 @@ pub fn repair(ctx: &Ctx, dry_run: bool) -> i32 {
             }
         }
         Ok((plan, Some((outcome, after)))) => {
-            if report_and_publish(ctx, &plan, &outcome, &after, false, false) {
+            if report_and_publish(ctx, &plan, &outcome, &after, Where::Standalone, false) {
                 exit::OK
             } else {
                 exit::PROBLEM
@@ -729,7 +752,7 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             if let Err(e) = dir.write_atomic(WATCHDOG_LOG, &text, 0o644) {
                 warn_line(&format!("{e:#}"));
             }
-            if report_and_publish(ctx, &plan, &outcome, &after, false, false) {
+            if report_and_publish(ctx, &plan, &outcome, &after, Where::Standalone, false) {
                 exit::OK
             } else {
                 exit::PROBLEM
