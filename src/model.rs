@@ -134,19 +134,15 @@ pub fn is_sshd_session_name(comm: &str) -> bool {
     comm == "sshd-session" || comm == "sshd-auth"
 }
 
-/// Classifies a listener. Only `Stale` may ever be signalled.
-pub fn classify(
-    pid: u32,
-    uid: u32,
-    comm: &str,
-    exe: &str,
-    managed_main_pid: Option<u32>,
-) -> ListenerClass {
+/// Classifies a listener. `managed`: main processes of active units that
+/// run sshd (ssh.service, the guard's rescue unit). Only `Stale` may ever be
+/// signalled.
+pub fn classify(pid: u32, uid: u32, comm: &str, exe: &str, managed: &[u32]) -> ListenerClass {
     if pid == 1 {
         ListenerClass::Systemd
     } else if !is_sshd_name(comm, exe) || uid != 0 {
         ListenerClass::Foreign
-    } else if Some(pid) == managed_main_pid {
+    } else if managed.contains(&pid) {
         ListenerClass::Managed
     } else {
         ListenerClass::Stale
@@ -212,29 +208,29 @@ mod tests {
     fn classification() {
         let d = "/usr/sbin/sshd (deleted)";
         assert_eq!(
-            classify(1, 0, "systemd", "/usr/lib/systemd/systemd", None),
+            classify(1, 0, "systemd", "/usr/lib/systemd/systemd", &[]),
             ListenerClass::Systemd
         );
-        assert_eq!(classify(10, 0, "sshd", d, None), ListenerClass::Stale);
+        assert_eq!(classify(10, 0, "sshd", d, &[]), ListenerClass::Stale);
         assert_eq!(
-            classify(10, 0, "sshd", "/usr/sbin/sshd", Some(11)),
+            classify(10, 0, "sshd", "/usr/sbin/sshd", &[11]),
             ListenerClass::Stale
         );
         assert_eq!(
-            classify(10, 0, "sshd", "/usr/sbin/sshd", Some(10)),
+            classify(10, 0, "sshd", "/usr/sbin/sshd", &[10]),
             ListenerClass::Managed
         );
         assert_eq!(
-            classify(10, 1000, "sshd", "/usr/sbin/sshd", None),
+            classify(10, 1000, "sshd", "/usr/sbin/sshd", &[]),
             ListenerClass::Foreign
         );
         assert_eq!(
-            classify(10, 0, "nginx", "/usr/sbin/nginx", None),
+            classify(10, 0, "nginx", "/usr/sbin/nginx", &[]),
             ListenerClass::Foreign
         );
         // A renamed comm but the sshd binary is still sshd.
         assert_eq!(
-            classify(10, 0, "x", "/usr/sbin/sshd (deleted)", None),
+            classify(10, 0, "x", "/usr/sbin/sshd (deleted)", &[]),
             ListenerClass::Stale
         );
     }

@@ -299,7 +299,7 @@ mod tests {
             cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
             cgroup: "0::/system.slice/cron.service".into(),
             addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
-            class: classify(pid, uid, comm, exe, main),
+            class: classify(pid, uid, comm, exe, main.as_slice()),
         }
     }
 

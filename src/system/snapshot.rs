@@ -184,16 +184,35 @@ pub fn gather(
     let listening = procfs.listening(&s.ports, &mut s.warnings);
     let scan = procfs.scan(&listening);
     s.warnings.extend(scan.warnings);
-    let managed = s
+    // Main processes systemd manages for sshd: ssh.service's and, after a
+    // rescue, the guard's own rescue unit's (never to be taken for stale).
+    let mut managed: Vec<u32> = Vec::new();
+    if let Some(pid) = s
         .units
         .as_ref()
         .filter(|u| u.service.is_active())
-        .and_then(|u| u.service.main_pid);
+        .and_then(|u| u.service.main_pid)
+    {
+        managed.push(pid);
+    }
+    if let Some(sd) = sd {
+        match sd.unit_state(super::systemd::RESCUE_UNIT, true) {
+            Ok(r) if r.is_active() => {
+                s.warnings.push(format!(
+                    "{} runs (pid {}): the guard's rescue sshd; fix ssh, then stop it",
+                    super::systemd::RESCUE_UNIT,
+                    r.main_pid.unwrap_or(0)
+                ));
+                managed.extend(r.main_pid);
+            }
+            _ => {}
+        }
+    }
     s.listeners = scan
         .listeners
         .into_iter()
         .map(|l| Listener {
-            class: classify(l.pid, l.uid, &l.comm, &l.exe, managed),
+            class: classify(l.pid, l.uid, &l.comm, &l.exe, &managed),
             exe_deleted: l.exe.ends_with(" (deleted)"),
             pid: l.pid,
             start_time: l.start_time,
