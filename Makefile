@@ -12,10 +12,12 @@
 # Debian's cargo and rustc, which are too old for Cargo.lock.
 # Tests are left to `make check` (DEB_BUILD_OPTIONS=nocheck); run them in the
 # package build too with `make deb DEB_BUILD_OPTIONS=`.
-# Each run first removes its own previous outputs in $(DEB_OUT) (the tree copy
-# and ssh-upgrade-guard_*), nothing else. Runs in one tree (a developer's and
-# the e2e harness's `make check`) are serialized with flock on
-# $(DEB_OUT)/.lock, since they would share that copy.
+# The build happens in $(DEB_OUT)/build/ (tree copy and dpkg-buildpackage's
+# outputs); only a finished package is moved into $(DEB_OUT)/, so a test run
+# reading the previous .deb never sees it missing. cargo's target directory
+# ($(DEB_OUT)/cargo) outlives the copy: rebuilds compile only what changed.
+# Runs in one tree (a developer's and the e2e harness's `make check`) are
+# serialized with flock on $(DEB_OUT)/.lock, since they share the copy.
 DEB_OUT := target/debian
 DEB_BUILD_OPTIONS ?= nocheck
 
@@ -28,14 +30,17 @@ deb:
 	upstream=$${version#*:}; upstream=$${upstream%-*}; \
 	deb=$(DEB_OUT)/ssh-upgrade-guard_$${version#*:}_$$(dpkg --print-architecture).deb; \
 	case "$$cargo" in /usr/bin/cargo) profile= ;; *) profile=pkg.ssh-upgrade-guard.rustup ;; esac; \
-	src=$(DEB_OUT)/ssh-upgrade-guard-$$upstream; \
+	build=$(DEB_OUT)/build; src=$$build/ssh-upgrade-guard-$$upstream; \
 	mkdir -p $(DEB_OUT); exec 9>$(DEB_OUT)/.lock; flock 9; \
-	rm -rf "$$src" $(DEB_OUT)/ssh-upgrade-guard_*; mkdir -p "$$src"; \
+	rm -rf "$$build"; mkdir -p "$$src" $(DEB_OUT)/cargo; \
 	tar -cf - --exclude=./target --exclude=./.git . | tar -xf - -C "$$src"; \
 	echo "make deb: building $$version with $$cargo$${profile:+, build profile $$profile}"; \
-	(cd "$$src" && CARGO="$$cargo" DEB_BUILD_OPTIONS="$(DEB_BUILD_OPTIONS)" \
+	(cd "$$src" && CARGO="$$cargo" CARGO_TARGET_DIR="$(CURDIR)/$(DEB_OUT)/cargo" \
+		DEB_BUILD_OPTIONS="$(DEB_BUILD_OPTIONS)" \
 		dpkg-buildpackage -us -uc -b $${profile:+--build-profiles=$$profile}); \
-	test -f "$$deb" || { echo "make deb: $$deb was not built" >&2; exit 1; }; \
+	built=$$build/$${deb##*/}; \
+	test -f "$$built" || { echo "make deb: $$built was not built" >&2; exit 1; }; \
+	for f in "$$build"/ssh-upgrade-guard_*; do mv -f "$$f" $(DEB_OUT)/; done; \
 	echo "make deb: $$deb"
 
 # ---- End-to-end tests (tests/e2e/README.md) --------------------------------
