@@ -14,7 +14,10 @@
 
 # needrestart: Ubuntu servers have it, and its 99needrestart Post-Invoke hook
 # runs after ours (FIELD-NOTES §7). lsof, time: used by benches/run.
-ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,openssh-client,iproute2,procps,apt-utils,cron,cron-apt,unattended-upgrades,python3,needrestart,lsof,time
+# prometheus-node-exporter: fleets scrape the guard's metrics through its
+# textfile collector; python3-apt: Ansible's apt module, which the
+# fleet_metrics scenario uses to roll the guard out (issue 6).
+ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,openssh-client,iproute2,procps,apt-utils,cron,cron-apt,unattended-upgrades,python3,needrestart,lsof,time,prometheus-node-exporter,python3-apt
 
 # The Debian archive this machine already uses, read from its apt sources at
 # run time (no mirror host is written anywhere in the repository). E2E_MIRROR
@@ -134,6 +137,9 @@ build_rootfs() (
 		# system; systemctl makes the links.
 		systemctl disable ssh.service
 		systemctl enable ssh.socket
+		# Runs at boot as on a monitored server (trixie'"'"'s postinst only
+		# records that inside a chroot).
+		systemctl enable prometheus-node-exporter.service
 		test -L /etc/systemd/system/sockets.target.wants/ssh.socket
 		test -L /etc/systemd/system/ssh.service.requires/ssh.socket
 		! test -e /etc/systemd/system/multi-user.target.wants/ssh.service
