@@ -137,8 +137,8 @@ build_rootfs() (
 		# system; systemctl makes the links.
 		systemctl disable ssh.service
 		systemctl enable ssh.socket
-		# Runs at boot as on a monitored server (trixie'"'"'s postinst only
-		# records that inside a chroot).
+		# Runs at boot as on a monitored server; enabled explicitly for the
+		# same reason as ssh.socket above.
 		systemctl enable prometheus-node-exporter.service
 		test -L /etc/systemd/system/sockets.target.wants/ssh.socket
 		test -L /etc/systemd/system/ssh.service.requires/ssh.socket
