@@ -165,16 +165,17 @@ fn print_repair_report(
     // a half-configured package is dpkg's to finish, not a remaining problem.
     let after_plan = ctx.plan(after, mode);
     let healthy =
-        after_plan.steps.is_empty() && after_plan.refused.is_none() && outcome.failed.is_empty();
+        after_plan.steps.is_empty() && after_plan.refused.is_none() && !outcome.any_failed();
     let mut text = String::new();
     for f in &plan.findings {
         text.push_str(&format!("found: {f}\n"));
     }
-    for d in &outcome.done {
-        text.push_str(&format!("did: {d}\n"));
-    }
-    for f in &outcome.failed {
-        text.push_str(&format!("FAILED: {f}\n"));
+    for (ok, line) in &outcome.events {
+        text.push_str(&format!(
+            "{}: {line}
+",
+            if *ok { "did" } else { "FAILED" }
+        ));
     }
     for l in &plan.left_alone {
         text.push_str(&format!("left alone: {l}\n"));

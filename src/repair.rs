@@ -16,12 +16,23 @@ use std::time::Duration;
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// What a repair did, in the order it happened.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// What was done, one line each.
-    pub done: Vec<String>,
-    /// What failed, one line each.
-    pub failed: Vec<String>,
+    /// (true: done, false: failed), one line each.
+    pub events: Vec<(bool, String)>,
+}
+
+impl Outcome {
+    fn did(&mut self, s: String) {
+        self.events.push((true, s));
+    }
+    fn failed(&mut self, s: String) {
+        self.events.push((false, s));
+    }
+    pub fn any_failed(&self) -> bool {
+        self.events.iter().any(|(ok, _)| !ok)
+    }
 }
 
 /// Runs dpkg inside apt's hooks (apt holds lock-frontend and says so in
@@ -37,8 +48,7 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
         )
     };
     dpkg::configure(std::slice::from_ref(&cfg.package), true)?;
-    out.done
-        .push(format!("configured {} (dpkg --configure)", cfg.package));
+    out.did(format!("configured {} (dpkg --configure)", cfg.package));
     // Packages dpkg skipped because they depend on it ("dependency problems").
     let states = dpkg::states(&roots.dpkg_admin)?;
     let waiting: Vec<String> = states
@@ -48,7 +58,7 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
         .collect();
     if !waiting.is_empty() {
         dpkg::configure(&waiting, true)?;
-        out.done.push(format!(
+        out.did(format!(
             "configured {} (they were waiting for {})",
             waiting.join(", "),
             cfg.package
@@ -60,7 +70,7 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
         .map(|p| format!("{} ({})", p.name, p.status))
         .collect();
     if !unrelated.is_empty() {
-        out.failed.push(format!(
+        out.failed(format!(
             "left alone, not related to ssh: {} not fully installed; run 'apt-get install -f' or 'dpkg --configure -a' for those",
             unrelated.join(", ")
         ));
@@ -81,13 +91,13 @@ fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut 
             .filter(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")))
             .map(|(a, _)| a.to_string())
             .collect();
-        out.done.push(format!(
+        out.did(format!(
             "ssh answers with an SSH-2.0 banner on {}",
             good.join(", ")
         ));
         return true;
     }
-    out.failed.push(format!(
+    out.failed(format!(
         "ssh does not answer after the repair: {}",
         bad.join("; ")
     ));
@@ -101,19 +111,16 @@ fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut 
             Ok(()) => {
                 let again = sshd::wait_banners(&targets, cfg.banner_timeout);
                 if again.iter().any(|(_, r)| r.is_ok()) {
-                    out.done.push(format!(
+                    out.did(format!(
                         "started a rescue sshd ({}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {}'",
                         crate::system::systemd::RESCUE_UNIT,
                         crate::system::systemd::RESCUE_UNIT
                     ));
                 } else {
-                    out.failed
-                        .push("the rescue sshd does not answer either".into());
+                    out.failed("the rescue sshd does not answer either".into());
                 }
             }
-            Err(e) => out
-                .failed
-                .push(format!("could not start a rescue sshd: {e:#}")),
+            Err(e) => out.failed(format!("could not start a rescue sshd: {e:#}")),
         }
     }
     false
@@ -146,7 +153,7 @@ pub fn execute(
                         && procfs.exe(*pid).as_deref() == Some(exe.as_str()))
                 };
                 signal::terminate(*pid, cfg.stop_timeout, still_same).map(|how| {
-                    out.done.push(match how {
+                    out.did(match how {
                         Stopped::AlreadyGone => {
                             format!("stale listener pid {pid} had already exited")
                         }
@@ -162,13 +169,13 @@ pub fn execute(
             }
             Step::ResetFailed { unit } => sd
                 .reset_failed(unit)
-                .map(|_| out.done.push(format!("reset the failed state of {unit}"))),
+                .map(|_| out.did(format!("reset the failed state of {unit}"))),
             Step::StartUnit { unit } => sd
                 .job("start", unit, JOB_TIMEOUT)
-                .map(|_| out.done.push(format!("started {unit}"))),
+                .map(|_| out.did(format!("started {unit}"))),
             Step::RestartUnit { unit } => sd
                 .job("restart", unit, JOB_TIMEOUT)
-                .map(|_| out.done.push(format!("restarted {unit}"))),
+                .map(|_| out.did(format!("restarted {unit}"))),
             Step::VerifyBanner => {
                 if !verify(roots, cfg, sd, snap, &mut out) {
                     // The package step would restart ssh again; stop here.
@@ -179,7 +186,7 @@ pub fn execute(
             Step::ConfigurePackage { .. } => configure_package(roots, cfg, &mut out),
         };
         if let Err(e) = r {
-            out.failed.push(format!("{e:#}"));
+            out.failed(format!("{e:#}"));
             match step {
                 // The stale listener still serves logins: nothing else to do.
                 Step::StopStale { .. } => return out,
