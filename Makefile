@@ -57,9 +57,11 @@ check:
 ifneq ($(E2E),skip)
 	@tests/e2e/run --preflight
 endif
+	cargo fmt --check
 	cargo test --locked
 	cargo clippy --locked --all-targets -- -D warnings
 	$(MAKE) deb
+	lintian --fail-on error,warning target/debian/ssh-upgrade-guard_*.deb
 ifeq ($(E2E),skip)
 	@echo "make check: E2E=skip given: the end-to-end scenarios were NOT run"
 else
