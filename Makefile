@@ -73,3 +73,11 @@ e2e:
 
 demo:
 	@tests/e2e/demo
+
+# ---- Benchmark (issue 5; benches/run, BENCHMARKS.md) ------------------------
+# `make bench` boots one e2e container, times the guard against ss, lsof and
+# needrestart at 200, 2,000 and 10,000 extra processes, times repairs, and
+# rewrites BENCHMARKS.md (root, systemd-nspawn; a few minutes).
+.PHONY: bench
+bench:
+	@benches/run
