@@ -107,13 +107,17 @@ fn require_root(ctx: &Ctx, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Full diagnosis, plan, and (unless dry) execution. Returns the plan, the
-/// outcome and the final snapshot when something was done.
-fn diagnose_and_repair(
-    ctx: &Ctx,
-    mode: Mode,
-    dry_run: bool,
-) -> Result<(Plan, Option<(repair::Outcome, Snapshot)>)> {
+/// What a diagnosis (and possibly a repair) found and did.
+struct Diagnosis {
+    plan: Plan,
+    /// The snapshot the plan was made from.
+    before: Snapshot,
+    /// When something was done: the outcome and the state afterwards.
+    done: Option<(repair::Outcome, Snapshot)>,
+}
+
+/// Full diagnosis, plan, and (unless dry) execution.
+fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis> {
     let sd = ctx.systemd();
     let (sd, sd_err) = match sd {
         Ok(sd) => (Some(sd), None),
@@ -130,12 +134,20 @@ fn diagnose_and_repair(
     let snap = snapshot::gather(&ctx.roots, &ctx.cfg, sd.as_ref(), sd_err);
     let plan = ctx.plan(&snap, mode);
     if dry_run || plan.steps.is_empty() {
-        return Ok((plan, None));
+        return Ok(Diagnosis {
+            plan,
+            before: snap,
+            done: None,
+        });
     }
     let sd = sd.ok_or_else(|| anyhow!("systemd unavailable"))?;
     let outcome = repair::execute(&ctx.roots, &ctx.cfg, &sd, &snap, &plan.steps);
     let after = snapshot::gather(&ctx.roots, &ctx.cfg, Some(&sd), None);
-    Ok((plan, Some((outcome, after))))
+    Ok(Diagnosis {
+        plan,
+        before: snap,
+        done: Some((outcome, after)),
+    })
 }
 
 /// Where a repair report appears, which decides its closing line.
@@ -445,12 +457,17 @@ fn preflight(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
     drop(sd);
-    let (plan, done) = diagnose_and_repair(ctx, Mode::Preflight, false)?;
+    let Diagnosis { plan, before, done } = diagnose_and_repair(ctx, Mode::Preflight, false)?;
     if let Some((outcome, after)) = done {
         say("before dpkg runs, repairing ssh so that openssh-server's maintainer scripts can succeed:");
         report_and_publish(ctx, &plan, &outcome, &after, Where::BeforeDpkg, true);
     } else if let Some(r) = &plan.refused {
-        publish(ctx, None, Some(RepairResult::Refused), None);
+        publish(
+            ctx,
+            Some(observed_from(ctx, &before, true)),
+            Some(RepairResult::Refused),
+            None,
+        );
         return Err(anyhow!("{r}"));
     }
     Ok(())
@@ -483,14 +500,19 @@ pub fn post_invoke(ctx: &Ctx) -> i32 {
                 return Ok(());
             }
             drop(sd);
-            let (plan, done) = diagnose_and_repair(ctx, Mode::Full, false)?;
+            let Diagnosis { plan, before, done } = diagnose_and_repair(ctx, Mode::Full, false)?;
             match done {
                 Some((outcome, after)) => {
                     report_and_publish(ctx, &plan, &outcome, &after, Where::AfterDpkg, false);
                 }
                 None => {
                     if let Some(r) = &plan.refused {
-                        publish(ctx, None, Some(RepairResult::Refused), None);
+                        publish(
+                            ctx,
+                            Some(observed_from(ctx, &before, false)),
+                            Some(RepairResult::Refused),
+                            None,
+                        );
                         warn_line(&format!("{}; {r}", plan.findings.join("; ")));
                     }
                 }
@@ -591,7 +613,9 @@ pub fn repair(ctx: &Ctx, dry_run: bool) -> i32 {
             eprintln!("{PREFIX}: error: {e:#}");
             exit::INTERNAL
         }
-        Ok((plan, None)) => {
+        Ok(Diagnosis {
+            plan, done: None, ..
+        }) => {
             print!("{}", report::plan_text(&plan));
             if dry_run {
                 exit::OK
@@ -602,7 +626,11 @@ pub fn repair(ctx: &Ctx, dry_run: bool) -> i32 {
                 exit::OK
             }
         }
-        Ok((plan, Some((outcome, after)))) => {
+        Ok(Diagnosis {
+            plan,
+            done: Some((outcome, after)),
+            ..
+        }) => {
             if report_and_publish(ctx, &plan, &outcome, &after, Where::Standalone, false) {
                 exit::OK
             } else {
@@ -726,12 +754,30 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
     let now = now_secs();
     let mut recent = recent_repairs(&dir, now);
     if recent.len() as u32 >= ctx.cfg.watchdog_max_repairs {
-        eprintln!(
-            "{PREFIX}: error: GAVE UP: ssh is unhealthy and {} repairs in the last hour did not fix it (WATCHDOG_MAX_REPAIRS={}). Not trying again until an hour after the last one. Run 'ssh-upgrade-guard status' to see why.",
-            recent.len(),
-            ctx.cfg.watchdog_max_repairs
-        );
-        publish(ctx, None, None, Some(true));
+        if ctx.cfg.watchdog_max_repairs == 0 {
+            eprintln!(
+                "{PREFIX}: error: GAVE UP: ssh is unhealthy and watchdog repairs are disabled (WATCHDOG_MAX_REPAIRS=0). Run 'ssh-upgrade-guard status' to see why, 'ssh-upgrade-guard repair' to fix it."
+            );
+        } else {
+            eprintln!(
+                "{PREFIX}: error: GAVE UP: ssh is unhealthy and {} repairs in the last hour did not fix it (WATCHDOG_MAX_REPAIRS={}). Not trying again until an hour after the last one. Run 'ssh-upgrade-guard status' to see why.",
+                recent.len(),
+                ctx.cfg.watchdog_max_repairs
+            );
+        }
+        // Monitoring must hear of it now, not at the next apt run.
+        let observed = metrics_enabled(ctx).then(|| {
+            let (sd, err) = match ctx.systemd() {
+                Ok(sd) => (Some(sd), None),
+                Err(e) => (None, Some(format!("{e:#}"))),
+            };
+            observed_from(
+                ctx,
+                &snapshot::gather(&ctx.roots, &ctx.cfg, sd.as_ref(), err),
+                false,
+            )
+        });
+        publish(ctx, observed, None, Some(true));
         return exit::GAVE_UP;
     }
     match diagnose_and_repair(ctx, Mode::Full, false) {
@@ -739,15 +785,28 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             eprintln!("{PREFIX}: error: {e:#}");
             exit::INTERNAL
         }
-        Ok((plan, None)) => {
+        Ok(Diagnosis {
+            plan,
+            before,
+            done: None,
+        }) => {
             if let Some(r) = &plan.refused {
                 eprintln!("{PREFIX}: error: {}; {r}", plan.findings.join("; "));
-                publish(ctx, None, Some(RepairResult::Refused), None);
+                publish(
+                    ctx,
+                    Some(observed_from(ctx, &before, false)),
+                    Some(RepairResult::Refused),
+                    None,
+                );
                 return exit::PROBLEM;
             }
             exit::OK
         }
-        Ok((plan, Some((outcome, after)))) => {
+        Ok(Diagnosis {
+            plan,
+            done: Some((outcome, after)),
+            ..
+        }) => {
             recent.push(now);
             let text: String = recent.iter().map(|t| format!("{t}\n")).collect();
             if let Err(e) = dir.write_atomic(WATCHDOG_LOG, &text, 0o644) {

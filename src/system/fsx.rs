@@ -43,7 +43,19 @@ impl RunDir {
     /// Refuses a symlink, a non-directory, a directory not owned by root or
     /// writable by group or others; the error names the path.
     pub fn open(roots: &Roots, create: bool) -> Result<Option<RunDir>> {
-        let path = roots.run_dir.clone();
+        Self::open_path(roots, roots.run_dir.clone(), create, true)
+    }
+
+    /// Opens another program's directory that the guard writes into (node
+    /// exporter's textfile directory): never through a symlink, but its
+    /// owner is not ours to judge. Writes then go through the handle with
+    /// O_EXCL|O_NOFOLLOW and renameat, so whoever owns it cannot redirect
+    /// them elsewhere.
+    pub fn open_foreign(roots: &Roots, path: PathBuf) -> Result<Option<RunDir>> {
+        Self::open_path(roots, path, false, false)
+    }
+
+    fn open_path(roots: &Roots, path: PathBuf, create: bool, ours: bool) -> Result<Option<RunDir>> {
         let parent = path
             .parent()
             .ok_or_else(|| anyhow!("{} has no parent", path.display()))?;
@@ -80,6 +92,13 @@ impl RunDir {
             Err(e) => bail!("cannot open {}: {e}", path.display()),
         };
         let st = fstat(fd.as_fd()).with_context(|| format!("cannot stat {}", path.display()))?;
+        if !ours {
+            return Ok(Some(RunDir {
+                fd,
+                path,
+                roots: roots.clone(),
+            }));
+        }
         if !roots.owner_ok(st.st_uid) {
             bail!(
                 "refusing {}: owned by uid {}, not root",

@@ -28,8 +28,6 @@ pub struct Roots {
     pub sshd: PathBuf,
     /// Counters kept across runs (repairs by outcome).
     pub state_dir: PathBuf,
-    /// Prefix for METRICS_DIR (empty outside tests).
-    pub prefix: PathBuf,
     /// Set under TEST_ROOT_ENV: no D-Bus, and files owned by the current
     /// user are accepted where root ownership is otherwise required.
     pub test_root: Option<PathBuf>,
@@ -46,7 +44,6 @@ impl Roots {
                     run_dir: root.join("run/ssh-upgrade-guard"),
                     sshd: root.join("usr/sbin/sshd"),
                     state_dir: root.join("var/lib/ssh-upgrade-guard"),
-                    prefix: root.clone(),
                     test_root: Some(root),
                 }
             }
@@ -56,7 +53,6 @@ impl Roots {
                 run_dir: "/run/ssh-upgrade-guard".into(),
                 sshd: "/usr/sbin/sshd".into(),
                 state_dir: "/var/lib/ssh-upgrade-guard".into(),
-                prefix: PathBuf::new(),
                 test_root: None,
             },
         }

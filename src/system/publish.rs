@@ -2,6 +2,7 @@
 //! for node_exporter, both atomically (temporary file + rename), so the
 //! collector never reads half a file.
 
+use super::fsx::RunDir;
 use super::Roots;
 use crate::metrics::{self, Counters, Observed};
 use anyhow::{Context, Result};
@@ -40,13 +41,89 @@ pub fn save_counters(roots: &Roots, c: &Counters) -> Result<()> {
     write_atomic(&roots.state_dir, COUNTERS, &c.render())
 }
 
-/// Writes the metrics file when the textfile directory exists.
+/// Writes the metrics file when the textfile directory exists, through a
+/// handle on the directory (see RunDir::open_foreign).
 pub fn write_metrics(roots: &Roots, dir: Option<&Path>, o: &Observed, c: &Counters) -> Result<()> {
     let Some(dir) = dir else { return Ok(()) };
-    let dir = roots.under(dir);
-    if !dir.is_dir() {
+    let Some(dir) = RunDir::open_foreign(roots, roots.under(dir))? else {
         return Ok(());
-    }
+    };
     let text = metrics::render(o, c, env!("CARGO_PKG_VERSION"), super::now_secs());
-    write_atomic(&dir, METRICS_FILE, &text)
+    dir.write_atomic(METRICS_FILE, &text, 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn roots(dir: &Path) -> Roots {
+        Roots {
+            proc: dir.join("proc"),
+            dpkg_admin: dir.join("var/lib/dpkg"),
+            run_dir: dir.join("run/ssh-upgrade-guard"),
+            sshd: dir.join("usr/sbin/sshd"),
+            state_dir: dir.join("var/lib/ssh-upgrade-guard"),
+            test_root: Some(dir.to_path_buf()),
+        }
+    }
+
+    fn observed() -> Observed {
+        Observed {
+            package: "openssh-server".into(),
+            package_ok: true,
+            ssh_up: true,
+            stale_listeners: 0,
+            inhibited: false,
+        }
+    }
+
+    const DIR: &str = "/var/lib/prometheus/node-exporter";
+
+    #[test]
+    fn metrics_written_only_where_the_collector_directory_exists() {
+        let t = tempfile::tempdir().unwrap();
+        let r = roots(t.path());
+        write_metrics(&r, Some(Path::new(DIR)), &observed(), &Counters::default()).unwrap();
+        assert!(
+            !t.path().join("var/lib/prometheus").exists(),
+            "nothing created"
+        );
+        std::fs::create_dir_all(t.path().join(&DIR[1..])).unwrap();
+        write_metrics(&r, Some(Path::new(DIR)), &observed(), &Counters::default()).unwrap();
+        let text = std::fs::read_to_string(t.path().join(&DIR[1..]).join(METRICS_FILE)).unwrap();
+        assert!(text.contains("ssh_upgrade_guard_ssh_up 1"));
+        let leftovers: Vec<_> = std::fs::read_dir(t.path().join(&DIR[1..]))
+            .unwrap()
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+        write_metrics(&r, None, &observed(), &Counters::default()).unwrap();
+    }
+
+    #[test]
+    fn symlinked_collector_directory_is_refused_and_nothing_written_through_it() {
+        let t = tempfile::tempdir().unwrap();
+        let r = roots(t.path());
+        let elsewhere = t.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::create_dir_all(t.path().join("var/lib/prometheus")).unwrap();
+        symlink(&elsewhere, t.path().join(&DIR[1..])).unwrap();
+        let e =
+            write_metrics(&r, Some(Path::new(DIR)), &observed(), &Counters::default()).unwrap_err();
+        assert!(format!("{e:#}").contains("symlink"), "{e:#}");
+        assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn counters_survive_runs() {
+        let t = tempfile::tempdir().unwrap();
+        let r = roots(t.path());
+        assert_eq!(load_counters(&r), Counters::default());
+        let c = Counters {
+            success: 3,
+            ..Default::default()
+        };
+        save_counters(&r, &c).unwrap();
+        assert_eq!(load_counters(&r), c);
+    }
 }
