@@ -267,6 +267,7 @@ fn observed_fast(ctx: &Ctx, units: &Units, inhibited: bool) -> Observed {
 /// file. Failures here never change a command's result (-v shows them).
 fn publish(ctx: &Ctx, o: Option<Observed>, result: Option<RepairResult>, gave_up: Option<bool>) {
     let mut c = publish::load_counters(&ctx.roots);
+    let loaded = c.clone();
     let now = now_secs();
     match result {
         Some(RepairResult::Success) => c.success += 1,
@@ -283,7 +284,8 @@ fn publish(ctx: &Ctx, o: Option<Observed>, result: Option<RepairResult>, gave_up
     if let Some(g) = gave_up {
         c.gave_up_at = if g { c.gave_up_at.or(Some(now)) } else { None };
     }
-    if result.is_some() || gave_up.is_some() {
+    // Written only when it changed: the watchdog runs every few minutes.
+    if c != loaded {
         if let Err(e) = publish::save_counters(&ctx.roots, &c) {
             log::info!("{e:#}");
         }
