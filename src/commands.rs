@@ -336,9 +336,14 @@ fn find_holder(roots: &Roots) -> (u32, String, u64) {
     if let Some(i) = procfs.ancestor_named(ppid, PACKAGE_MANAGERS) {
         return (i.pid, i.comm, i.start_time);
     }
-    match procfs.info(ppid) {
+    // No package manager: the parent (a shell), or ourselves when the parent
+    // is outside our PID namespace (ppid 0). Such a marker goes stale as soon
+    // as that process ends, which is right for a hand-run pre-invoke.
+    let me = std::process::id();
+    let pid = if ppid == 0 { me } else { ppid };
+    match procfs.info(pid) {
         Some(i) => (i.pid, i.comm, i.start_time),
-        None => (ppid, "?".into(), 0),
+        None => (pid, "?".into(), 0),
     }
 }
 

@@ -12,6 +12,7 @@ use procfs::process::{FDTarget, Process};
 use procfs::{FromRead, FromReadSI};
 
 use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,13 @@ pub struct RawListener {
     pub cmdline: String,
     pub cgroup: String,
     pub addresses: Vec<SocketAddr>,
+}
+
+/// Processes sorted by name, from one pass over /proc.
+#[derive(Debug, Default)]
+pub struct Survey {
+    pub candidates: Vec<u32>,
+    pub others: Vec<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -220,38 +228,52 @@ impl Procfs {
         true
     }
 
-    /// Finds the processes holding `listening`, and counts sshd sessions.
-    /// Reads each process's name once; fd tables only of candidates.
-    pub fn scan(&self, listening: &BTreeMap<u64, SocketAddr>) -> Scan {
-        let mut scan = Scan::default();
-        let my_ns = self.net_ns("self");
+    /// Lists processes by name: the sshd family and pid 1 are candidates
+    /// whose fd tables are read; the others only if a listening socket is
+    /// left unaccounted for. Independent of the ports, so it runs while
+    /// sshd -T does.
+    pub fn survey(&self, warnings: &mut Vec<String>) -> Survey {
+        let mut sv = Survey::default();
         let rd = match std::fs::read_dir(&self.root) {
             Ok(rd) => rd,
             Err(e) => {
-                scan.warnings
-                    .push(format!("cannot list {}: {e}", self.root.display()));
-                return scan;
+                warnings.push(format!("cannot list {}: {e}", self.root.display()));
+                return sv;
             }
         };
-        let mut sshd_family = Vec::new();
-        let mut others = Vec::new();
+        let mut buf = [0u8; 64];
         for ent in rd.flatten() {
             let name = ent.file_name();
             let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            let comm = match std::fs::read_to_string(ent.path().join("comm")) {
-                Ok(c) => c.trim_end_matches('\n').to_string(),
-                Err(_) => continue, // gone
+            // open + read, no stat: this runs once per process.
+            let Ok(n) =
+                std::fs::File::open(ent.path().join("comm")).and_then(|mut f| f.read(&mut buf))
+            else {
+                continue; // gone
             };
+            let comm = String::from_utf8_lossy(&buf[..n])
+                .trim_end_matches('\n')
+                .to_string();
             if comm == "sshd" || is_sshd_session_name(&comm) || pid == 1 {
-                sshd_family.push((pid, comm));
+                sv.candidates.push(pid);
             } else {
-                others.push(pid);
+                sv.others.push(pid);
             }
         }
+        sv
+    }
+
+    /// Finds the processes holding `listening`, and counts sshd sessions.
+    /// Reads fd tables only of the survey's candidates, unless a listening
+    /// socket is left unaccounted for.
+    pub fn scan(&self, listening: &BTreeMap<u64, SocketAddr>, survey: Survey) -> Scan {
+        let mut scan = Scan::default();
+        let my_ns = self.net_ns("self");
+        let Survey { candidates, others } = survey;
         let mut found: HashSet<u64> = HashSet::new();
-        for (pid, _comm) in &sshd_family {
+        for pid in &candidates {
             let is_listener =
                 !listening.is_empty() && self.check(*pid, listening, &mut found, &mut scan);
             if !is_listener && *pid != 1 {
@@ -401,7 +423,7 @@ mod tests {
         let l = p.listening(&[22], &mut w);
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(l.len(), 2, "LISTEN only, both families: {l:?}");
-        let scan = p.scan(&l);
+        let scan = p.scan(&l, p.survey(&mut Vec::new()));
         let pids: Vec<u32> = scan.listeners.iter().map(|l| l.pid).collect();
         assert_eq!(pids, vec![1, 200]);
         let stale = &scan.listeners[1];
@@ -461,7 +483,7 @@ mod tests {
         fs::remove_dir_all(d.path().join("300")).unwrap();
         let mut w = Vec::new();
         let l = p.listening(&[22], &mut w);
-        assert_eq!(p.scan(&l).listeners.len(), 2);
+        assert_eq!(p.scan(&l, p.survey(&mut Vec::new())).listeners.len(), 2);
     }
 
     #[test]
@@ -495,7 +517,7 @@ mod tests {
             let _ = p.info(9);
             let mut w = Vec::new();
             let l = p.listening(&[22], &mut w);
-            let _ = p.scan(&l);
+            let _ = p.scan(&l, p.survey(&mut Vec::new()));
         }
 
         #[test]

@@ -120,6 +120,9 @@ pub fn gather(
     sd_error: Option<String>,
 ) -> Snapshot {
     let mut s = Snapshot::default();
+    // sshd -T runs while systemd, dpkg and /proc are read.
+    let pending = super::sshd::start_check(&roots.sshd);
+    let procfs = Procfs::new(&roots.proc);
     match super::dpkg::state(&roots.dpkg_admin, &cfg.package) {
         Ok(p) => s.package = Some(p),
         Err(e) => s.package_error = Some(format!("{e:#}")),
@@ -133,7 +136,8 @@ pub fn gather(
         None => s.systemd_error = sd_error.or(Some("systemd not consulted".into())),
     }
 
-    let (check, listen) = super::sshd::check_config(&roots.sshd);
+    let survey = procfs.survey(&mut s.warnings);
+    let (check, listen) = pending.finish();
     s.sshd_config = check;
     let mut ports: Vec<u16> = Vec::new();
     let mut addrs: Vec<SocketAddr> = Vec::new();
@@ -180,9 +184,8 @@ pub fn gather(
     s.ports = ports;
     s.addresses = expanded.iter().map(|a| a.to_string()).collect();
 
-    let procfs = Procfs::new(&roots.proc);
     let listening = procfs.listening(&s.ports, &mut s.warnings);
-    let scan = procfs.scan(&listening);
+    let scan = procfs.scan(&listening, survey);
     s.warnings.extend(scan.warnings);
     // Main processes systemd manages for sshd: ssh.service's and, after a
     // rescue, the guard's own rescue unit's (never to be taken for stale).

@@ -8,20 +8,28 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs `sshd -T`: the installed binary checks the configuration exactly as
-/// `sshd -t` does (same checks, same exit status) and also prints the
+/// `sshd -T` running in the background while the rest of a diagnosis is
+/// gathered (it takes about 10 ms, most of a full status run).
+pub struct PendingCheck {
+    sshd: std::path::PathBuf,
+    child: Result<std::process::Child, ConfigCheck>,
+}
+
+/// Starts `sshd -T`: the installed binary checks the configuration exactly
+/// as `sshd -t` does (same checks, same exit status) and also prints the
 /// effective settings, so one run answers both "valid?" and "which ports?".
-pub fn check_config(sshd: &Path) -> (ConfigCheck, Option<SshdListen>) {
+pub fn start_check(sshd: &Path) -> PendingCheck {
+    let pending = |child| PendingCheck {
+        sshd: sshd.to_path_buf(),
+        child,
+    };
     if !nix::unistd::geteuid().is_root() && sshd == Path::new("/usr/sbin/sshd") {
         // sshd -T reads the host keys: as another user it fails for reasons
         // that have nothing to do with the configuration.
-        return (
-            ConfigCheck {
-                valid: None,
-                error: Some("not checked: sshd -T needs root".into()),
-            },
-            None,
-        );
+        return pending(Err(ConfigCheck {
+            valid: None,
+            error: Some("not checked: sshd -T needs root".into()),
+        }));
     }
     // sshd refuses to run without its privilege separation directory, which
     // ssh.service creates as RuntimeDirectory only while it runs. Create it
@@ -29,55 +37,72 @@ pub fn check_config(sshd: &Path) -> (ConfigCheck, Option<SshdListen>) {
     if nix::unistd::geteuid().is_root() && sshd.starts_with("/usr") {
         let _ = std::fs::DirBuilder::new().mode(0o755).create("/run/sshd");
     }
-    let out = match Command::new(sshd)
-        .arg("-T")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => {
+    pending(
+        Command::new(sshd)
+            .arg("-T")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| ConfigCheck {
+                valid: None,
+                error: Some(format!("cannot run {} -T: {e}", sshd.display())),
+            }),
+    )
+}
+
+impl PendingCheck {
+    pub fn finish(self) -> (ConfigCheck, Option<SshdListen>) {
+        let sshd = self.sshd.display();
+        let out = match self.child.map(|c| c.wait_with_output()) {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                return (
+                    ConfigCheck {
+                        valid: None,
+                        error: Some(format!("{sshd} -T: {e}")),
+                    },
+                    None,
+                )
+            }
+            Err(check) => return (check, None),
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if !out.status.success() {
+            let msg = if stderr.is_empty() {
+                format!("{sshd} -T exited with {}", out.status)
+            } else {
+                stderr
+            };
             return (
                 ConfigCheck {
-                    valid: None,
-                    error: Some(format!("cannot run {} -T: {e}", sshd.display())),
+                    valid: Some(false),
+                    error: Some(msg),
                 },
                 None,
-            )
+            );
         }
-    };
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    if !out.status.success() {
-        let msg = if stderr.is_empty() {
-            format!("{} -T exited with {}", sshd.display(), out.status)
-        } else {
-            stderr
-        };
-        return (
-            ConfigCheck {
-                valid: Some(false),
-                error: Some(msg),
-            },
-            None,
-        );
+        match parse_sshd_t(&String::from_utf8_lossy(&out.stdout)) {
+            Ok(l) => (
+                ConfigCheck {
+                    valid: Some(true),
+                    error: None,
+                },
+                Some(l),
+            ),
+            Err(e) => (
+                ConfigCheck {
+                    valid: Some(true),
+                    error: Some(e),
+                },
+                None,
+            ),
+        }
     }
-    match parse_sshd_t(&String::from_utf8_lossy(&out.stdout)) {
-        Ok(l) => (
-            ConfigCheck {
-                valid: Some(true),
-                error: None,
-            },
-            Some(l),
-        ),
-        Err(e) => (
-            ConfigCheck {
-                valid: Some(true),
-                error: Some(e),
-            },
-            None,
-        ),
-    }
+}
+
+pub fn check_config(sshd: &Path) -> (ConfigCheck, Option<SshdListen>) {
+    start_check(sshd).finish()
 }
 
 use std::os::unix::fs::DirBuilderExt;

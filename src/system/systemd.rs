@@ -228,6 +228,10 @@ impl Systemd {
     /// systemctl start|restart UNIT, waiting for the job to finish.
     pub fn job(&self, verb: &str, unit: &str, timeout: Duration) -> Result<()> {
         let what = format!("systemctl {verb} {unit}");
+        // reset-failed also clears the unit's start-rate counter: repeated
+        // repairs (a watchdog, a flapping stale listener) would otherwise hit
+        // StartLimitBurst and be refused with start-limit-hit.
+        let _ = self.mgr.reset_failed_unit(unit);
         match verb {
             "start" => self.run_job(&what, timeout, |m| m.start_unit(unit, "replace")),
             "restart" => self.run_job(&what, timeout, |m| m.restart_unit(unit, "replace")),
