@@ -10,7 +10,7 @@ use crate::plan::{decide, Mode, Plan};
 use crate::report::{self, PREFIX};
 use crate::system::fsx::RunDir;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
-use crate::system::snapshot::{self, MARKER_FILE};
+use crate::system::snapshot::{self, Fresh, MARKER_FILE};
 use crate::system::systemd::Systemd;
 use crate::system::{dpkg, locks, now_secs, publish, Roots};
 use crate::{repair, sshd};
@@ -131,7 +131,17 @@ fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis
     } else {
         Some(repair_lock(&ctx.roots)?)
     };
-    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, sd.as_ref(), sd_err);
+    let snap = snapshot::gather(
+        &ctx.roots,
+        &ctx.cfg,
+        if dry_run {
+            Fresh::MayReuse
+        } else {
+            Fresh::Required
+        },
+        sd.as_ref(),
+        sd_err,
+    );
     let plan = ctx.plan(&snap, mode);
     if dry_run || plan.steps.is_empty() {
         return Ok(Diagnosis {
@@ -142,7 +152,7 @@ fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis
     }
     let sd = sd.ok_or_else(|| anyhow!("systemd unavailable"))?;
     let outcome = repair::execute(&ctx.roots, &ctx.cfg, &sd, &snap, &plan.steps);
-    let after = snapshot::gather(&ctx.roots, &ctx.cfg, Some(&sd), None);
+    let after = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::Required, Some(&sd), None);
     Ok(Diagnosis {
         plan,
         before: snap,
@@ -583,7 +593,7 @@ pub fn status(ctx: &Ctx, json: bool) -> i32 {
         Ok(sd) => (Some(sd), None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
-    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, sd.as_ref(), err);
+    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::MayReuse, sd.as_ref(), err);
     let plan = ctx.plan(&snap, Mode::Full);
     let healthy = plan.findings.is_empty() && plan.refused.is_none() && snap.units.is_some();
     if json {
@@ -654,7 +664,7 @@ pub fn check(ctx: &Ctx, npd: bool) -> i32 {
         Ok(sd) => (Some(sd), None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
-    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, sd.as_ref(), err);
+    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::MayReuse, sd.as_ref(), err);
     let plan = ctx.plan(&snap, Mode::Full);
     let inhibited = snap.marker.live || snap.locks.iter().any(|l| l.holder_pid.is_some());
     let o = observed_from(ctx, &snap, inhibited);
@@ -780,7 +790,7 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             };
             observed_from(
                 ctx,
-                &snapshot::gather(&ctx.roots, &ctx.cfg, sd.as_ref(), err),
+                &snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::MayReuse, sd.as_ref(), err),
                 false,
             )
         });

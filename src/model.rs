@@ -169,7 +169,7 @@ pub struct LockView {
 }
 
 /// The result of `sshd -t` on the installed binary and configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
 pub struct ConfigCheck {
     /// None when sshd could not be run at all.
     pub valid: Option<bool>,

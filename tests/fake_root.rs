@@ -391,3 +391,47 @@ fn check_is_unknown_without_systemd_in_both_conventions() {
         "node-problem-detector unknown"
     );
 }
+
+#[test]
+fn status_reuses_sshd_t_until_its_inputs_change() {
+    let r = Root::new();
+    fs::create_dir_all(r.p("run/ssh-upgrade-guard")).unwrap();
+    fs::set_permissions(
+        r.p("run/ssh-upgrade-guard"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    fs::create_dir_all(r.p("usr/sbin")).unwrap();
+    fs::create_dir_all(r.p("etc/ssh/sshd_config.d")).unwrap();
+    fs::write(r.p("etc/ssh/sshd_config"), "Port 22\n").unwrap();
+    let runs = r.p("sshd-runs");
+    fs::write(
+        r.p("usr/sbin/sshd"),
+        format!(
+            "#!/bin/sh\necho run >>{}\necho 'port 22'\necho 'listenaddress 0.0.0.0:22'\n",
+            runs.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(r.p("usr/sbin/sshd"), fs::Permissions::from_mode(0o755)).unwrap();
+    let count = || {
+        fs::read_to_string(&runs)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(v["snapshot"]["sshd_config"]["valid"], true);
+    assert_eq!(count(), 1);
+    r.run(&["status", "--json"]);
+    r.run(&["check"]);
+    assert_eq!(count(), 1, "reports reuse the answer while nothing changed");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(r.p("etc/ssh/sshd_config.d/x.conf"), "Port 2222\n").unwrap();
+    r.run(&["status", "--json"]);
+    assert_eq!(count(), 2, "a new drop-in invalidates it");
+    fs::write(r.p("etc/ssh/sshd_config"), "Port 22\n#changed\n").unwrap();
+    r.run(&["status", "--json"]);
+    assert_eq!(count(), 3, "a changed sshd_config invalidates it");
+}

@@ -13,6 +13,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 pub const MARKER_FILE: &str = "inhibit";
 
+/// Whether a diagnosis must run `sshd -T` afresh (it is about to act on
+/// sshd) or may reuse the last answer (it only reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fresh {
+    Required,
+    MayReuse,
+}
+
 /// Reads systemd's view of both ssh units. Without `detail`, only what
 /// the healthy-path check needs (no MainPID, Result, Listen).
 pub fn units(sd: &Systemd, cfg: &Config, detail: bool) -> anyhow::Result<Units> {
@@ -116,12 +124,24 @@ pub fn lock_views(roots: &Roots) -> (Vec<LockView>, Vec<String>) {
 pub fn gather(
     roots: &Roots,
     cfg: &Config,
+    fresh: Fresh,
     sd: Option<&Systemd>,
     sd_error: Option<String>,
 ) -> Snapshot {
     let mut s = Snapshot::default();
-    // sshd -T runs while systemd, dpkg and /proc are read.
-    let pending = super::sshd::start_check(&roots.sshd);
+    // sshd -T runs while systemd, dpkg and /proc are read, unless a report
+    // may reuse the last answer (see system::sshd::cache_key).
+    let key = super::sshd::cache_key(roots);
+    let run_dir = RunDir::open(roots, nix::unistd::geteuid().is_root())
+        .ok()
+        .flatten();
+    let cached = match (fresh, &run_dir) {
+        (Fresh::MayReuse, Some(d)) => super::sshd::load_cached(d, &key),
+        _ => None,
+    };
+    let pending = cached
+        .is_none()
+        .then(|| super::sshd::start_check(&roots.sshd));
     let procfs = Procfs::new(&roots.proc);
     match super::dpkg::state(&roots.dpkg_admin, &cfg.package) {
         Ok(p) => s.package = Some(p),
@@ -137,7 +157,17 @@ pub fn gather(
     }
 
     let survey = procfs.survey(&mut s.warnings);
-    let (check, listen) = pending.finish();
+    let (check, listen) = match (cached, pending) {
+        (Some(c), _) => c,
+        (None, Some(p)) => {
+            let (check, listen) = p.finish();
+            if let Some(d) = &run_dir {
+                super::sshd::store_cached(d, key, &check, &listen);
+            }
+            (check, listen)
+        }
+        (None, None) => unreachable!("sshd -T runs whenever there is no cached answer"),
+    };
     s.sshd_config = check;
     let mut ports: Vec<u16> = Vec::new();
     let mut addrs: Vec<SocketAddr> = Vec::new();

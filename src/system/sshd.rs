@@ -105,6 +105,90 @@ pub fn check_config(sshd: &Path) -> (ConfigCheck, Option<SshdListen>) {
     start_check(sshd).finish()
 }
 
+/// `status` and `check` only report, so they may reuse the last `sshd -T`
+/// answer while nothing it depends on changed: the binary, sshd_config,
+/// sshd_config.d/ and the host keys (device, inode, size, mtime and ctime of
+/// each). Everything that acts on sshd runs it afresh.
+const CACHE_FILE: &str = "sshd-T.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached {
+    key: String,
+    check: ConfigCheck,
+    listen: Option<SshdListen>,
+}
+
+pub fn cache_key(roots: &super::Roots) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let etc = roots.under(Path::new("/etc/ssh"));
+    let mut paths = vec![roots.sshd.clone(), etc.join("sshd_config")];
+    for dir in [etc.join("sshd_config.d"), etc.clone()] {
+        let mut more: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if dir == etc {
+            more.retain(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("ssh_host_"))
+            });
+        }
+        more.sort();
+        paths.push(dir);
+        paths.extend(more);
+    }
+    let mut key = String::new();
+    for p in paths {
+        match std::fs::metadata(&p) {
+            Ok(m) => key.push_str(&format!(
+                "{} {} {} {} {}.{} {}.{}\n",
+                p.display(),
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec()
+            )),
+            Err(_) => key.push_str(&format!("{} -\n", p.display())),
+        }
+    }
+    key
+}
+
+pub fn load_cached(
+    dir: &super::fsx::RunDir,
+    key: &str,
+) -> Option<(ConfigCheck, Option<SshdListen>)> {
+    let super::fsx::Entry::File(text) = dir.read(CACHE_FILE, 256 * 1024) else {
+        return None;
+    };
+    let c: Cached = serde_json::from_str(&text).ok()?;
+    (c.key == key && c.check.valid.is_some()).then_some((c.check, c.listen))
+}
+
+pub fn store_cached(
+    dir: &super::fsx::RunDir,
+    key: String,
+    check: &ConfigCheck,
+    listen: &Option<SshdListen>,
+) {
+    if check.valid.is_none() {
+        return;
+    }
+    let c = Cached {
+        key,
+        check: check.clone(),
+        listen: listen.clone(),
+    };
+    if let Ok(text) = serde_json::to_string(&c) {
+        if let Err(e) = dir.write_atomic(CACHE_FILE, &text, 0o644) {
+            log::debug!("{e:#}");
+        }
+    }
+}
+
 use std::os::unix::fs::DirBuilderExt;
 
 /// Connects to `addr` and reads the server's identification line.
