@@ -8,7 +8,7 @@
 //! listening socket is still unaccounted for.
 
 use crate::model::{is_sshd_name, is_sshd_session_name};
-use procfs::process::{FDTarget, Process};
+use procfs::process::Process;
 use procfs::{FromRead, FromReadSI};
 
 use std::collections::{BTreeMap, HashSet};
@@ -123,8 +123,24 @@ impl Procfs {
         std::fs::read_link(self.root.join(pid).join("ns/net")).ok()
     }
 
-    /// Listening TCP sockets on `ports` in this network namespace: inode -> address.
+    /// Listening TCP sockets on `ports` in this network namespace: inode ->
+    /// address. On the real /proc, asked of the kernel through sock_diag;
+    /// /proc/net/tcp{,6} when that fails, and under a test root.
     pub fn listening(
+        &self,
+        ports: &[u16],
+        warnings: &mut Vec<String>,
+    ) -> BTreeMap<u64, SocketAddr> {
+        if self.root == Path::new("/proc") {
+            match sock_diag_listening(ports) {
+                Ok(l) => return l,
+                Err(e) => log::debug!("sock_diag: {e}; reading /proc/net/tcp instead"),
+            }
+        }
+        self.listening_from_proc(ports, warnings)
+    }
+
+    fn listening_from_proc(
         &self,
         ports: &[u16],
         warnings: &mut Vec<String>,
@@ -157,15 +173,22 @@ impl Procfs {
         out
     }
 
+    /// The socket inodes among `pid`'s open files. One readlink per fd:
+    /// procfs's fd() also stats every link for its mode, which doubled the
+    /// cost of reading pid 1's few hundred fds on every diagnosis.
     fn socket_inodes(&self, pid: u32) -> Option<HashSet<u64>> {
-        let p = Process::new_with_root(self.pid_dir(pid)).ok()?;
-        let fds = p.fd().ok()?;
+        let rd = std::fs::read_dir(self.pid_dir(pid).join("fd")).ok()?;
         Some(
-            fds.filter_map(|fd| match fd.ok()?.target {
-                FDTarget::Socket(inode) => Some(inode),
-                _ => None,
-            })
-            .collect(),
+            rd.flatten()
+                .filter_map(|e| {
+                    let target = std::fs::read_link(e.path()).ok()?;
+                    let t = target.to_str()?;
+                    t.strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .collect(),
         )
     }
 
@@ -300,6 +323,79 @@ impl Procfs {
         scan.listeners.sort_by_key(|l| l.pid);
         scan
     }
+}
+
+/// One LISTEN-only sock_diag dump per address family.
+fn sock_diag_listening(ports: &[u16]) -> Result<BTreeMap<u64, SocketAddr>, String> {
+    use netlink_packet_core::{
+        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+    };
+    use netlink_packet_sock_diag::{
+        constants::{AF_INET, AF_INET6, IPPROTO_TCP},
+        inet::{ExtensionFlags, InetRequest, SocketId, StateFlags},
+        SockDiagMessage,
+    };
+    use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NlAddr};
+
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(|e| e.to_string())?;
+    socket.bind_auto().map_err(|e| e.to_string())?;
+    socket
+        .connect(&NlAddr::new(0, 0))
+        .map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    for (family, id) in [
+        (AF_INET, SocketId::new_v4()),
+        (AF_INET6, SocketId::new_v6()),
+    ] {
+        let mut hdr = NetlinkHeader::default();
+        hdr.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let mut packet = NetlinkMessage::new(
+            hdr,
+            SockDiagMessage::InetRequest(InetRequest {
+                family,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::empty(),
+                states: StateFlags::LISTEN,
+                socket_id: id,
+            })
+            .into(),
+        );
+        packet.finalize();
+        let mut buf = vec![0; packet.buffer_len()];
+        packet.serialize(&mut buf[..]);
+        socket.send(&buf[..], 0).map_err(|e| e.to_string())?;
+        let mut rx = vec![0u8; 64 * 1024];
+        'dump: loop {
+            let size = socket
+                .recv(&mut &mut rx[..], 0)
+                .map_err(|e| e.to_string())?;
+            let mut offset = 0;
+            while offset < size {
+                let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(&rx[offset..size])
+                    .map_err(|e| format!("sock_diag reply: {e}"))?;
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
+                        let id = &r.header.socket_id;
+                        if ports.contains(&id.source_port) {
+                            out.insert(
+                                u64::from(r.header.inode),
+                                SocketAddr::new(id.source_address, id.source_port),
+                            );
+                        }
+                    }
+                    NetlinkPayload::Done(_) => break 'dump,
+                    NetlinkPayload::Error(e) => return Err(format!("sock_diag: {e:?}")),
+                    _ => {}
+                }
+                let len = msg.header.length as usize;
+                if len == 0 {
+                    break;
+                }
+                offset += len;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// procfs-core 0.18's Stat parser slices around the parentheses without
@@ -437,6 +533,35 @@ mod tests {
         );
         assert!(scan.unowned.is_empty());
         assert!(p.listening(&[2222], &mut w).is_empty());
+    }
+
+    #[test]
+    fn sock_diag_finds_a_real_listener_with_its_inode() {
+        use std::os::fd::AsRawFd;
+        let l4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l4.local_addr().unwrap().port();
+        let link = fs::read_link(format!("/proc/self/fd/{}", l4.as_raw_fd())).unwrap();
+        let inode: u64 = link
+            .to_str()
+            .unwrap()
+            .trim_start_matches("socket:[")
+            .trim_end_matches(']')
+            .parse()
+            .unwrap();
+        let found = sock_diag_listening(&[port])
+            .expect("sock_diag works without privileges in our own netns");
+        assert_eq!(
+            found.get(&inode),
+            Some(&l4.local_addr().unwrap()),
+            "{found:?}"
+        );
+        // The same through the /proc/net/tcp reader: both agree.
+        let mut w = Vec::new();
+        let via_proc = Procfs::new(Path::new("/proc")).listening_from_proc(&[port], &mut w);
+        assert_eq!(via_proc, found);
+        // A connected (non-listening) socket on that port is not listed.
+        let _c = std::net::TcpStream::connect(l4.local_addr().unwrap()).unwrap();
+        assert_eq!(sock_diag_listening(&[port]).unwrap().len(), 1);
     }
 
     #[test]

@@ -156,7 +156,9 @@ pub fn gather(
         None => s.systemd_error = sd_error.or(Some("systemd not consulted".into())),
     }
 
+    log::debug!("{:.1} ms: systemd and dpkg read", crate::elapsed_ms());
     let survey = procfs.survey(&mut s.warnings);
+    log::debug!("{:.1} ms: /proc surveyed", crate::elapsed_ms());
     let (check, listen) = match (cached, pending) {
         (Some(c), _) => c,
         (None, Some(p)) => {
@@ -214,8 +216,11 @@ pub fn gather(
     s.ports = ports;
     s.addresses = expanded.iter().map(|a| a.to_string()).collect();
 
+    log::debug!("{:.1} ms: sshd configuration known", crate::elapsed_ms());
     let listening = procfs.listening(&s.ports, &mut s.warnings);
+    log::debug!("{:.1} ms: listening sockets read", crate::elapsed_ms());
     let scan = procfs.scan(&listening, survey);
+    log::debug!("{:.1} ms: listeners found", crate::elapsed_ms());
     s.warnings.extend(scan.warnings);
     // Main processes systemd manages for sshd: ssh.service's and, after a
     // rescue, the guard's own rescue unit's (never to be taken for stale).
