@@ -588,12 +588,18 @@ pub fn inhibited(ctx: &Ctx) -> i32 {
 
 // ---------------------------------------------------------------- status / repair
 
-pub fn status(ctx: &Ctx, json: bool) -> i32 {
+/// A diagnosis for reporting only (status, check, metrics): systemd if it
+/// answers, the last sshd -T answer if still valid.
+fn report_snapshot(ctx: &Ctx) -> Snapshot {
     let (sd, err) = match ctx.systemd() {
         Ok(sd) => (Some(sd), None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
-    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::MayReuse, sd.as_ref(), err);
+    snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::MayReuse, sd.as_ref(), err)
+}
+
+pub fn status(ctx: &Ctx, json: bool) -> i32 {
+    let snap = report_snapshot(ctx);
     let plan = ctx.plan(&snap, Mode::Full);
     let healthy = plan.findings.is_empty() && plan.refused.is_none() && snap.units.is_some();
     if json {
@@ -660,11 +666,7 @@ pub fn repair(ctx: &Ctx, dry_run: bool) -> i32 {
 // ---------------------------------------------------------------- check
 
 pub fn check(ctx: &Ctx, npd: bool) -> i32 {
-    let (sd, err) = match ctx.systemd() {
-        Ok(sd) => (Some(sd), None),
-        Err(e) => (None, Some(format!("{e:#}"))),
-    };
-    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::MayReuse, sd.as_ref(), err);
+    let snap = report_snapshot(ctx);
     let plan = ctx.plan(&snap, Mode::Full);
     let inhibited = snap.marker.live || snap.locks.iter().any(|l| l.holder_pid.is_some());
     let o = observed_from(ctx, &snap, inhibited);
@@ -783,17 +785,8 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             );
         }
         // Monitoring must hear of it now, not at the next apt run.
-        let observed = metrics_enabled(ctx).then(|| {
-            let (sd, err) = match ctx.systemd() {
-                Ok(sd) => (Some(sd), None),
-                Err(e) => (None, Some(format!("{e:#}"))),
-            };
-            observed_from(
-                ctx,
-                &snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::MayReuse, sd.as_ref(), err),
-                false,
-            )
-        });
+        let observed =
+            metrics_enabled(ctx).then(|| observed_from(ctx, &report_snapshot(ctx), false));
         publish(ctx, observed, None, Some(true));
         return exit::GAVE_UP;
     }
