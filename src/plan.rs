@@ -153,8 +153,13 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
     };
     for u in [&units.socket, &units.service] {
         if u.is_failed() {
+            let result = if u.result.is_empty() {
+                "unknown"
+            } else {
+                u.result.as_str()
+            };
             p.findings
-                .push(format!("{} failed ({})", u.name, u.describe()));
+                .push(format!("{} failed (result {result})", u.name));
         }
     }
     if !holder.is_active() && !holder.is_failed() {
@@ -422,6 +427,12 @@ mod tests {
             ]
         );
         assert!(p.findings[0].contains("stale sshd listener pid 4242"));
+        assert!(
+            p.findings
+                .contains(&"ssh.socket failed (result resources)".to_string()),
+            "{:?}",
+            p.findings
+        );
     }
 
     #[test]
