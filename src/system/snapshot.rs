@@ -10,6 +10,7 @@ use crate::marker::{self, Holder, Marker};
 use crate::model::*;
 use crate::sshd::parse_listen;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 
 pub const MARKER_FILE: &str = "inhibit";
 
@@ -24,9 +25,18 @@ pub enum Fresh {
 /// Reads systemd's view of both ssh units. Without `detail`, only what
 /// the healthy-path check needs (no MainPID, Result, Listen).
 pub fn units(sd: &Systemd, cfg: &Config, detail: bool) -> anyhow::Result<Units> {
+    // Both units at once over the one connection: D-Bus round trips are
+    // most of the hooks' time.
+    let (service, socket) = std::thread::scope(|s| {
+        let socket = s.spawn(|| sd.unit_state(&cfg.ssh_socket, detail));
+        let service = sd.unit_state(&cfg.ssh_service, detail);
+        (service, socket.join())
+    });
+    let socket = socket
+        .map_err(|_| anyhow::anyhow!("reading {} from systemd: thread panicked", cfg.ssh_socket))?;
     Ok(Units {
-        service: sd.unit_state(&cfg.ssh_service, detail)?,
-        socket: sd.unit_state(&cfg.ssh_socket, detail)?,
+        service: service?,
+        socket: socket?,
     })
 }
 
@@ -233,7 +243,10 @@ pub fn gather(
     {
         managed.push(pid);
     }
-    if let Some(sd) = sd {
+    // systemd keeps a transient unit's file under /run/systemd/transient;
+    // without it there is no rescue sshd to ask about.
+    let rescue_file = Path::new("/run/systemd/transient").join(super::systemd::RESCUE_UNIT);
+    if let Some(sd) = sd.filter(|_| rescue_file.exists()) {
         match sd.unit_state(super::systemd::RESCUE_UNIT, true) {
             Ok(r) if r.is_active() => {
                 s.warnings.push(format!(
