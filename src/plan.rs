@@ -219,13 +219,9 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
         return p;
     }
 
-    for l in &stale {
-        p.steps.push(Step::StopStale {
-            pid: l.pid,
-            start_time: l.start_time,
-            exe: l.exe.clone(),
-        });
-    }
+    // reset-failed first: it is harmless while the stale listener still
+    // runs, and every round trip left between its exit and systemd
+    // listening again is a window of refused connections.
     if listener_work {
         for u in [&units.service, &units.socket] {
             if u.is_failed() {
@@ -234,6 +230,15 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
                 });
             }
         }
+    }
+    for l in &stale {
+        p.steps.push(Step::StopStale {
+            pid: l.pid,
+            start_time: l.start_time,
+            exe: l.exe.clone(),
+        });
+    }
+    if listener_work {
         match topology {
             Topology::SocketActivated => {
                 if !stale.is_empty() || !units.socket.is_active() {
@@ -412,13 +417,13 @@ mod tests {
         assert_eq!(
             p.steps,
             vec![
+                Step::ResetFailed {
+                    unit: "ssh.socket".into()
+                },
                 Step::StopStale {
                     pid: 4242,
                     start_time: 777,
                     exe: "/usr/sbin/sshd (deleted)".into()
-                },
-                Step::ResetFailed {
-                    unit: "ssh.socket".into()
                 },
                 Step::StartUnit {
                     unit: "ssh.socket".into()

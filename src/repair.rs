@@ -137,6 +137,20 @@ pub fn execute(
 ) -> Outcome {
     let mut out = Outcome::default();
     let procfs = Procfs::new(&roots.proc);
+    // Everything that can be done before a stale listener is stopped is
+    // done first, so that between its exit and systemd listening again there
+    // is only the start request: subscribe to job signals, and reset-failed
+    // every unit about to be started (it also clears the start-rate counter,
+    // which repeated repairs would otherwise hit: start-limit-hit).
+    if let Err(e) = sd.prepare_jobs() {
+        out.failed(format!("{e:#}"));
+        return out;
+    }
+    for step in steps {
+        if let Step::StartUnit { unit } | Step::RestartUnit { unit } = step {
+            let _ = sd.reset_failed(unit);
+        }
+    }
     let mut skip_to_verify = false;
     for step in steps {
         if skip_to_verify && !matches!(step, Step::VerifyBanner) {

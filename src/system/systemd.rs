@@ -83,6 +83,8 @@ trait Socket {
 pub struct Systemd {
     conn: Connection,
     mgr: ManagerProxy<'static>,
+    /// JobRemoved signals (job path, result), once subscribed.
+    jobs: std::sync::OnceLock<std::sync::Mutex<mpsc::Receiver<(String, String)>>>,
 }
 
 /// systemd's object path for a unit: every byte that is not [A-Za-z0-9]
@@ -111,7 +113,38 @@ impl Systemd {
             .map_err(|e| anyhow!("cannot reach systemd over the system D-Bus: {e}"))?;
         let mgr = ManagerProxy::new(&conn).map_err(|e| anyhow!("systemd manager: {e}"))?;
         log::debug!("{:.1} ms: connected to the system bus", crate::elapsed_ms());
-        Ok(Systemd { conn, mgr })
+        Ok(Systemd {
+            conn,
+            mgr,
+            jobs: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Subscribes to systemd's job signals, once per connection. A repair
+    /// calls it before it stops anything, so that no round trip but the
+    /// start request itself lies between a stale listener's exit and
+    /// systemd listening again (fewer refused connections).
+    pub fn prepare_jobs(&self) -> Result<()> {
+        if self.jobs.get().is_some() {
+            return Ok(());
+        }
+        let _ = self.mgr.subscribe();
+        let stream = self
+            .mgr
+            .receive_job_removed()
+            .context("subscribing to systemd job signals")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for sig in stream {
+                if let Ok(a) = sig.args() {
+                    if tx.send((a.job.to_string(), a.result.to_string())).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let _ = self.jobs.set(std::sync::Mutex::new(rx));
+        Ok(())
     }
 
     /// Unit states through one GetAll per interface, at the unit's object
@@ -187,23 +220,15 @@ impl Systemd {
         timeout: Duration,
         queue: impl FnOnce(&ManagerProxy<'static>) -> zbus::Result<OwnedObjectPath>,
     ) -> Result<()> {
-        // Subscribe and listen before queueing the job, so its JobRemoved
-        // signal cannot be missed.
-        let _ = self.mgr.subscribe();
-        let stream = self
-            .mgr
-            .receive_job_removed()
-            .context("subscribing to systemd job signals")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for sig in stream {
-                if let Ok(a) = sig.args() {
-                    if tx.send((a.job.to_string(), a.result.to_string())).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        // Subscribed before the job is queued, so its JobRemoved signal
+        // cannot be missed.
+        self.prepare_jobs()?;
+        let rx = self
+            .jobs
+            .get()
+            .ok_or_else(|| anyhow!("{what}: not subscribed to systemd job signals"))?
+            .lock()
+            .map_err(|_| anyhow!("{what}: job signal channel poisoned"))?;
         let job = queue(&self.mgr).with_context(|| what.to_string())?;
         let job = job.as_str().to_string();
         let deadline = Instant::now() + timeout;
@@ -225,13 +250,11 @@ impl Systemd {
         }
     }
 
-    /// systemctl start|restart UNIT, waiting for the job to finish.
+    /// systemctl start|restart UNIT, waiting for the job to finish. The
+    /// caller resets the unit's failed state and start-rate counter first
+    /// (repair::execute does it before stopping anything).
     pub fn job(&self, verb: &str, unit: &str, timeout: Duration) -> Result<()> {
         let what = format!("systemctl {verb} {unit}");
-        // reset-failed also clears the unit's start-rate counter: repeated
-        // repairs (a watchdog, a flapping stale listener) would otherwise hit
-        // StartLimitBurst and be refused with start-limit-hit.
-        let _ = self.mgr.reset_failed_unit(unit);
         match verb {
             "start" => self.run_job(&what, timeout, |m| m.start_unit(unit, "replace")),
             "restart" => self.run_job(&what, timeout, |m| m.restart_unit(unit, "replace")),
