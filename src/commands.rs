@@ -726,38 +726,30 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
         .map(|p| !p.is_incomplete())
         .unwrap_or(true);
     if units.look_healthy() && pkg_ok {
-        match units.topology() {
+        let answers = match units.topology() {
             // A listening ssh.socket is healthy: probing would spawn sshd.
-            Topology::SocketActivated => {
-                log::info!("{} is listening: healthy", units.socket.name);
-                publish(
-                    ctx,
-                    metrics_enabled(ctx).then(|| observed_fast(ctx, &units, false)),
-                    None,
-                    Some(false),
-                );
-                return exit::OK;
-            }
+            Topology::SocketActivated => true,
             Topology::Service => {
                 let (_, listen) = crate::system::sshd::check_config(&ctx.roots.sshd);
                 let addrs: Vec<std::net::SocketAddr> =
                     listen.map(|l| l.addresses).unwrap_or_default();
                 let mut targets = sshd::probe_targets(&addrs);
                 if targets.is_empty() {
-                    targets.push("127.0.0.1:22".parse().expect("literal address"));
+                    targets.push(std::net::SocketAddr::from(([127, 0, 0, 1], 22)));
                 }
                 let res = crate::system::sshd::wait_banners(&targets, Duration::from_secs(3));
-                if res.iter().all(|(_, r)| r.is_ok()) {
-                    log::info!("{} answers: healthy", units.service.name);
-                    publish(
-                        ctx,
-                        metrics_enabled(ctx).then(|| observed_fast(ctx, &units, false)),
-                        None,
-                        Some(false),
-                    );
-                    return exit::OK;
-                }
+                res.iter().all(|(_, r)| r.is_ok())
             }
+        };
+        if answers {
+            log::info!("ssh is healthy ({})", units.topology());
+            publish(
+                ctx,
+                metrics_enabled(ctx).then(|| observed_fast(ctx, &units, false)),
+                None,
+                Some(false),
+            );
+            return exit::OK;
         }
     }
     drop(sd);
