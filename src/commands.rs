@@ -261,12 +261,14 @@ fn observed_from(ctx: &Ctx, s: &Snapshot, inhibited: bool) -> Observed {
 }
 
 /// The healthy fast path's observation: no stale listener can hold the port
-/// while systemd's unit holds it.
-fn observed_fast(ctx: &Ctx, units: &Units, inhibited: bool) -> Observed {
+/// while systemd's unit holds it. `package_ok`: what the caller already read
+/// from dpkg (read here only when it did not).
+fn observed_fast(ctx: &Ctx, units: &Units, package_ok: Option<bool>, inhibited: bool) -> Observed {
     Observed {
         package: ctx.cfg.package.clone(),
-        package_ok: dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package)
-            .is_ok_and(|p| p.is_installed_ok()),
+        package_ok: package_ok.unwrap_or_else(|| {
+            dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package).is_ok_and(|p| p.is_installed_ok())
+        }),
         ssh_up: units.look_healthy(),
         stale_listeners: 0,
         inhibited,
@@ -469,7 +471,12 @@ fn preflight(ctx: &Ctx) -> Result<()> {
     if nothing_to_guard || units.look_healthy() {
         log::info!("preflight: ssh units healthy ({})", units.topology());
         if metrics_enabled(ctx) {
-            publish(ctx, Some(observed_fast(ctx, &units, true)), None, None);
+            publish(
+                ctx,
+                Some(observed_fast(ctx, &units, None, true)),
+                None,
+                None,
+            );
         }
         return Ok(());
     }
@@ -512,7 +519,17 @@ pub fn post_invoke(ctx: &Ctx) -> i32 {
                     units.topology()
                 );
                 if metrics_enabled(ctx) {
-                    publish(ctx, Some(observed_fast(ctx, &units, false)), None, None);
+                    publish(
+                        ctx,
+                        Some(observed_fast(
+                            ctx,
+                            &units,
+                            Some(pkg.is_installed_ok()),
+                            false,
+                        )),
+                        None,
+                        None,
+                    );
                 }
                 return Ok(());
             }
@@ -722,9 +739,9 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             return exit::INTERNAL;
         }
     };
-    let pkg_ok = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package)
-        .map(|p| !p.is_incomplete())
-        .unwrap_or(true);
+    let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package).ok();
+    let pkg_ok = pkg.as_ref().is_none_or(|p| !p.is_incomplete());
+    let installed = pkg.as_ref().map(|p| p.is_installed_ok());
     if units.look_healthy() && pkg_ok {
         let answers = match units.topology() {
             // A listening ssh.socket is healthy: probing would spawn sshd.
@@ -745,7 +762,7 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             log::info!("ssh is healthy ({})", units.topology());
             publish(
                 ctx,
-                metrics_enabled(ctx).then(|| observed_fast(ctx, &units, false)),
+                metrics_enabled(ctx).then(|| observed_fast(ctx, &units, installed, false)),
                 None,
                 Some(false),
             );
