@@ -71,17 +71,22 @@ impl Root {
             .expect("run binary")
     }
 
-    fn marker(&self) -> PathBuf {
-        self.p("run/ssh-upgrade-guard/inhibit")
-    }
-
-    fn write_marker(&self, pid: u32, start: u64, boot: &str, created: u64) {
+    /// The run directory as the guard creates it: 0755, owned by us.
+    fn make_run_dir(&self) {
         fs::create_dir_all(self.p("run/ssh-upgrade-guard")).unwrap();
         fs::set_permissions(
             self.p("run/ssh-upgrade-guard"),
             fs::Permissions::from_mode(0o755),
         )
         .unwrap();
+    }
+
+    fn marker(&self) -> PathBuf {
+        self.p("run/ssh-upgrade-guard/inhibit")
+    }
+
+    fn write_marker(&self, pid: u32, start: u64, boot: &str, created: u64) {
+        self.make_run_dir();
         fs::write(
             self.marker(),
             format!("version=1\nholder_pid={pid}\nholder_start_time={start}\nholder_comm=apt-get\nboot_id={boot}\ncreated={created}\nreason=test\n"),
@@ -181,12 +186,7 @@ fn marker_from_another_boot_or_too_old_is_stale() {
 #[test]
 fn symlink_planted_at_the_marker_path_is_not_followed() {
     let r = Root::new();
-    fs::create_dir_all(r.p("run/ssh-upgrade-guard")).unwrap();
-    fs::set_permissions(
-        r.p("run/ssh-upgrade-guard"),
-        fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    r.make_run_dir();
     let secret = r.p("shadow");
     fs::write(&secret, "root:secret\n").unwrap();
     symlink(&secret, r.marker()).unwrap();
@@ -395,12 +395,7 @@ fn check_is_unknown_without_systemd_in_both_conventions() {
 #[test]
 fn status_reuses_sshd_t_until_its_inputs_change() {
     let r = Root::new();
-    fs::create_dir_all(r.p("run/ssh-upgrade-guard")).unwrap();
-    fs::set_permissions(
-        r.p("run/ssh-upgrade-guard"),
-        fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    r.make_run_dir();
     fs::create_dir_all(r.p("usr/sbin")).unwrap();
     fs::create_dir_all(r.p("etc/ssh/sshd_config.d")).unwrap();
     fs::write(r.p("etc/ssh/sshd_config"), "Port 22\n").unwrap();
