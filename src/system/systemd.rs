@@ -40,46 +40,6 @@ trait Manager {
     ) -> zbus::Result<()>;
 }
 
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Unit",
-    default_service = "org.freedesktop.systemd1",
-    gen_async = false
-)]
-trait Unit {
-    #[zbus(property)]
-    fn load_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn active_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn sub_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn unit_file_state(&self) -> zbus::Result<String>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Service",
-    default_service = "org.freedesktop.systemd1",
-    gen_async = false
-)]
-trait Service {
-    #[zbus(property, name = "MainPID")]
-    fn main_pid(&self) -> zbus::Result<u32>;
-    #[zbus(property)]
-    fn result(&self) -> zbus::Result<String>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Socket",
-    default_service = "org.freedesktop.systemd1",
-    gen_async = false
-)]
-trait Socket {
-    #[zbus(property)]
-    fn listen(&self) -> zbus::Result<Vec<(String, String)>>;
-    #[zbus(property)]
-    fn result(&self) -> zbus::Result<String>;
-}
-
 pub struct Systemd {
     conn: Connection,
     mgr: ManagerProxy<'static>,
@@ -104,13 +64,32 @@ pub fn unit_object_path(name: &str) -> String {
     p
 }
 
+/// The system bus's socket when DBUS_SYSTEM_BUS_ADDRESS is not set (the
+/// D-Bus specification's default).
+const SYSTEM_BUS_SOCKET: &str = "/var/run/dbus/system_bus_socket";
+
 pub const RESCUE_UNIT: &str = "ssh-upgrade-guard-rescue.service";
 
 impl Systemd {
     pub fn connect() -> Result<Systemd> {
-        let conn = zbus::blocking::connection::Builder::system()
-            .and_then(|b| b.method_timeout(Duration::from_secs(30)).build())
-            .map_err(|e| anyhow!("cannot reach systemd over the system D-Bus: {e}"))?;
+        let unreachable =
+            |e: &dyn std::fmt::Display| anyhow!("cannot reach systemd over the system D-Bus: {e}");
+        // The socket is connected here rather than by zbus, which would
+        // start a thread for it; DBUS_SYSTEM_BUS_ADDRESS, when set, is
+        // still honoured through zbus.
+        let builder = match std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS") {
+            Some(_) => {
+                zbus::blocking::connection::Builder::system().map_err(|e| unreachable(&e))?
+            }
+            None => zbus::blocking::connection::Builder::async_io_unix_stream(
+                std::os::unix::net::UnixStream::connect(SYSTEM_BUS_SOCKET)
+                    .map_err(|e| unreachable(&format!("{SYSTEM_BUS_SOCKET}: {e}")))?,
+            ),
+        };
+        let conn = builder
+            .method_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| unreachable(&e))?;
         let mgr = ManagerProxy::new(&conn).map_err(|e| anyhow!("systemd manager: {e}"))?;
         log::debug!("{:.1} ms: connected to the system bus", crate::elapsed_ms());
         Ok(Systemd {
@@ -147,64 +126,127 @@ impl Systemd {
         Ok(())
     }
 
-    /// Unit states through one GetAll per interface, at the unit's object
-    /// path (systemd loads the unit on access, as LoadUnit would).
-    /// With `detail` false only the Unit interface is read (states and
-    /// enablement: all the hooks' healthy path needs), one round trip.
+    /// One unit's state; see [`Systemd::unit_states`].
     pub fn unit_state(&self, name: &str, detail: bool) -> Result<UnitState> {
-        use std::collections::HashMap;
+        self.unit_states(&[name], detail)
+            .pop()
+            .unwrap_or_else(|| Err(anyhow!("reading {name} from systemd: no answer")))
+    }
+
+    /// Unit states, one `Properties.Get` per property the guard uses, all
+    /// sent at once over the one connection and answered in a single
+    /// round trip's time (at the unit's object path: systemd loads the unit
+    /// on access, as LoadUnit would). With `detail` false only the Unit
+    /// interface is read (states and enablement: all the hooks' healthy
+    /// path needs). Per-property Gets, not GetAll: a Service GetAll makes
+    /// systemd read the unit's cgroup accounting files and serialise some
+    /// 250 properties the guard never looks at.
+    pub fn unit_states(&self, names: &[&str], detail: bool) -> Vec<Result<UnitState>> {
+        use futures_util::future::join_all;
         use zbus::names::InterfaceName;
         use zbus::zvariant::OwnedValue;
-        let path = unit_object_path(name);
-        let ctx = || format!("reading {name} from systemd");
-        let props = zbus::blocking::fdo::PropertiesProxy::builder(&self.conn)
-            .destination("org.freedesktop.systemd1")?
-            .path(path.as_str())?
-            .cache_properties(CacheProperties::No)
-            .build()
-            .with_context(ctx)?;
-        let all = |iface: &'static str| -> Result<HashMap<String, OwnedValue>> {
-            props
-                .get_all(InterfaceName::from_static_str_unchecked(iface))
-                .with_context(ctx)
+        const UNIT: &str = "org.freedesktop.systemd1.Unit";
+        const UNIT_PROPS: [&str; 4] = ["LoadState", "ActiveState", "SubState", "UnitFileState"];
+        let detail_props = |name: &str| -> &'static [(&'static str, &'static str)] {
+            match (detail, name.rsplit_once('.').map(|(_, t)| t)) {
+                (true, Some("service")) => &[
+                    ("org.freedesktop.systemd1.Service", "MainPID"),
+                    ("org.freedesktop.systemd1.Service", "Result"),
+                ],
+                (true, Some("socket")) => &[
+                    ("org.freedesktop.systemd1.Socket", "Listen"),
+                    ("org.freedesktop.systemd1.Socket", "Result"),
+                ],
+                _ => &[],
+            }
         };
-        let s = |m: &HashMap<String, OwnedValue>, k: &str| -> String {
-            m.get(k)
-                .and_then(|v| String::try_from(v.clone()).ok())
-                .unwrap_or_default()
+        // (unit index, interface, property) for every Get, in order.
+        let calls: Vec<(usize, &'static str, &'static str)> = names
+            .iter()
+            .enumerate()
+            .flat_map(|(i, name)| {
+                UNIT_PROPS
+                    .iter()
+                    .map(move |p| (i, UNIT, *p))
+                    .chain(detail_props(name).iter().map(move |(f, p)| (i, *f, *p)))
+            })
+            .collect();
+        let paths: Vec<String> = names.iter().map(|n| unit_object_path(n)).collect();
+        let conn = self.conn.inner();
+        let get = |(i, iface, prop): (usize, &'static str, &'static str)| {
+            let path = paths[i].as_str();
+            async move {
+                let proxy = zbus::fdo::PropertiesProxy::builder(conn)
+                    .destination("org.freedesktop.systemd1")?
+                    .path(path)?
+                    .cache_properties(CacheProperties::No)
+                    .build()
+                    .await?;
+                proxy
+                    .get(InterfaceName::from_static_str_unchecked(iface), prop)
+                    .await
+                    .map_err(zbus::Error::from)
+            }
         };
-        let unit = all("org.freedesktop.systemd1.Unit")?;
-        let mut st = UnitState {
-            name: name.to_string(),
-            load_state: s(&unit, "LoadState"),
-            active_state: s(&unit, "ActiveState"),
-            sub_state: s(&unit, "SubState"),
-            unit_file_state: s(&unit, "UnitFileState"),
-            ..Default::default()
-        };
-        if detail && st.load_state == "loaded" {
-            if name.ends_with(".service") {
-                let svc = all("org.freedesktop.systemd1.Service")?;
-                st.main_pid = svc
-                    .get("MainPID")
-                    .and_then(|v| u32::try_from(v.clone()).ok())
-                    .filter(|p| *p != 0);
-                st.result = s(&svc, "Result");
-            } else if name.ends_with(".socket") {
-                let sock = all("org.freedesktop.systemd1.Socket")?;
-                st.result = s(&sock, "Result");
-                st.listen = sock
-                    .get("Listen")
-                    .and_then(|v| <Vec<(String, String)>>::try_from(v.clone()).ok())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(k, _)| k == "Stream")
-                    .map(|(_, a)| a)
-                    .collect();
+        let answers: Vec<zbus::Result<OwnedValue>> =
+            zbus::block_on(join_all(calls.iter().copied().map(get)));
+
+        let mut out: Vec<Result<UnitState>> = names
+            .iter()
+            .map(|n| {
+                Ok(UnitState {
+                    name: n.to_string(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        // Errors on the detail interfaces count only for a loaded unit: a
+        // unit that is not found has no Service or Socket interface.
+        let mut detail_errors: Vec<Option<anyhow::Error>> = names.iter().map(|_| None).collect();
+        for ((i, iface, prop), answer) in calls.into_iter().zip(answers) {
+            let Ok(st) = out[i].as_mut() else { continue };
+            let v = match answer {
+                Ok(v) => v,
+                Err(e) => {
+                    let e = anyhow!(e).context(format!("reading {} from systemd", names[i]));
+                    if iface == UNIT {
+                        out[i] = Err(e);
+                    } else {
+                        detail_errors[i].get_or_insert(e);
+                    }
+                    continue;
+                }
+            };
+            let text = || String::try_from(v.clone()).unwrap_or_default();
+            match prop {
+                "LoadState" => st.load_state = text(),
+                "ActiveState" => st.active_state = text(),
+                "SubState" => st.sub_state = text(),
+                "UnitFileState" => st.unit_file_state = text(),
+                "Result" => st.result = text(),
+                "MainPID" => st.main_pid = u32::try_from(v).ok().filter(|p| *p != 0),
+                "Listen" => {
+                    st.listen = <Vec<(String, String)>>::try_from(v)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|(k, _)| k == "Stream")
+                        .map(|(_, a)| a)
+                        .collect()
+                }
+                _ => {}
             }
         }
-        log::debug!("{:.1} ms: read {name} from systemd", crate::elapsed_ms());
-        Ok(st)
+        for (slot, err) in out.iter_mut().zip(detail_errors) {
+            if let (Ok(st), Some(e)) = (&*slot, err) {
+                if st.load_state == "loaded" {
+                    *slot = Err(e);
+                }
+            }
+        }
+        for name in names {
+            log::debug!("{:.1} ms: read {name} from systemd", crate::elapsed_ms());
+        }
+        out
     }
 
     pub fn reset_failed(&self, unit: &str) -> Result<()> {
