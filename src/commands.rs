@@ -10,7 +10,7 @@ use crate::plan::{decide, Mode, Plan};
 use crate::report::{self, PREFIX};
 use crate::system::fsx::RunDir;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
-use crate::system::snapshot::{self, Fresh, MARKER_FILE};
+use crate::system::snapshot::{self, Bus, Fresh, MARKER_FILE};
 use crate::system::systemd::Systemd;
 use crate::system::{dpkg, locks, now_secs, publish, Roots};
 use crate::{repair, sshd};
@@ -131,17 +131,16 @@ fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis
     } else {
         Some(repair_lock(&ctx.roots)?)
     };
-    let snap = snapshot::gather(
-        &ctx.roots,
-        &ctx.cfg,
-        if dry_run {
-            Fresh::MayReuse
-        } else {
-            Fresh::Required
-        },
-        sd.as_ref(),
-        sd_err,
-    );
+    let fresh = if dry_run {
+        Fresh::MayReuse
+    } else {
+        Fresh::Required
+    };
+    let bus = match (&sd, sd_err) {
+        (Some(sd), _) => Bus::Open(sd),
+        (None, why) => Bus::Down(why.unwrap_or_default()),
+    };
+    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, fresh, bus);
     let plan = ctx.plan(&snap, mode);
     if dry_run || plan.steps.is_empty() {
         return Ok(Diagnosis {
@@ -152,7 +151,7 @@ fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis
     }
     let sd = sd.ok_or_else(|| anyhow!("systemd unavailable"))?;
     let outcome = repair::execute(&ctx.roots, &ctx.cfg, &sd, &snap, &plan.steps);
-    let after = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::Required, Some(&sd), None);
+    let after = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::Required, Bus::Open(&sd));
     Ok(Diagnosis {
         plan,
         before: snap,
@@ -608,11 +607,14 @@ pub fn inhibited(ctx: &Ctx) -> i32 {
 /// A diagnosis for reporting only (status, check, metrics): systemd if it
 /// answers, the last sshd -T answer if still valid.
 fn report_snapshot(ctx: &Ctx) -> Snapshot {
-    let (sd, err) = match ctx.systemd() {
-        Ok(sd) => (Some(sd), None),
-        Err(e) => (None, Some(format!("{e:#}"))),
-    };
-    snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::MayReuse, sd.as_ref(), err)
+    // Connected while dpkg and /proc are read.
+    let connect = || ctx.systemd();
+    snapshot::gather(
+        &ctx.roots,
+        &ctx.cfg,
+        Fresh::MayReuse,
+        Bus::Connect(&connect),
+    )
 }
 
 pub fn status(ctx: &Ctx, json: bool) -> i32 {

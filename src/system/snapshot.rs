@@ -25,15 +25,17 @@ pub enum Fresh {
 /// Reads systemd's view of both ssh units. Without `detail`, only what
 /// the healthy-path check needs (no MainPID, Result, Listen).
 pub fn units(sd: &Systemd, cfg: &Config, detail: bool) -> anyhow::Result<Units> {
-    // Both units at once over the one connection: D-Bus round trips are
-    // most of the hooks' time.
-    let (service, socket) = std::thread::scope(|s| {
-        let socket = s.spawn(|| sd.unit_state(&cfg.ssh_socket, detail));
-        let service = sd.unit_state(&cfg.ssh_service, detail);
-        (service, socket.join())
-    });
-    let socket = socket
-        .map_err(|_| anyhow::anyhow!("reading {} from systemd: thread panicked", cfg.ssh_socket))?;
+    // Both units in one round trip: D-Bus round trips are most of the
+    // hooks' time.
+    let mut states = sd
+        .unit_states(&[&cfg.ssh_service, &cfg.ssh_socket], detail)
+        .into_iter();
+    let mut next = || {
+        states
+            .next()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("systemd: no answer")))
+    };
+    let (service, socket) = (next(), next());
     Ok(Units {
         service: service?,
         socket: socket?,
@@ -130,14 +132,18 @@ pub fn lock_views(roots: &Roots) -> (Vec<LockView>, Vec<String>) {
     (views, warnings)
 }
 
+/// Where a snapshot gets systemd's view from.
+pub enum Bus<'a> {
+    /// A connection the caller keeps, to act on afterwards.
+    Open(&'a Systemd),
+    /// Connect for this snapshot alone, while dpkg and /proc are read.
+    Connect(&'a (dyn Fn() -> anyhow::Result<Systemd> + Sync)),
+    /// systemd cannot be asked; why.
+    Down(String),
+}
+
 /// A full snapshot: one scan of /proc.
-pub fn gather(
-    roots: &Roots,
-    cfg: &Config,
-    fresh: Fresh,
-    sd: Option<&Systemd>,
-    sd_error: Option<String>,
-) -> Snapshot {
+pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, bus: Bus) -> Snapshot {
     let mut s = Snapshot::default();
     // sshd -T runs while systemd, dpkg and /proc are read, unless a report
     // may reuse the last answer (see system::sshd::cache_key).
@@ -153,22 +159,49 @@ pub fn gather(
         .is_none()
         .then(|| super::sshd::start_check(&roots.sshd));
     let procfs = Procfs::new(&roots.proc);
-    match super::dpkg::state(&roots.dpkg_admin, &cfg.package) {
+    // The connection first, while nothing else competes for the CPU (its
+    // handshake is a few round trips through dbus-daemon); then systemd's
+    // answers are awaited on this thread while a second one surveys /proc
+    // (one readlink per process) and reads dpkg's status file.
+    let fmt = |e: anyhow::Error| format!("{e:#}");
+    let mut owned: Option<Systemd> = None;
+    let sd: Result<&Systemd, String> = match &bus {
+        Bus::Open(sd) => Ok(*sd),
+        Bus::Connect(connect) => match connect() {
+            Ok(sd) => Ok(&*owned.insert(sd)),
+            Err(e) => Err(fmt(e)),
+        },
+        Bus::Down(why) => Err(why.clone()),
+    };
+    let (units, (survey, mut survey_warnings, package)) = std::thread::scope(|scope| {
+        let files = scope.spawn(|| {
+            let mut w = Vec::new();
+            let sv = procfs.survey(&mut w);
+            log::debug!("{:.1} ms: /proc surveyed", crate::elapsed_ms());
+            let package = super::dpkg::state(&roots.dpkg_admin, &cfg.package).map_err(fmt);
+            log::debug!("{:.1} ms: dpkg read", crate::elapsed_ms());
+            (sv, w, package)
+        });
+        let units = sd.clone().and_then(|sd| units(sd, cfg, true).map_err(fmt));
+        let files = files.join().unwrap_or_else(|_| {
+            let why = "surveying /proc and reading dpkg: thread panicked".to_string();
+            (Default::default(), vec![why.clone()], Err(why))
+        });
+        (units, files)
+    });
+    match package {
         Ok(p) => s.package = Some(p),
-        Err(e) => s.package_error = Some(format!("{e:#}")),
+        Err(e) => s.package_error = Some(e),
     }
-    match sd.map(|sd| units(sd, cfg, true)) {
-        Some(Ok(u)) => {
+    s.warnings.append(&mut survey_warnings);
+    match units {
+        Ok(u) => {
             s.topology = Some(u.topology());
             s.units = Some(u);
         }
-        Some(Err(e)) => s.systemd_error = Some(format!("{e:#}")),
-        None => s.systemd_error = sd_error.or(Some("systemd not consulted".into())),
+        Err(e) => s.systemd_error = Some(e),
     }
-
-    log::debug!("{:.1} ms: systemd and dpkg read", crate::elapsed_ms());
-    let survey = procfs.survey(&mut s.warnings);
-    log::debug!("{:.1} ms: /proc surveyed", crate::elapsed_ms());
+    let sd: Option<&Systemd> = sd.ok();
     let (check, listen) = match (cached, pending) {
         (Some(c), _) => c,
         (None, Some(p)) => {
