@@ -2,9 +2,10 @@
 //! A process that vanishes mid-scan is skipped, not an error.
 //!
 //! Finding listeners cheaply: the LISTEN sockets on ssh ports come from
-//! /proc/net/tcp{,6} (this network namespace only, so a container's sshd on
-//! its own port 22 is never ours); then only pid 1 and sshd-family processes
-//! have their fd tables read. Every other process is looked at only when a
+//! sock_diag (/proc/net/tcp{,6} as the fallback; this network namespace
+//! only, so a container's sshd on its own port 22 is never ours); then only
+//! pid 1 and sshd-family processes (by executable, one readlink each) have
+//! their fd tables read. Every other process is looked at only when a
 //! listening socket is still unaccounted for.
 
 use crate::model::{is_sshd_name, is_sshd_session_name};
@@ -15,6 +16,16 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+/// The file name of an executable as /proc/PID/exe shows it, without the
+/// " (deleted)" the kernel appends once the file is replaced.
+fn exe_name(exe: &Path) -> String {
+    let name = exe
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name.strip_suffix(" (deleted)").unwrap_or(&name).to_string()
+}
 
 /// Facts about one process, read once.
 #[derive(Debug, Clone)]
@@ -270,15 +281,23 @@ impl Procfs {
             let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            // open + read, no stat: this runs once per process.
-            let Ok(n) =
-                std::fs::File::open(ent.path().join("comm")).and_then(|mut f| f.read(&mut buf))
-            else {
-                continue; // gone
+            // The executable's name: one readlink, cheaper than open + read
+            // + close of comm, which this runs once per process. comm when
+            // exe cannot be read (kernel threads, zombies, other users'
+            // processes when not root).
+            let comm = match std::fs::read_link(ent.path().join("exe")) {
+                Ok(exe) => exe_name(&exe),
+                Err(_) => {
+                    let Ok(n) = std::fs::File::open(ent.path().join("comm"))
+                        .and_then(|mut f| f.read(&mut buf))
+                    else {
+                        continue; // gone
+                    };
+                    String::from_utf8_lossy(&buf[..n])
+                        .trim_end_matches('\n')
+                        .to_string()
+                }
             };
-            let comm = String::from_utf8_lossy(&buf[..n])
-                .trim_end_matches('\n')
-                .to_string();
             if comm == "sshd" || is_sshd_session_name(&comm) || pid == 1 {
                 sv.candidates.push(pid);
             } else {
@@ -533,6 +552,50 @@ mod tests {
         );
         assert!(scan.unowned.is_empty());
         assert!(p.listening(&[2222], &mut w).is_empty());
+    }
+
+    #[test]
+    fn survey_picks_the_sshd_family_by_executable_then_by_comm() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        // (pid, exe link or None, comm)
+        for (pid, exe, comm) in [
+            (1u32, Some("/usr/lib/systemd/systemd"), "systemd"),
+            (10, Some("/usr/sbin/sshd (deleted)"), "sshd"),
+            (11, Some("/usr/lib/openssh/sshd-session"), "sshd-session"),
+            (12, Some("/usr/bin/python3.11"), "sshd"),
+            (13, None, "sshd"),
+            (14, None, "kworker/0:1"),
+            (15, Some("/usr/bin/sleep"), "sleep"),
+        ] {
+            let p = r.join(pid.to_string());
+            fs::create_dir_all(&p).unwrap();
+            fs::write(p.join("comm"), format!("{comm}\n")).unwrap();
+            if let Some(exe) = exe {
+                symlink(exe, p.join("exe")).unwrap();
+            }
+        }
+        fs::create_dir_all(r.join("99")).unwrap(); // gone: neither exe nor comm
+        fs::create_dir_all(r.join("net")).unwrap();
+        let mut sv = Procfs::new(r).survey(&mut Vec::new());
+        sv.candidates.sort_unstable();
+        sv.others.sort_unstable();
+        // The executable decides when it can be read (a deleted sshd is
+        // still sshd; a python that calls itself sshd is not); comm only
+        // when it cannot.
+        assert_eq!(sv.candidates, vec![1, 10, 11, 13]);
+        assert_eq!(sv.others, vec![12, 14, 15]);
+    }
+
+    #[test]
+    fn exe_names() {
+        assert_eq!(exe_name(Path::new("/usr/sbin/sshd (deleted)")), "sshd");
+        assert_eq!(exe_name(Path::new("/usr/sbin/sshd")), "sshd");
+        assert_eq!(
+            exe_name(Path::new("/tmp/x (deleted) (deleted)")),
+            "x (deleted)"
+        );
+        assert_eq!(exe_name(Path::new("/")), "");
     }
 
     #[test]
