@@ -175,19 +175,14 @@ fn dependency_names(v: &str) -> impl Iterator<Item = String> + '_ {
 /// file of a big machine is megabytes.
 pub fn find_stanza<'a>(text: &'a str, pkg: &str) -> Option<&'a str> {
     let needle = format!("Package: {pkg}\n");
-    let mut from = 0;
-    while let Some(off) = text[from..].find(&needle) {
-        let at = from + off;
-        if at == 0 || text.as_bytes()[at - 1] == b'\n' {
-            let end = text[at..]
-                .find("\n\n")
-                .map(|e| at + e + 1)
-                .unwrap_or(text.len());
-            return Some(&text[at..end]);
-        }
-        from = at + needle.len();
-    }
-    None
+    let bytes = text.as_bytes();
+    let at = memchr::memmem::find_iter(bytes, needle.as_bytes())
+        .find(|&at| at == 0 || bytes[at - 1] == b'\n')?;
+    let end = memchr::memmem::find(&bytes[at..], b"\n\n")
+        .map(|e| at + e + 1)
+        .unwrap_or(text.len());
+    // Both ends sit next to an ASCII newline: char boundaries.
+    Some(&text[at..end])
 }
 
 /// The state of one package: the status file's record, then every journal
@@ -329,6 +324,29 @@ Package: task-ssh-server\nStatus: install ok unpacked\nDepends: tasksel, openssh
             let _ = parse_records(&text, "s");
             let _ = package_state(&text, &[("j".into(), text.clone())], &pkg);
             let _ = all_states(&text, &[]);
+        }
+
+        /// find_stanza (memmem, no parsing) picks the same stanza as
+        /// splitting the file into stanzas would, whatever look-alike
+        /// names and field values surround it.
+        #[test]
+        fn find_stanza_agrees_with_splitting(
+            names in proptest::collection::vec(
+                proptest::sample::select(vec!["openssh-server", "openssh", "xopenssh-server", "openssh-server-udeb", "p"]),
+                0..8,
+            ),
+            pkg in proptest::sample::select(vec!["openssh-server", "openssh", "p"]),
+        ) {
+            let text: String = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("Package: {n}\nStatus: install ok installed\nDescription: nr {i}\n Package: {pkg}\n\n"))
+                .collect();
+            let naive = text
+                .split_inclusive("\n\n")
+                .find(|st| st.starts_with(&format!("Package: {pkg}\n")))
+                .map(|st| st.strip_suffix('\n').unwrap_or(st));
+            proptest::prop_assert_eq!(find_stanza(&text, pkg), naive);
         }
 
         #[test]

@@ -24,10 +24,7 @@ fn read_journal(admin: &Path) -> Result<Vec<(String, String)>> {
     for n in names {
         let p = dir.join(&n);
         match std::fs::read(&p) {
-            Ok(b) => out.push((
-                p.display().to_string(),
-                String::from_utf8_lossy(&b).into_owned(),
-            )),
+            Ok(b) => out.push((p.display().to_string(), text(b))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
         }
@@ -38,7 +35,13 @@ fn read_journal(admin: &Path) -> Result<Vec<(String, String)>> {
 fn read_status(admin: &Path) -> Result<String> {
     let p = admin.join("status");
     let b = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    Ok(String::from_utf8_lossy(&b).into_owned())
+    Ok(text(b))
+}
+
+/// The bytes as text without a copy when they are UTF-8 (the fast check);
+/// lossily, as before, only when they are not.
+fn text(b: Vec<u8>) -> String {
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The package's state with the journal applied, as dpkg-query would report it.
