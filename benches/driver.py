@@ -109,6 +109,34 @@ def loadavg():
         return f.read().split()[:3]
 
 
+def cpu_idle(window=0.5):
+    """The machine's idle CPU fraction over `window` seconds (/proc/stat
+    is not namespaced: this is the host's, container included)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)  # idle + iowait, total
+    i0, t0 = sample()
+    time.sleep(window)
+    i1, t1 = sample()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def settle(max_wait=180.0, idle_wanted=0.85):
+    """Waits until the machine is quiet: two half-second windows in a row
+    with at least `idle_wanted` of the CPU idle (for instance while the
+    kernel still reaps an earlier run's 10,000 processes). Returns
+    (seconds waited, idle fraction of the last window)."""
+    t = time.monotonic()
+    quiet = 0
+    while True:
+        idle = cpu_idle()
+        quiet = quiet + 1 if idle >= idle_wanted else 0
+        waited = time.monotonic() - t
+        if quiet >= 2 or waited >= max_wait:
+            return round(waited, 1), round(idle, 3)
+
+
 def proc_count():
     return sum(1 for d in os.listdir("/proc") if d.isdigit())
 
@@ -174,7 +202,9 @@ def loop(extra, runs, seed, out):
     cmds = commands()
     scratch = "/var/tmp/bench/out"
     os.makedirs(scratch, exist_ok=True)
-    result = {"extra_processes": extra, "runs": runs, "seed": seed,
+    waited, idle = settle()
+    result = {"settle_seconds": waited, "idle_before": idle,
+              "extra_processes": extra, "runs": runs, "seed": seed,
               "processes_before": proc_count(), "ns": {c: [] for c in cmds},
               "anomalies": [], "rss_kib": {c: [] for c in GUARD_COMMANDS},
               # The host's load (the container shares its kernel): other
@@ -255,9 +285,20 @@ def repair(stale_pid, stale_start, out):
         return start_time(stale_pid) != stale_start
 
     def probe():
+        # A client on another machine keeps its schedule whatever the
+        # repair costs this one's 2 CPUs: the probe thread runs at
+        # real-time priority (this thread only), so that a probe that fires
+        # late cannot land in the gap it would have missed on time. How
+        # late it still was is recorded.
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+            marks["probe_rt"] = True
+        except OSError:
+            marks["probe_rt"] = False
         ready.wait()
         t0 = t0_holder["t0"]
         slot = t0
+        late = 0
         while not stop.is_set():
             was_gone = gone()
             if was_gone and "stale_gone_ns" not in marks:
@@ -265,6 +306,8 @@ def repair(stale_pid, stale_start, out):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.settimeout(2.0)
             ta = time.perf_counter_ns() - t0
+            late = max(late, ta - (slot - t0))
+            marks["probe_late_max_ns"] = late
             try:
                 s.connect(("127.0.0.1", 22))
             except ConnectionRefusedError:
@@ -330,6 +373,8 @@ def repair(stale_pid, stale_start, out):
         "failure_kinds": sorted({a[1] for a in in_window
                                  if a[1].startswith(("error:", "no-banner:"))}),
         "refused_at_ms": [round(a[0] / 1e6, 1) for a in in_window if a[1] == "refused"],
+        "probe_rt": marks.get("probe_rt"),
+        "probe_late_max_ms": round(marks.get("probe_late_max_ns", 0) / 1e6, 2),
         "output": text,
         # ms after t0, from the container's journal (wall clock, so only
         # as exact as the journal's timestamps: about 1 ms).

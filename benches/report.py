@@ -156,6 +156,9 @@ def main():
         L = levels[n]
         w(f"### {fmt_n(n)} extra idle processes ({fmt_n(L['processes_before'])} in the container)")
         w("")
+        if "idle_before" in L:
+            w(f"CPU idle before the loop: {L['idle_before'] * 100:.0f}% of the machine over 0.5 s "
+              f"(waited {L['settle_seconds']:.1f} s for two quiet half-seconds in a row).")
         if "loadavg_before" in L:
             w(f"Load average (1, 5, 15 min) before the loop: {' '.join(L['loadavg_before'])}; "
               f"after: {' '.join(L['loadavg_after'])} ({machine['nproc']} cores).")
@@ -206,14 +209,17 @@ def main():
         w("A probe connects every 10 ms (start to start) from the repair's start until both the")
         w("command has exited and that banner has arrived; **refused** counts ECONNREFUSED in that")
         w("window. Connections accepted while the stale listener still runs are closed at once.")
+        w("The probe thread runs at real-time priority (SCHED_FIFO), as a client on another")
+        w("machine keeps its schedule whatever the repair costs this one; **late** is the most")
+        w("any probe of the round started after its 10 ms slot.")
         w("")
         w("Columns after the latency: ms after the repair's start, from the container's journal")
         w("(stale sshd logs SIGTERM, systemd listens on ssh.socket again, ssh.service started); the")
         w("**gap** is SIGTERM to listening, the longest time nothing can listen on :22 (the stale")
         w("sshd closes its sockets between the two), which is where refused probes come from.")
         w("")
-        w("| # | latency to banner | repair command | stale SIGTERM | ssh.socket listening | gap | ssh.service started | probes | refused | other failures | exit |")
-        w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        w("| # | latency to banner | repair command | stale SIGTERM | ssh.socket listening | gap | ssh.service started | probes | late | refused | other failures | exit |")
+        w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
         def j(r, k):
             v = r.get("journal_ms", {}).get(k)
@@ -225,12 +231,18 @@ def main():
                 return e["socket_listening"] - e["stale_sigterm"]
             return None
 
+        def late(r):
+            if r.get("probe_late_max_ms") is None:
+                return "-"
+            rt = "" if r.get("probe_rt") else " (not real-time)"
+            return f"{r['probe_late_max_ms']:.1f}{rt}"
+
         for r in repairs:
             b = "none" if r["banner_ns"] is None else f"{fmt_ms(ms(r['banner_ns']))}"
             g = gap(r)
             w(f"| {r['n']} | {b} | {fmt_ms(ms(r['repair_ns']))} | {j(r, 'stale_sigterm')} | "
               f"{j(r, 'socket_listening')} | {'-' if g is None else fmt_ms(g)} | {j(r, 'service_started')} | "
-              f"{r['attempts']} | {r['refused']} | {r['other_failures']} | {r['repair_exit']} |")
+              f"{r['attempts']} | {late(r)} | {r['refused']} | {r['other_failures']} | {r['repair_exit']} |")
         w("")
         gaps = [g for g in (gap(r) for r in repairs) if g is not None]
         if gaps:
