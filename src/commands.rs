@@ -10,7 +10,7 @@ use crate::plan::{decide, Mode, Plan};
 use crate::report::{self, PREFIX};
 use crate::system::fsx::RunDir;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
-use crate::system::snapshot::{self, Bus, Fresh, MARKER_FILE};
+use crate::system::snapshot::{self, Fresh, MARKER_FILE};
 use crate::system::systemd::Systemd;
 use crate::system::{dpkg, locks, now_secs, publish, Roots};
 use crate::{repair, sshd};
@@ -118,11 +118,7 @@ struct Diagnosis {
 
 /// Full diagnosis, plan, and (unless dry) execution.
 fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis> {
-    let sd = ctx.systemd();
-    let (sd, sd_err) = match sd {
-        Ok(sd) => (Some(sd), None),
-        Err(e) => (None, Some(format!("{e:#}"))),
-    };
+    let sd = ctx.systemd().map_err(|e| format!("{e:#}"));
     if !dry_run {
         require_root(ctx, "repair")?;
     }
@@ -136,11 +132,12 @@ fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis
     } else {
         Fresh::Required
     };
-    let bus = match (&sd, sd_err) {
-        (Some(sd), _) => Bus::Open(sd),
-        (None, why) => Bus::Down(why.unwrap_or_default()),
-    };
-    let snap = snapshot::gather(&ctx.roots, &ctx.cfg, fresh, bus);
+    let snap = snapshot::gather(
+        &ctx.roots,
+        &ctx.cfg,
+        fresh,
+        sd.as_ref().map_err(Clone::clone),
+    );
     let plan = ctx.plan(&snap, mode);
     if dry_run || plan.steps.is_empty() {
         return Ok(Diagnosis {
@@ -149,9 +146,9 @@ fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis
             done: None,
         });
     }
-    let sd = sd.ok_or_else(|| anyhow!("systemd unavailable"))?;
+    let sd = sd.map_err(|e| anyhow!("systemd unavailable: {e}"))?;
     let outcome = repair::execute(&ctx.roots, &ctx.cfg, &sd, &snap, &plan.steps);
-    let after = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::Required, Bus::Open(&sd));
+    let after = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::Required, Ok(&sd));
     Ok(Diagnosis {
         plan,
         before: snap,
@@ -607,13 +604,12 @@ pub fn inhibited(ctx: &Ctx) -> i32 {
 /// A diagnosis for reporting only (status, check, metrics): systemd if it
 /// answers, the last sshd -T answer if still valid.
 fn report_snapshot(ctx: &Ctx) -> Snapshot {
-    // Connected while dpkg and /proc are read.
-    let connect = || ctx.systemd();
+    let sd = ctx.systemd().map_err(|e| format!("{e:#}"));
     snapshot::gather(
         &ctx.roots,
         &ctx.cfg,
         Fresh::MayReuse,
-        Bus::Connect(&connect),
+        sd.as_ref().map_err(Clone::clone),
     )
 }
 

@@ -132,18 +132,9 @@ pub fn lock_views(roots: &Roots) -> (Vec<LockView>, Vec<String>) {
     (views, warnings)
 }
 
-/// Where a snapshot gets systemd's view from.
-pub enum Bus<'a> {
-    /// A connection the caller keeps, to act on afterwards.
-    Open(&'a Systemd),
-    /// Connect for this snapshot alone, while dpkg and /proc are read.
-    Connect(&'a (dyn Fn() -> anyhow::Result<Systemd> + Sync)),
-    /// systemd cannot be asked; why.
-    Down(String),
-}
-
-/// A full snapshot: one scan of /proc.
-pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, bus: Bus) -> Snapshot {
+/// A full snapshot: one scan of /proc. `sd` is the connection to systemd,
+/// or why there is none.
+pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, String>) -> Snapshot {
     let mut s = Snapshot::default();
     // sshd -T runs while systemd, dpkg and /proc are read, unless a report
     // may reuse the last answer (see system::sshd::cache_key).
@@ -159,20 +150,9 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, bus: Bus) -> Snapshot {
         .is_none()
         .then(|| super::sshd::start_check(&roots.sshd));
     let procfs = Procfs::new(&roots.proc);
-    // The connection first, while nothing else competes for the CPU (its
-    // handshake is a few round trips through dbus-daemon); then systemd's
-    // answers are awaited on this thread while a second one surveys /proc
-    // (one readlink per process) and reads dpkg's status file.
+    // systemd's answers are awaited on this thread while a second one
+    // surveys /proc (one readlink per process) and reads dpkg's status file.
     let fmt = |e: anyhow::Error| format!("{e:#}");
-    let mut owned: Option<Systemd> = None;
-    let sd: Result<&Systemd, String> = match &bus {
-        Bus::Open(sd) => Ok(*sd),
-        Bus::Connect(connect) => match connect() {
-            Ok(sd) => Ok(&*owned.insert(sd)),
-            Err(e) => Err(fmt(e)),
-        },
-        Bus::Down(why) => Err(why.clone()),
-    };
     let (units, (survey, mut survey_warnings, package)) = std::thread::scope(|scope| {
         let files = scope.spawn(|| {
             let mut w = Vec::new();
