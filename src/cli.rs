@@ -122,6 +122,8 @@ pub enum Command {
     /// view of ssh.service and ssh.socket, every process listening on an ssh port
     /// (classified systemd, managed, stale or foreign), sshd sessions, the
     /// inhibit marker and the dpkg locks. The first line is the verdict.
+    /// Run it as root: without root, root's processes (so who holds a
+    /// socket) and dpkg's locks cannot be read, and it says so.
     #[command(after_help = EXIT_CODES_STATUS)]
     Status(StatusArgs),
 

@@ -568,11 +568,11 @@ pub fn inhibition(ctx: &Ctx) -> Option<String> {
             view.path, m.holder_comm, m.holder_pid, m.reason
         ));
     }
-    let (locks, warnings) = snapshot::lock_views(&ctx.roots);
-    if let Some(w) = warnings.first() {
+    let locks = snapshot::lock_views(&ctx.roots);
+    if let Some(e) = locks.iter().find_map(|l| l.error.as_deref()) {
         // Unreadable lock state: when in doubt, wait.
         return Some(format!(
-            "cannot read dpkg's locks ({w}); waiting to be safe"
+            "cannot read dpkg's locks ({e}); waiting to be safe"
         ));
     }
     locks.into_iter().find_map(|l| {

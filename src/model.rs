@@ -166,6 +166,9 @@ pub struct LockView {
     /// The process holding it, None when free (or the file does not exist).
     pub holder_pid: Option<u32>,
     pub holder_comm: Option<String>,
+    /// Why the lock's state is unknown (it could not be read): then
+    /// holder_pid None does not mean free.
+    pub error: Option<String>,
 }
 
 /// The result of `sshd -t` on the installed binary and configuration.
@@ -192,6 +195,9 @@ pub struct Snapshot {
     pub listeners: Vec<Listener>,
     /// Listening sockets on ssh ports whose process was not found.
     pub unowned_sockets: Vec<String>,
+    /// Taken as root. Without root, other users' processes (so the
+    /// holders of their sockets) and dpkg's locks cannot be read.
+    pub as_root: bool,
     /// sshd session processes (never touched).
     pub sessions: usize,
     pub marker: MarkerView,

@@ -219,6 +219,24 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
         return p;
     }
 
+    // A socket on an ssh port whose holder cannot be seen: starting the
+    // unit could only fail to bind, and the holder is nobody the guard may
+    // stop. Without root this is every root process's socket.
+    let will_bind = listener_work && (!holder.is_active() || !stale.is_empty());
+    if will_bind && !s.unowned_sockets.is_empty() {
+        p.refused = Some(format!(
+            "{} {} held by a process the guard cannot see{}; it cannot restore ssh while that is so",
+            s.unowned_sockets.join(", "),
+            if s.unowned_sockets.len() == 1 { "is" } else { "are" },
+            if s.as_root {
+                ""
+            } else {
+                " (not run as root: run it as root to see every process)"
+            }
+        ));
+        return p;
+    }
+
     // reset-failed first: it is harmless while the stale listener still
     // runs, and every round trip left between its exit and systemd
     // listening again is a window of refused connections.
@@ -406,6 +424,48 @@ mod tests {
                 assert!(p.is_noop(), "{t:?} {m:?}: {p:?}");
                 assert!(p.findings.is_empty());
             }
+        }
+    }
+
+    #[test]
+    fn an_unseen_holder_of_the_port_refuses_any_start() {
+        // Without root the stale sshd's socket has no visible owner.
+        let mut s = healthy(Topo::Socket);
+        s.units.as_mut().unwrap().socket = unit("ssh.socket", "inactive", "enabled", "success");
+        s.unowned_sockets = vec!["0.0.0.0:22".into(), "[::]:22".into()];
+        s.as_root = false;
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty(), "{p:?}");
+        let r = p.refused.unwrap();
+        assert!(
+            r.contains("0.0.0.0:22, [::]:22 are held by a process the guard cannot see"),
+            "{r}"
+        );
+        assert!(r.contains("not run as root"), "{r}");
+        // As root it is still refused (starting would only fail to bind),
+        // without the hint, and with a stale listener beside it too.
+        let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd");
+        s.unowned_sockets = vec!["[::]:22".into()];
+        s.as_root = true;
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty(), "{p:?}");
+        let r = p.refused.unwrap();
+        assert!(
+            r.contains("[::]:22 is held by") && !r.contains("root"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn unseen_sockets_of_a_running_holder_are_not_a_problem() {
+        // Without root, pid 1's (or sshd's) sockets have no visible owner
+        // on a healthy machine: nothing to start, nothing to refuse.
+        for t in [Topo::Socket, Topo::Classic] {
+            let mut s = healthy(t);
+            s.listeners.clear();
+            s.unowned_sockets = vec!["0.0.0.0:22".into()];
+            let p = decide_full(&s);
+            assert!(p.is_noop(), "{t:?}: {p:?}");
         }
     }
 

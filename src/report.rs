@@ -30,6 +30,12 @@ pub fn verdict(s: &Snapshot, p: &Plan) -> String {
 pub fn status_text(s: &Snapshot, p: &Plan) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{}", verdict(s, p));
+    if !s.as_root {
+        let _ = writeln!(
+            o,
+            "  note        not run as root: other users' processes and dpkg's locks cannot be read (sudo for the full diagnosis)"
+        );
+    }
     let pkg = match (&s.package, &s.package_error) {
         (Some(pk), _) => format!(
             "{} {} ({})",
@@ -125,10 +131,11 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
     };
     let _ = writeln!(o, "  marker      {marker}");
     for l in &s.locks {
-        let who = match (l.holder_pid, &l.holder_comm) {
-            (Some(pid), Some(c)) => format!("held by {c} (pid {pid})"),
-            (Some(pid), None) => format!("held by pid {pid}"),
-            _ => "free".into(),
+        let who = match (l.holder_pid, &l.holder_comm, &l.error) {
+            (Some(pid), Some(c), _) => format!("held by {c} (pid {pid})"),
+            (Some(pid), None, _) => format!("held by pid {pid}"),
+            (None, _, Some(e)) => format!("unknown: {e}"),
+            (None, _, None) => "free".into(),
         };
         let _ = writeln!(o, "  dpkg lock   {} {who}", l.path);
     }

@@ -300,6 +300,37 @@ fn inhibited_while_a_dpkg_lock_is_held() {
 }
 
 #[test]
+fn an_unreadable_dpkg_lock_is_unknown_not_free() {
+    let r = Root::new();
+    // A symlink at the lock path is never followed: its state is unknown.
+    std::os::unix::fs::symlink("/etc/shadow", r.p("var/lib/dpkg/lock")).unwrap();
+    let o = r.run(&["status"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("dpkg lock") && l.contains("/var/lib/dpkg/lock "))
+        .unwrap_or_default();
+    assert!(line.contains("unknown: cannot open"), "{text}");
+    assert!(!text.contains("var/lib/dpkg/lock free"), "{text}");
+    let o = r.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    let lock = &v["snapshot"]["locks"][1];
+    assert!(lock["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/var/lib/dpkg/lock"));
+    assert!(lock["holder_pid"].is_null());
+    assert!(
+        lock["error"].as_str().unwrap().contains("cannot open"),
+        "{lock}"
+    );
+    // Watchdogs wait while the locks cannot be read.
+    let o = r.run(&["-v", "inhibited"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("waiting to be safe"), "{}", stderr(&o));
+}
+
+#[test]
 fn pre_invoke_records_the_lock_frontend_holder() {
     let r = Root::new();
     let _held = hold_lock(&r.p("var/lib/dpkg/lock-frontend"));
@@ -336,6 +367,7 @@ fn status_json_has_the_documented_fields() {
         "sessions",
         "marker",
         "locks",
+        "as_root",
     ] {
         assert!(v["snapshot"].get(k).is_some(), "missing {k}");
     }

@@ -106,30 +106,33 @@ pub fn marker_view(roots: &Roots, cfg: &Config, clean: bool) -> MarkerView {
     v
 }
 
-pub fn lock_views(roots: &Roots) -> (Vec<LockView>, Vec<String>) {
+pub fn lock_views(roots: &Roots) -> Vec<LockView> {
     let procfs = Procfs::new(&roots.proc);
-    let mut warnings = Vec::new();
-    let views = [locks::LOCK_FRONTEND, locks::LOCK]
+    [locks::LOCK_FRONTEND, locks::LOCK]
         .iter()
         .map(|name| {
             let path = roots.dpkg_admin.join(name);
-            let (pid, comm) = match locks::holder(&path) {
-                Ok(Some(Some(pid))) => (Some(pid), procfs.info(pid).map(|i| i.comm)),
-                Ok(Some(None)) => (Some(0), Some("unknown".to_string())),
-                Ok(None) => (None, None),
-                Err(e) => {
-                    warnings.push(format!("{e:#}"));
-                    (None, None)
-                }
-            };
-            LockView {
+            let mut v = LockView {
                 path: path.display().to_string(),
-                holder_pid: pid,
-                holder_comm: comm,
+                holder_pid: None,
+                holder_comm: None,
+                error: None,
+            };
+            match locks::holder(&path) {
+                Ok(Some(Some(pid))) => {
+                    v.holder_pid = Some(pid);
+                    v.holder_comm = procfs.info(pid).map(|i| i.comm);
+                }
+                Ok(Some(None)) => {
+                    v.holder_pid = Some(0);
+                    v.holder_comm = Some("unknown".to_string());
+                }
+                Ok(None) => {}
+                Err(e) => v.error = Some(format!("{e:#}")),
             }
+            v
         })
-        .collect();
-    (views, warnings)
+        .collect()
 }
 
 /// A full snapshot: one scan of /proc. `sd` is the connection to systemd,
@@ -291,9 +294,8 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     s.unowned_sockets = scan.unowned.iter().map(|a| a.to_string()).collect();
     s.sessions = scan.sessions;
     s.marker = marker_view(roots, cfg, false);
-    let (l, w) = lock_views(roots);
-    s.locks = l;
-    s.warnings.extend(w);
+    s.locks = lock_views(roots);
+    s.as_root = nix::unistd::geteuid().is_root();
     s
 }
 
