@@ -107,6 +107,19 @@ fn require_root(ctx: &Ctx, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// How long a repair waits for units systemd is acting on (activating,
+/// deactivating, reloading) before it decides on what it sees.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether a repair must first make sure nothing inhibits it, under its lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inhibition {
+    /// The watchdog: a package manager may have started since it last looked.
+    Recheck,
+    /// The hooks (they are the package manager) and explicit repairs.
+    Ignore,
+}
+
 /// What a diagnosis (and possibly a repair) found and did.
 struct Diagnosis {
     plan: Plan,
@@ -114,10 +127,18 @@ struct Diagnosis {
     before: Snapshot,
     /// When something was done: the outcome and the state afterwards.
     done: Option<(repair::Outcome, Snapshot)>,
+    /// Set when, under the repair lock, a watchdog found itself inhibited
+    /// (then nothing was looked at or done).
+    inhibited: Option<String>,
 }
 
 /// Full diagnosis, plan, and (unless dry) execution.
-fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis> {
+fn diagnose_and_repair(
+    ctx: &Ctx,
+    mode: Mode,
+    dry_run: bool,
+    inhibition_check: Inhibition,
+) -> Result<Diagnosis> {
     let sd = ctx.systemd().map_err(|e| format!("{e:#}"));
     if !dry_run {
         require_root(ctx, "repair")?;
@@ -127,23 +148,61 @@ fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis
     } else {
         Some(repair_lock(&ctx.roots)?)
     };
+    // Whatever the watchdog saw before it waited for the lock, a package
+    // manager may have started since: look again now that no other repair
+    // can run.
+    if inhibition_check == Inhibition::Recheck {
+        if let Some(why) = inhibition(ctx) {
+            return Ok(Diagnosis {
+                plan: Plan::default(),
+                before: Snapshot::default(),
+                done: None,
+                inhibited: Some(why),
+            });
+        }
+    }
     let fresh = if dry_run {
         Fresh::MayReuse
     } else {
         Fresh::Required
     };
-    let snap = snapshot::gather(
-        &ctx.roots,
-        &ctx.cfg,
-        fresh,
-        sd.as_ref().map_err(Clone::clone),
-    );
+    let gather = || {
+        snapshot::gather(
+            &ctx.roots,
+            &ctx.cfg,
+            fresh,
+            sd.as_ref().map_err(Clone::clone),
+        )
+    };
+    let mut snap = gather();
+    // systemd is acting on a unit (ssh.service activating, a listener's
+    // unit deactivating): wait, bounded, and look again rather than act on
+    // a picture that is about to change.
+    let settle_until = Instant::now() + SETTLE_TIMEOUT;
+    // A dry run only reports: it does not wait.
+    while let (false, settling) = (dry_run, snap.settling()) {
+        if settling.is_empty() {
+            break;
+        }
+        if Instant::now() >= settle_until {
+            log::info!(
+                "systemd is still acting after {} s ({}); deciding on what is there",
+                SETTLE_TIMEOUT.as_secs(),
+                settling.join(", ")
+            );
+            break;
+        }
+        log::info!("waiting for systemd: {}", settling.join(", "));
+        std::thread::sleep(Duration::from_millis(250));
+        snap = gather();
+    }
     let plan = ctx.plan(&snap, mode);
     if dry_run || plan.steps.is_empty() {
         return Ok(Diagnosis {
             plan,
             before: snap,
             done: None,
+            inhibited: None,
         });
     }
     let sd = sd.map_err(|e| anyhow!("systemd unavailable: {e}"))?;
@@ -153,6 +212,7 @@ fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis
         plan,
         before: snap,
         done: Some((outcome, after)),
+        inhibited: None,
     })
 }
 
@@ -381,7 +441,7 @@ fn place_marker(ctx: &Ctx) -> Result<Option<String>> {
         created: now_secs(),
         reason: "a package manager is running dpkg (DPkg::Pre-Invoke)".into(),
     };
-    dir.write_atomic(MARKER_FILE, &m.render(), 0o644)?;
+    snapshot::write_marker(&dir, &m.render())?;
     log::info!(
         "placed {} for {} (pid {})",
         dir.file_path(MARKER_FILE).display(),
@@ -396,15 +456,21 @@ fn release_marker(ctx: &Ctx) -> Result<()> {
     let Some(dir) = RunDir::open(&ctx.roots, false)? else {
         return Ok(());
     };
-    let view = snapshot::marker_view(&ctx.roots, &ctx.cfg, true);
+    let (view, id) = snapshot::marker_view_id(&ctx.roots, &ctx.cfg, true);
     if let Some(p) = &view.problem {
         warn_line(p);
     }
     if let (Some(m), true) = (&view.marker, view.live) {
         let (pid, _, start) = find_holder(&ctx.roots);
         if m.holder_pid == pid && m.holder_start_time == start {
-            dir.remove(MARKER_FILE)?;
-            log::info!("released {}", dir.file_path(MARKER_FILE).display());
+            if snapshot::remove_marker_if_same(&dir, id)? {
+                log::info!("released {}", dir.file_path(MARKER_FILE).display());
+            } else {
+                log::info!(
+                    "{} was rewritten meanwhile; the new one is left in place",
+                    dir.file_path(MARKER_FILE).display()
+                );
+            }
         } else {
             log::info!(
                 "marker belongs to {} (pid {}), not this run; left in place",
@@ -477,7 +543,9 @@ fn preflight(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
     drop(sd);
-    let Diagnosis { plan, before, done } = diagnose_and_repair(ctx, Mode::Preflight, false)?;
+    let Diagnosis {
+        plan, before, done, ..
+    } = diagnose_and_repair(ctx, Mode::Preflight, false, Inhibition::Ignore)?;
     if let Some((outcome, after)) = done {
         say("before dpkg runs, repairing ssh so that openssh-server's maintainer scripts can succeed:");
         report_and_publish(ctx, &plan, &outcome, &after, Where::BeforeDpkg, true);
@@ -530,7 +598,9 @@ pub fn post_invoke(ctx: &Ctx) -> i32 {
                 return Ok(());
             }
             drop(sd);
-            let Diagnosis { plan, before, done } = diagnose_and_repair(ctx, Mode::Full, false)?;
+            let Diagnosis {
+                plan, before, done, ..
+            } = diagnose_and_repair(ctx, Mode::Full, false, Inhibition::Ignore)?;
             match done {
                 Some((outcome, after)) => {
                     report_and_publish(ctx, &plan, &outcome, &after, Where::AfterDpkg, false);
@@ -646,7 +716,7 @@ pub fn status(ctx: &Ctx, json: bool) -> i32 {
 }
 
 pub fn repair(ctx: &Ctx, dry_run: bool) -> i32 {
-    match diagnose_and_repair(ctx, Mode::Full, dry_run) {
+    match diagnose_and_repair(ctx, Mode::Full, dry_run, Inhibition::Ignore) {
         Err(e) => {
             eprintln!("{PREFIX}: error: {e:#}");
             exit::INTERNAL
@@ -797,15 +867,23 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
         publish(ctx, observed, None, Some(true));
         return exit::GAVE_UP;
     }
-    match diagnose_and_repair(ctx, Mode::Full, false) {
+    match diagnose_and_repair(ctx, Mode::Full, false, Inhibition::Recheck) {
         Err(e) => {
             eprintln!("{PREFIX}: error: {e:#}");
             exit::INTERNAL
         }
         Ok(Diagnosis {
+            inhibited: Some(why),
+            ..
+        }) => {
+            log::info!("inhibited (seen under the repair lock), not acting: {why}");
+            exit::OK
+        }
+        Ok(Diagnosis {
             plan,
             before,
             done: None,
+            ..
         }) => {
             if let Some(r) = &plan.refused {
                 eprintln!("{PREFIX}: error: {}; {r}", plan.findings.join("; "));

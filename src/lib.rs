@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dpkg;
+pub mod identity;
 pub mod marker;
 pub mod metrics;
 pub mod model;

@@ -47,6 +47,10 @@ impl UnitState {
     pub fn is_failed(&self) -> bool {
         self.active_state == "failed"
     }
+    /// systemd is acting on it (activating, deactivating, reloading).
+    pub fn in_transition(&self) -> bool {
+        crate::identity::in_transition(&self.active_state)
+    }
     pub fn is_enabled(&self) -> bool {
         self.unit_file_state.starts_with("enabled")
     }
@@ -93,11 +97,14 @@ impl Units {
 pub enum ListenerClass {
     /// pid 1: systemd's own listening socket (ssh.socket).
     Systemd,
-    /// The main process of an active ssh.service.
+    /// A root sshd in an active service unit (any unit: ssh.service, a
+    /// second sshd under its own unit, the guard's rescue) whose main
+    /// process is it or its ancestor, or in a unit in transition.
     Managed,
-    /// A root sshd listener systemd does not manage: the incident's cause.
+    /// A root sshd listener no running systemd unit claims: the incident's cause.
     Stale,
-    /// Anything else on an ssh port: reported, never touched.
+    /// Anything else on an ssh port (not a root sshd, another namespace,
+    /// a unit that could not be told): reported, never touched.
     Foreign,
 }
 
@@ -116,6 +123,22 @@ pub struct Listener {
     pub cgroup: String,
     pub addresses: Vec<String>,
     pub class: ListenerClass,
+    /// The systemd unit whose cgroup it is in (it manages the listener when
+    /// `class` is managed); None when in no unit or it cannot be told.
+    pub unit: Option<String>,
+    /// That unit's ActiveState, when systemd was asked.
+    pub unit_state: Option<String>,
+    /// Why it has its class, in words.
+    pub why: String,
+}
+
+impl Listener {
+    /// Its unit is activating, deactivating or reloading: systemd is acting.
+    pub fn settling(&self) -> bool {
+        self.unit_state
+            .as_deref()
+            .is_some_and(crate::identity::in_transition)
+    }
 }
 
 /// True for the sshd family by process name or binary: the listener and
@@ -132,21 +155,6 @@ pub fn is_sshd_name(comm: &str, exe: &str) -> bool {
 
 pub fn is_sshd_session_name(comm: &str) -> bool {
     comm == "sshd-session" || comm == "sshd-auth"
-}
-
-/// Classifies a listener. `managed`: main processes of active units that
-/// run sshd (ssh.service, the guard's rescue unit). Only `Stale` may ever be
-/// signalled.
-pub fn classify(pid: u32, uid: u32, comm: &str, exe: &str, managed: &[u32]) -> ListenerClass {
-    if pid == 1 {
-        ListenerClass::Systemd
-    } else if !is_sshd_name(comm, exe) || uid != 0 {
-        ListenerClass::Foreign
-    } else if managed.contains(&pid) {
-        ListenerClass::Managed
-    } else {
-        ListenerClass::Stale
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -206,40 +214,35 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
 }
 
+impl Snapshot {
+    /// Units systemd is acting on right now (the ssh units, the units of
+    /// the listeners): a repair waits for them, bounded, and looks again.
+    pub fn settling(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(u) = &self.units {
+            for st in [&u.service, &u.socket] {
+                if st.in_transition() {
+                    out.push(format!("{} is {}", st.name, st.active_state));
+                }
+            }
+        }
+        for l in self.listeners.iter().filter(|l| l.settling()) {
+            let line = format!(
+                "{} is {}",
+                l.unit.as_deref().unwrap_or("?"),
+                l.unit_state.as_deref().unwrap_or("?")
+            );
+            if !out.contains(&line) {
+                out.push(line);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn classification() {
-        let d = "/usr/sbin/sshd (deleted)";
-        assert_eq!(
-            classify(1, 0, "systemd", "/usr/lib/systemd/systemd", &[]),
-            ListenerClass::Systemd
-        );
-        assert_eq!(classify(10, 0, "sshd", d, &[]), ListenerClass::Stale);
-        assert_eq!(
-            classify(10, 0, "sshd", "/usr/sbin/sshd", &[11]),
-            ListenerClass::Stale
-        );
-        assert_eq!(
-            classify(10, 0, "sshd", "/usr/sbin/sshd", &[10]),
-            ListenerClass::Managed
-        );
-        assert_eq!(
-            classify(10, 1000, "sshd", "/usr/sbin/sshd", &[]),
-            ListenerClass::Foreign
-        );
-        assert_eq!(
-            classify(10, 0, "nginx", "/usr/sbin/nginx", &[]),
-            ListenerClass::Foreign
-        );
-        // A renamed comm but the sshd binary is still sshd.
-        assert_eq!(
-            classify(10, 0, "x", "/usr/sbin/sshd (deleted)", &[]),
-            ListenerClass::Stale
-        );
-    }
 
     fn unit(name: &str, active: &str, file: &str) -> UnitState {
         UnitState {

@@ -4,7 +4,7 @@
 //! here on fixtures without a machine.
 #![forbid(unsafe_code)]
 
-use crate::model::{ListenerClass, Snapshot, Topology};
+use crate::model::{Listener, ListenerClass, Snapshot, Topology};
 use serde::Serialize;
 
 /// When the plan is made: the pre-invoke preflight fixes only what would
@@ -97,11 +97,33 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
         .iter()
         .filter(|l| l.class == ListenerClass::Foreign)
         .collect();
+    // A managed listener of ssh.service itself that runs a replaced binary;
+    // another unit's (a second sshd) is that unit's business.
+    let main_of_service = s
+        .units
+        .as_ref()
+        .and_then(|u| u.service.main_pid.filter(|_| u.service.is_active()));
+    let is_ssh_service =
+        |l: &&Listener| l.unit.as_deref() == Some(service) || main_of_service == Some(l.pid);
     let outdated: Vec<_> = s
         .listeners
         .iter()
         .filter(|l| l.class == ListenerClass::Managed && l.exe_deleted)
+        .filter(is_ssh_service)
         .collect();
+    for l in s
+        .listeners
+        .iter()
+        .filter(|l| l.class == ListenerClass::Managed && l.exe_deleted && !is_ssh_service(l))
+    {
+        p.left_alone.push(format!(
+            "pid {} ({}) runs the replaced binary {}; restart {} when convenient",
+            l.pid,
+            l.unit.as_deref().unwrap_or("its unit"),
+            l.exe,
+            l.unit.as_deref().unwrap_or("its unit")
+        ));
+    }
 
     for l in &stale {
         p.findings.push(format!(
@@ -113,11 +135,12 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
     }
     for l in &foreign {
         p.left_alone.push(format!(
-            "pid {} ({}, uid {}) also listens on {}: not a root sshd, never touched",
+            "pid {} ({}, uid {}) also listens on {}: {}",
             l.pid,
             l.comm,
             l.uid,
-            l.addresses.join(", ")
+            l.addresses.join(", "),
+            l.why
         ));
     }
     if s.sessions > 0 {
@@ -211,10 +234,11 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
     }
     if let Some(f) = foreign.first() {
         p.refused = Some(format!(
-            "pid {} ({}) holds {} and is not a root sshd; the guard does not stop it and cannot restore ssh while it is there",
+            "pid {} ({}) holds {} and is not a stale root sshd ({}); the guard does not stop it and cannot restore ssh while it is there",
             f.pid,
             f.comm,
-            f.addresses.join(", ")
+            f.addresses.join(", "),
+            f.why
         ));
         return p;
     }
@@ -316,7 +340,26 @@ mod tests {
         }
     }
 
+    /// A listener as system::claims classifies it: in ssh.service's cgroup,
+    /// whose active main process is `main`.
     fn listener(pid: u32, comm: &str, exe: &str, uid: u32, main: Option<u32>) -> Listener {
+        let unit = crate::identity::CgroupUnit::Unit("ssh.service".into());
+        let st = UnitState {
+            name: "ssh.service".into(),
+            active_state: if main.is_some() { "active" } else { "inactive" }.into(),
+            main_pid: main,
+            ..Default::default()
+        };
+        let f = crate::identity::Facts {
+            pid,
+            uid,
+            comm,
+            exe,
+            other_ns: None,
+            unit: &unit,
+            ancestors: &[],
+        };
+        let j = crate::identity::judge(&f, Some(Ok(&st)));
         Listener {
             pid,
             start_time: 777,
@@ -325,9 +368,12 @@ mod tests {
             exe: exe.into(),
             exe_deleted: exe.ends_with("(deleted)"),
             cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
-            cgroup: "0::/system.slice/cron.service".into(),
+            cgroup: "0::/system.slice/ssh.service".into(),
             addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
-            class: classify(pid, uid, comm, exe, main.as_slice()),
+            class: j.class,
+            unit: Some("ssh.service".into()),
+            unit_state: Some(st.active_state.clone()),
+            why: j.why,
         }
     }
 
@@ -696,6 +742,53 @@ mod tests {
                 },
                 Step::VerifyBanner
             ]
+        );
+    }
+
+    /// A second sshd under its own unit, as system::claims classifies it.
+    fn mgmt_sshd(pid: u32, exe: &str) -> Listener {
+        let mut l = listener(pid, "sshd", exe, 0, Some(pid));
+        l.unit = Some("sshd-mgmt.service".into());
+        l.why = "main process of sshd-mgmt.service".into();
+        l.addresses = vec!["0.0.0.0:2222".into()];
+        l
+    }
+
+    #[test]
+    fn a_second_sshd_under_its_own_unit_is_left_alone_on_a_healthy_host() {
+        for t in [Topo::Socket, Topo::Classic] {
+            let mut s = healthy(t);
+            s.listeners.push(mgmt_sshd(600, "/usr/sbin/sshd"));
+            let p = decide_full(&s);
+            assert!(p.is_noop() && p.findings.is_empty(), "{t:?}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn ssh_down_beside_a_second_sshd_restores_ssh_without_touching_it() {
+        let mut s = healthy(Topo::Socket);
+        s.units.as_mut().unwrap().socket = unit("ssh.socket", "inactive", "enabled", "success");
+        s.listeners = vec![mgmt_sshd(600, "/usr/sbin/sshd")];
+        let p = decide_full(&s);
+        assert!(stops(&p).is_empty(), "{p:?}");
+        assert!(p.steps.contains(&Step::StartUnit {
+            unit: "ssh.socket".into()
+        }));
+        // With the incident's stale listener too: only that one is stopped.
+        s.listeners
+            .push(listener(4242, "sshd", "/usr/sbin/sshd (deleted)", 0, None));
+        assert_eq!(stops(&decide_full(&s)), vec![4242]);
+    }
+
+    #[test]
+    fn a_second_sshd_on_a_replaced_binary_is_its_units_business_not_a_restart_of_ssh() {
+        let mut s = healthy(Topo::Classic);
+        s.listeners.push(mgmt_sshd(600, "/usr/sbin/sshd (deleted)"));
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty(), "{p:?}");
+        assert!(
+            p.left_alone.iter().any(|l| l.contains("sshd-mgmt.service")),
+            "{p:?}"
         );
     }
 

@@ -4,8 +4,9 @@
 //! does not, a rescue sshd is started so nobody is locked out).
 
 use crate::config::Config;
-use crate::model::Snapshot;
+use crate::model::{ListenerClass, Snapshot};
 use crate::plan::Step;
+use crate::system::claims;
 use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
 use crate::system::snapshot::probe_targets;
@@ -162,9 +163,18 @@ pub fn execute(
                 start_time,
                 exe,
             } => {
+                // After the pidfd is open: the same process (start time,
+                // binary), and still stale by the same rules, read afresh
+                // (its cgroup, its unit's state and main process).
                 let still_same = || -> Result<bool> {
-                    Ok(procfs.start_time(*pid) == Some(*start_time)
-                        && procfs.exe(*pid).as_deref() == Some(exe.as_str()))
+                    let j = claims::rejudge(&procfs, sd, *pid, *start_time, exe)?;
+                    if j.class != ListenerClass::Stale {
+                        return Err(anyhow!(
+                            "pid {pid} is no longer a stale listener ({}); not signalled",
+                            j.why
+                        ));
+                    }
+                    Ok(true)
                 };
                 signal::terminate(*pid, cfg.stop_timeout, still_same).map(|how| {
                     out.did(match how {

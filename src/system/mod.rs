@@ -2,6 +2,7 @@
 //! database and locks, systemd over D-Bus, sshd, signals and the files under
 //! /run/ssh-upgrade-guard. Everything else in the crate is pure.
 
+pub mod claims;
 pub mod dpkg;
 pub mod fsx;
 pub mod locks;
