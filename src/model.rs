@@ -255,6 +255,37 @@ mod tests {
     }
 
     #[test]
+    fn units_in_transition_make_a_repair_wait() {
+        let mut s = Snapshot {
+            units: Some(Units {
+                service: unit("ssh.service", "inactive", "disabled"),
+                socket: unit("ssh.socket", "active", "enabled"),
+            }),
+            ..Default::default()
+        };
+        assert!(s.settling().is_empty());
+        s.units.as_mut().unwrap().service.active_state = "activating".into();
+        assert_eq!(s.settling(), vec!["ssh.service is activating"]);
+        s.units.as_mut().unwrap().service.active_state = "active".into();
+        s.listeners.push(Listener {
+            pid: 700,
+            start_time: 1,
+            uid: 0,
+            comm: "sshd".into(),
+            exe: "/usr/sbin/sshd".into(),
+            exe_deleted: false,
+            cmdline: String::new(),
+            cgroup: "0::/system.slice/sshd-mgmt.service".into(),
+            addresses: vec![],
+            class: ListenerClass::Managed,
+            unit: Some("sshd-mgmt.service".into()),
+            unit_state: Some("deactivating".into()),
+            why: String::new(),
+        });
+        assert_eq!(s.settling(), vec!["sshd-mgmt.service is deactivating"]);
+    }
+
+    #[test]
     fn topology_and_fast_health() {
         let u = Units {
             service: unit("ssh.service", "inactive", "disabled"),
