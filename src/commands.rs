@@ -174,6 +174,20 @@ fn print_repair_report(
     ctx: &Ctx,
     context: Where,
 ) -> bool {
+    let (text, healthy) = repair_report(plan, outcome, after, &ctx.cfg, context);
+    say(&text);
+    healthy
+}
+
+/// The report a repair prints (without the prefix), and whether ssh is
+/// healthy afterwards.
+fn repair_report(
+    plan: &Plan,
+    outcome: &repair::Outcome,
+    after: &Snapshot,
+    cfg: &Config,
+    context: Where,
+) -> (String, bool) {
     let mode = if context == Where::BeforeDpkg {
         Mode::Preflight
     } else {
@@ -181,7 +195,7 @@ fn print_repair_report(
     };
     // Judge the end state by what this run was meant to fix: before dpkg,
     // a half-configured package is dpkg's to finish, not a remaining problem.
-    let after_plan = ctx.plan(after, mode);
+    let after_plan = decide(after, &cfg.ssh_service, &cfg.ssh_socket, &cfg.package, mode);
     let healthy =
         after_plan.steps.is_empty() && after_plan.refused.is_none() && !outcome.any_failed();
     let mut text = String::new();
@@ -207,11 +221,11 @@ fn print_repair_report(
     match (healthy, context) {
         (true, Where::BeforeDpkg) if pkg_incomplete => text.push_str(&format!(
             "ssh is healthy; the dpkg run that follows can now configure {}.\n",
-            ctx.cfg.package
+            cfg.package
         )),
         (true, Where::AfterDpkg) if was_incomplete => text.push_str(&format!(
             "the dpkg error above is resolved: {} is now fully installed and ssh answers.\n",
-            ctx.cfg.package
+            cfg.package
         )),
         (true, _) => text.push_str("ssh is healthy.\n"),
         (false, _) => {
@@ -222,8 +236,7 @@ fn print_repair_report(
             text.push_str(&format!("PROBLEM REMAINS: {}\n", left.join("; ")));
         }
     }
-    say(&text);
-    healthy
+    (text, healthy)
 }
 
 // ---------------------------------------------------------------- metrics
@@ -618,14 +631,7 @@ pub fn status(ctx: &Ctx, json: bool) -> i32 {
     let plan = ctx.plan(&snap, Mode::Full);
     let healthy = plan.findings.is_empty() && plan.refused.is_none() && snap.units.is_some();
     if json {
-        let v = serde_json::json!({
-            "schema": 1,
-            "verdict": report::verdict(&snap, &plan),
-            "healthy": healthy,
-            "snapshot": snap,
-            "plan": plan,
-        });
-        match serde_json::to_string_pretty(&v) {
+        match status_json(&snap, &plan, healthy) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("{PREFIX}: error: {e}");
@@ -643,6 +649,18 @@ pub fn status(ctx: &Ctx, json: bool) -> i32 {
     } else {
         exit::PROBLEM
     }
+}
+
+/// The `status --json` document (schema 1).
+fn status_json(snap: &Snapshot, plan: &Plan, healthy: bool) -> serde_json::Result<String> {
+    let v = serde_json::json!({
+        "schema": 1,
+        "verdict": report::verdict(snap, plan),
+        "healthy": healthy,
+        "snapshot": snap,
+        "plan": plan,
+    });
+    serde_json::to_string_pretty(&v)
 }
 
 pub fn repair(ctx: &Ctx, dry_run: bool) -> i32 {
@@ -837,3 +855,6 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod golden;

@@ -462,3 +462,108 @@ fn status_reuses_sshd_t_until_its_inputs_change() {
     r.run(&["status", "--json"]);
     assert_eq!(count(), 3, "a changed sshd_config invalidates it");
 }
+
+/// `status` and `status --json` on one fixed fake machine (a stale sshd
+/// listener, an sshd session, a live marker, a half-configured package,
+/// a fake sshd -T), pinned byte for byte in tests/golden/ (the temporary
+/// root is written as <ROOT>). `GOLDEN_UPDATE=1 cargo test golden`
+/// rewrites the files after a deliberate change.
+#[test]
+fn golden_status_of_a_fixed_fake_machine() {
+    let r = Root::new();
+    r.make_run_dir();
+    fs::write(
+        r.p("var/lib/dpkg/updates/0001"),
+        "Package: openssh-server\nStatus: install ok half-configured\nVersion: 1:9.2p1-3\n",
+    )
+    .unwrap();
+    fs::create_dir_all(r.p("usr/sbin")).unwrap();
+    fs::write(
+        r.p("usr/sbin/sshd"),
+        "#!/bin/sh\necho 'port 22'\necho 'listenaddress 0.0.0.0:22'\n",
+    )
+    .unwrap();
+    fs::set_permissions(r.p("usr/sbin/sshd"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(r.p("proc/net")).unwrap();
+    let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+    fs::write(
+        r.p("proc/net/tcp"),
+        format!("{header}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n"),
+    )
+    .unwrap();
+    for (pid, comm, exe, sockets) in [
+        (4242u32, "sshd", "/usr/sbin/sshd (deleted)", vec![1001u64]),
+        (
+            4300,
+            "sshd-session",
+            "/usr/lib/openssh/sshd-session",
+            vec![],
+        ),
+    ] {
+        r.add_proc(pid, comm, 1, 10_000 + u64::from(pid));
+        let d = r.p(&format!("proc/{pid}"));
+        fs::create_dir_all(d.join("fd")).unwrap();
+        fs::write(
+            d.join("status"),
+            "Name:\tx\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
+        )
+        .unwrap();
+        fs::write(d.join("cmdline"), format!("{comm}\0-D\0")).unwrap();
+        fs::write(d.join("cgroup"), "0::/system.slice/cron.service\n").unwrap();
+        symlink(exe, d.join("exe")).unwrap();
+        for (i, s) in sockets.iter().enumerate() {
+            symlink(
+                format!("socket:[{s}]"),
+                d.join("fd").join((i + 3).to_string()),
+            )
+            .unwrap();
+        }
+    }
+    r.write_marker(std::process::id(), 4242, "an-earlier-boot", 1_764_370_000);
+    let root = r.dir.path().display().to_string();
+    let normalize = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .replace(&root, "<ROOT>")
+            .replace(&format!("pid {}", std::process::id()), "pid <TEST>")
+            .replace(
+                &format!("\"holder_pid\": {}", std::process::id()),
+                "\"holder_pid\": <TEST>",
+            )
+            // Run as root or not: the one field and note that depend on it.
+            .replace("\"as_root\": false", "\"as_root\": true")
+            .lines()
+            .filter(|l| !l.starts_with("  note        not run as root"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    // The marker is from another boot, so it reads as stale; the status
+    // does not remove it.
+    let json = r.run(&["status", "--json"]);
+    assert_eq!(code(&json), 1, "{}", stderr(&json));
+    let text = r.run(&["status"]);
+    assert_eq!(code(&text), 1, "{}", stderr(&text));
+    let dry = r.run(&["repair", "--dry-run"]);
+    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    for (name, out) in [
+        ("fake-root-status.json", normalize(&json)),
+        (
+            "fake-root-status.txt",
+            normalize(&text) + "=== repair --dry-run\n" + &normalize(&dry),
+        ),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name);
+        if std::env::var_os("GOLDEN_UPDATE").is_some() {
+            fs::write(&path, &out).unwrap();
+            continue;
+        }
+        let golden = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (GOLDEN_UPDATE=1 writes it)", path.display()));
+        assert!(
+            golden == out,
+            "{} differs from this build's output:\n{out}",
+            path.display()
+        );
+    }
+}
