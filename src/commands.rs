@@ -39,13 +39,7 @@ impl Ctx {
     }
 
     fn plan(&self, s: &Snapshot, mode: Mode) -> Plan {
-        decide(
-            s,
-            &self.cfg.ssh_service,
-            &self.cfg.ssh_socket,
-            &self.cfg.package,
-            mode,
-        )
+        decide(s, &self.cfg, mode)
     }
 }
 
@@ -195,7 +189,7 @@ fn repair_report(
     };
     // Judge the end state by what this run was meant to fix: before dpkg,
     // a half-configured package is dpkg's to finish, not a remaining problem.
-    let after_plan = decide(after, &cfg.ssh_service, &cfg.ssh_socket, &cfg.package, mode);
+    let after_plan = decide(after, cfg, mode);
     let healthy =
         after_plan.steps.is_empty() && after_plan.refused.is_none() && !outcome.any_failed();
     let mut text = String::new();
@@ -214,10 +208,7 @@ fn repair_report(
     }
     text.push_str(&format!("now: {}\n", report::final_state(after)));
     let pkg_incomplete = after.package.as_ref().is_some_and(|p| p.is_incomplete());
-    let was_incomplete = plan
-        .findings
-        .iter()
-        .any(|f| f.contains("not fully installed"));
+    let was_incomplete = plan.found_package_incomplete();
     match (healthy, context) {
         (true, Where::BeforeDpkg) if pkg_incomplete => text.push_str(&format!(
             "ssh is healthy; the dpkg run that follows can now configure {}.\n",
@@ -229,9 +220,9 @@ fn repair_report(
         )),
         (true, _) => text.push_str("ssh is healthy.\n"),
         (false, _) => {
-            let mut left = after_plan.findings.clone();
+            let mut left: Vec<String> = after_plan.findings.iter().map(|f| f.to_string()).collect();
             if let Some(r) = &after_plan.refused {
-                left.push(r.clone());
+                left.push(r.to_string());
             }
             text.push_str(&format!("PROBLEM REMAINS: {}\n", left.join("; ")));
         }
@@ -556,7 +547,7 @@ pub fn post_invoke(ctx: &Ctx) -> i32 {
                             Some(RepairResult::Refused),
                             None,
                         );
-                        warn_line(&format!("{}; {r}", plan.findings.join("; ")));
+                        warn_line(&format!("{}; {r}", report::join(&plan.findings, "; ")));
                     }
                 }
             }
@@ -826,7 +817,10 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             done: None,
         }) => {
             if let Some(r) = &plan.refused {
-                eprintln!("{PREFIX}: error: {}; {r}", plan.findings.join("; "));
+                eprintln!(
+                    "{PREFIX}: error: {}; {r}",
+                    report::join(&plan.findings, "; ")
+                );
                 publish(
                     ctx,
                     Some(observed_from(ctx, &before, false)),

@@ -116,6 +116,54 @@ pub enum Holder {
     Gone,
 }
 
+/// Why a marker no longer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Staleness {
+    /// Written before the last reboot (another boot id).
+    OtherBoot,
+    /// No process with the holder's pid runs.
+    HolderGone {
+        /// The holder's name as recorded.
+        comm: String,
+        /// The holder's pid as recorded.
+        pid: u32,
+    },
+    /// The pid now belongs to another process (another start time).
+    PidReused {
+        /// The recorded pid.
+        pid: u32,
+        /// The start time of the process that has it now.
+        now: u64,
+        /// The recorded start time.
+        recorded: u64,
+    },
+    /// Older than MARKER_MAX_AGE.
+    TooOld {
+        /// Its age in seconds.
+        age: u64,
+        /// MARKER_MAX_AGE in seconds.
+        max: u64,
+    },
+}
+
+impl std::fmt::Display for Staleness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Staleness::OtherBoot => f.write_str("it was written before the last reboot"),
+            Staleness::HolderGone { comm, pid } => {
+                write!(f, "its holder {comm} (pid {pid}) is gone")
+            }
+            Staleness::PidReused { pid, now, recorded } => write!(
+                f,
+                "pid {pid} now belongs to another process (start time {now}, not {recorded})"
+            ),
+            Staleness::TooOld { age, max } => {
+                write!(f, "it is {age} s old, more than MARKER_MAX_AGE ({max} s)")
+            }
+        }
+    }
+}
+
 /// Why a marker no longer holds, or None when it holds.
 pub fn staleness(
     m: &Marker,
@@ -123,30 +171,32 @@ pub fn staleness(
     now: u64,
     max_age_secs: u64,
     holder: Holder,
-) -> Option<String> {
+) -> Option<Staleness> {
     if m.boot_id != boot_id {
-        return Some("it was written before the last reboot".into());
+        return Some(Staleness::OtherBoot);
     }
     match holder {
         Holder::Gone => {
-            return Some(format!(
-                "its holder {} (pid {}) is gone",
-                m.holder_comm, m.holder_pid
-            ))
+            return Some(Staleness::HolderGone {
+                comm: m.holder_comm.clone(),
+                pid: m.holder_pid,
+            })
         }
         Holder::Running { start_time } if start_time != m.holder_start_time => {
-            return Some(format!(
-                "pid {} now belongs to another process (start time {start_time}, not {})",
-                m.holder_pid, m.holder_start_time
-            ))
+            return Some(Staleness::PidReused {
+                pid: m.holder_pid,
+                now: start_time,
+                recorded: m.holder_start_time,
+            })
         }
         Holder::Running { .. } => {}
     }
     let age = now.saturating_sub(m.created);
     if age > max_age_secs {
-        return Some(format!(
-            "it is {age} s old, more than MARKER_MAX_AGE ({max_age_secs} s)"
-        ));
+        return Some(Staleness::TooOld {
+            age,
+            max: max_age_secs,
+        });
     }
     None
 }
@@ -185,21 +235,39 @@ mod tests {
     fn staleness_rules() {
         let r = Holder::Running { start_time: 1000 };
         assert_eq!(staleness(&m(), "b", 600, 3600, r), None);
-        assert!(staleness(&m(), "other", 600, 3600, r)
-            .unwrap()
-            .contains("reboot"));
-        assert!(staleness(&m(), "b", 600, 3600, Holder::Gone)
-            .unwrap()
-            .contains("gone"));
+        assert_eq!(
+            staleness(&m(), "other", 600, 3600, r),
+            Some(Staleness::OtherBoot)
+        );
+        assert_eq!(
+            staleness(&m(), "b", 600, 3600, Holder::Gone),
+            Some(Staleness::HolderGone {
+                comm: "apt-get".into(),
+                pid: 42
+            })
+        );
         let reused = Holder::Running { start_time: 2000 };
-        assert!(staleness(&m(), "b", 600, 3600, reused)
-            .unwrap()
-            .contains("another process"));
-        assert!(staleness(&m(), "b", 500 + 3601, 3600, r)
-            .unwrap()
-            .contains("old"));
+        assert_eq!(
+            staleness(&m(), "b", 600, 3600, reused),
+            Some(Staleness::PidReused {
+                pid: 42,
+                now: 2000,
+                recorded: 1000
+            })
+        );
+        assert_eq!(
+            staleness(&m(), "b", 500 + 3601, 3600, r),
+            Some(Staleness::TooOld {
+                age: 3601,
+                max: 3600
+            })
+        );
         // A clock that went backwards does not make a marker stale.
         assert_eq!(staleness(&m(), "b", 0, 3600, r), None);
+        assert_eq!(
+            Staleness::TooOld { age: 7, max: 5 }.to_string(),
+            "it is 7 s old, more than MARKER_MAX_AGE (5 s)"
+        );
     }
 
     #[test]

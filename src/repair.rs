@@ -88,7 +88,7 @@ fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut 
     if bad.is_empty() {
         let good: Vec<String> = res
             .iter()
-            .filter(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")))
+            .filter(|(_, r)| matches!(r, Ok(sshd::Answer::Banner(_))))
             .map(|(a, _)| a.to_string())
             .collect();
         out.did(format!(
@@ -105,7 +105,7 @@ fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut 
     // unit from the installed binary and say so loudly.
     let any_answer = res
         .iter()
-        .any(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")));
+        .any(|(_, r)| matches!(r, Ok(sshd::Answer::Banner(_))));
     if !any_answer {
         match sd.start_rescue_sshd(&roots.sshd.display().to_string(), JOB_TIMEOUT) {
             Ok(()) => {

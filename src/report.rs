@@ -7,6 +7,15 @@ use std::fmt::Write;
 
 pub const PREFIX: &str = "ssh-upgrade-guard";
 
+/// The items' `Display` texts joined by `sep`.
+pub fn join<T: std::fmt::Display>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 /// One-line verdict for a snapshot and its plan.
 pub fn verdict(s: &Snapshot, p: &Plan) -> String {
     if p.findings.is_empty() && p.refused.is_none() {
@@ -20,7 +29,7 @@ pub fn verdict(s: &Snapshot, p: &Plan) -> String {
         }
         return "OK: ssh is healthy".to_string();
     }
-    let mut v = format!("PROBLEM: {}", p.findings.join("; "));
+    let mut v = format!("PROBLEM: {}", join(&p.findings, "; "));
     if let Some(r) = &p.refused {
         let _ = write!(v, "; will not repair: {r}");
     }

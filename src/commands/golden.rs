@@ -240,7 +240,7 @@ fn cases() -> Vec<(&'static str, Snapshot)> {
 }
 
 fn plan_of(s: &Snapshot, mode: Mode) -> Plan {
-    decide(s, "ssh.service", "ssh.socket", "openssh-server", mode)
+    decide(s, &Config::default(), mode)
 }
 
 fn check_line(s: &Snapshot, plan: &Plan) -> String {
@@ -324,7 +324,7 @@ fn golden_status_text_dry_run_and_check_are_unchanged() {
             // post-invoke's and the watchdog's one line when refused.
             out.push_str(&format!(
                 "=== {name}: refused line\n{}; {r}\n",
-                plan.findings.join("; ")
+                report::join(&plan.findings, "; ")
             ));
         }
     }

@@ -1,7 +1,7 @@
 //! Gathers one Snapshot: the package, systemd's units, sshd's configuration,
 //! the listeners on the ssh ports, sessions, the marker and dpkg's locks.
 
-use super::fsx::{Entry, RunDir};
+use super::fsx::{Entry, Refused, RunDir};
 use super::procs::Procfs;
 use super::systemd::Systemd;
 use super::{locks, now_secs, Roots};
@@ -64,8 +64,10 @@ pub fn marker_view(roots: &Roots, cfg: &Config, clean: bool) -> MarkerView {
         Entry::File(t) => t,
         Entry::Refused(why) => {
             v.present = true;
-            v.problem = Some(why.clone());
-            if clean && !why.contains("not a regular file") {
+            v.problem = Some(why.to_string());
+            // A directory at the marker path is left alone (remove never
+            // removes a directory); anything else refused is removed.
+            if clean && !matches!(why, Refused::NotRegular { .. }) {
                 v.problem = Some(match dir.remove(MARKER_FILE) {
                     Ok(()) => format!("{why}; removed"),
                     Err(e) => format!("{why}; could not remove it: {e:#}"),
