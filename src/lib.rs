@@ -17,7 +17,7 @@ pub mod report;
 pub mod sshd;
 pub mod system;
 
-use cli::{Cli, Command};
+use cli::Cli;
 
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
@@ -80,15 +80,7 @@ pub fn main() -> i32 {
         roots: system::Roots::from_env(),
         cfg,
     };
-    let code = match cli.command {
-        Command::PreInvoke(_) => commands::pre_invoke(&ctx),
-        Command::PostInvoke(_) => commands::post_invoke(&ctx),
-        Command::Inhibited => commands::inhibited(&ctx),
-        Command::Status(a) => commands::status(&ctx, a.json),
-        Command::Repair(a) => commands::repair(&ctx, a.dry_run),
-        Command::Watchdog => commands::watchdog(&ctx),
-        Command::Check(a) => commands::check(&ctx, a.npd),
-    };
+    let code = commands::run(&ctx, cli.command);
     log::debug!("{:.1} ms: done, exit status {code}", elapsed_ms());
     code
 }

@@ -99,6 +99,16 @@ pub fn probe_targets(listening: &[SocketAddr]) -> Vec<SocketAddr> {
     out
 }
 
+/// [`probe_targets`], or 127.0.0.1:22 when there is nothing to probe
+/// (sshd -T gave no address): the watchdog's healthy-path check.
+pub fn probe_targets_or_default(listening: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut targets = probe_targets(listening);
+    if targets.is_empty() {
+        targets.push(SocketAddr::from(([127, 0, 0, 1], 22)));
+    }
+    targets
+}
+
 /// True when `line` is an SSH protocol identification (RFC 4253 4.2).
 pub fn is_ssh_banner(line: &[u8]) -> bool {
     line.starts_with(b"SSH-2.0-") || line.starts_with(b"SSH-1.99-")

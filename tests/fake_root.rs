@@ -567,3 +567,29 @@ fn golden_status_of_a_fixed_fake_machine() {
         );
     }
 }
+
+/// `status | head -0` and a cron job whose mail pipe broke: writing to a
+/// closed stdout must never panic the guard or change its exit status.
+#[test]
+fn a_closed_stdout_changes_nothing_but_the_text() {
+    let r = Root::new();
+    let cases: [(&[&str], i32); 4] = [
+        (&["status"], 3),
+        (&["status", "--json"], 3),
+        (&["check"], 3),
+        (&["repair", "--dry-run"], 0),
+    ];
+    for (args, want) in cases {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let o = Command::new(env!("CARGO_BIN_EXE_ssh-upgrade-guard"))
+            .args(["--config", "/nonexistent"])
+            .args(args)
+            .env("SSH_UPGRADE_GUARD_TEST_ROOT", r.dir.path())
+            .stdout(std::process::Stdio::from(write))
+            .output()
+            .unwrap();
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+        assert_eq!(code(&o), want, "{args:?}: {}", stderr(&o));
+    }
+}

@@ -6,11 +6,16 @@
 //! `GOLDEN_UPDATE=1 cargo test golden` and shows up in the diff.
 #![allow(clippy::disallowed_methods)] // test-only: reads the environment, writes the golden files
 
-use super::*;
+use super::diagnose::{repair_report, Where};
+use super::status::{check_line, status_json};
+use crate::config::Config;
 use crate::dpkg::PackageState;
 use crate::marker::Marker;
+use crate::metrics::Observed;
 use crate::model::*;
 use crate::plan::Mode;
+use crate::plan::{decide, Plan};
+use crate::{repair, report};
 
 fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
     UnitState {
@@ -243,7 +248,7 @@ fn plan_of(s: &Snapshot, mode: Mode) -> Plan {
     decide(s, &Config::default(), mode)
 }
 
-fn check_line(s: &Snapshot, plan: &Plan) -> String {
+fn check_of(s: &Snapshot, plan: &Plan) -> String {
     let inhibited = s.marker.live || s.locks.iter().any(|l| l.holder_pid.is_some());
     let o = Observed {
         package: "openssh-server".into(),
@@ -256,16 +261,7 @@ fn check_line(s: &Snapshot, plan: &Plan) -> String {
             .count(),
         inhibited,
     };
-    let state = metrics::plugin_state(
-        &o,
-        s.units.is_some(),
-        plan.findings.len() + usize::from(plan.refused.is_some()),
-    );
-    let summary = match state {
-        PluginState::Ok => "ssh is healthy".to_string(),
-        _ => report::verdict(s, plan),
-    };
-    metrics::plugin_line(state, &summary, &o)
+    check_line(s, plan, &o).1
 }
 
 fn compare(name: &str, actual: &str) {
@@ -299,9 +295,8 @@ fn golden_status_json_is_unchanged() {
     let mut out = String::new();
     for (name, s) in cases() {
         let plan = plan_of(&s, Mode::Full);
-        let healthy = plan.findings.is_empty() && plan.refused.is_none() && s.units.is_some();
         out.push_str(&format!("=== {name}\n"));
-        out.push_str(&status_json(&s, &plan, healthy).unwrap());
+        out.push_str(&status_json(&s, &plan).unwrap());
         out.push('\n');
     }
     compare("status.json.txt", &out);
@@ -316,7 +311,7 @@ fn golden_status_text_dry_run_and_check_are_unchanged() {
         out.push_str(&report::status_text(&s, &plan));
         out.push_str(&format!("=== {name}: repair --dry-run\n"));
         out.push_str(&report::plan_text(&plan));
-        out.push_str(&format!("=== {name}: check\n{}\n", check_line(&s, &plan)));
+        out.push_str(&format!("=== {name}: check\n{}\n", check_of(&s, &plan)));
         let pre = plan_of(&s, Mode::Preflight);
         out.push_str(&format!("=== {name}: preflight plan\n"));
         out.push_str(&report::plan_text(&pre));

@@ -74,3 +74,9 @@ pub fn configure(pkgs: &[String], frontend_locked: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// Whether we run inside apt's hooks: apt holds lock-frontend and says so
+/// in DPKG_FRONTEND_LOCKED.
+pub fn inside_apt() -> bool {
+    std::env::var_os("DPKG_FRONTEND_LOCKED").is_some()
+}

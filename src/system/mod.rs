@@ -73,6 +73,21 @@ impl Roots {
     }
 }
 
+/// Whether we run as root (effective uid 0).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Our parent's pid; 0 when the parent is outside our PID namespace.
+pub fn parent_pid() -> u32 {
+    nix::unistd::getppid().as_raw() as u32
+}
+
+/// Our own pid.
+pub fn own_pid() -> u32 {
+    std::process::id()
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()

@@ -42,9 +42,19 @@ pub fn units(sd: &Systemd, cfg: &Config, detail: bool) -> anyhow::Result<Units> 
     })
 }
 
-/// The marker's state. With `clean`, a stale or unreadable marker is removed
-/// (with the reason returned in `problem`).
-pub fn marker_view(roots: &Roots, cfg: &Config, clean: bool) -> MarkerView {
+/// Whether reading the marker removes a stale or unreadable one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clean {
+    /// Remove it (saying so in `problem`): inhibited, the hooks, watchdog.
+    RemoveStale,
+    /// Only look: status, check.
+    Keep,
+}
+
+/// The marker's state. With [`Clean::RemoveStale`], a stale or unreadable
+/// marker is removed (with the reason returned in `problem`).
+pub fn marker_view(roots: &Roots, cfg: &Config, clean: Clean) -> MarkerView {
+    let clean = clean == Clean::RemoveStale;
     let path = roots.run_dir.join(MARKER_FILE).display().to_string();
     let mut v = MarkerView {
         path: path.clone(),
@@ -295,7 +305,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         .collect();
     s.unowned_sockets = scan.unowned.iter().map(|a| a.to_string()).collect();
     s.sessions = scan.sessions;
-    s.marker = marker_view(roots, cfg, false);
+    s.marker = marker_view(roots, cfg, Clean::Keep);
     s.locks = lock_views(roots);
     s.as_root = nix::unistd::geteuid().is_root();
     s
