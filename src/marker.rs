@@ -17,6 +17,7 @@
 //! A marker holds while all of these are true: same boot id; a process with
 //! holder_pid exists and has the same start time (so a reused PID does not
 //! count); it is younger than the maximum age. Otherwise it is stale.
+#![forbid(unsafe_code)]
 
 use serde::Serialize;
 

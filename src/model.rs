@@ -1,6 +1,7 @@
 //! The snapshot: everything the guard knows about ssh at one moment, as plain
 //! data. Gathered by `system::snapshot`, judged by `plan::decide`, printed by
 //! `report`. Field names here are the `status --json` interface.
+#![forbid(unsafe_code)]
 
 use crate::dpkg::PackageState;
 use crate::marker::Marker;

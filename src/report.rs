@@ -1,5 +1,6 @@
 //! What the admin reads: the status table with its verdict line, and the
 //! short report a hook prints when it acted. Kept apart from debug logging.
+#![forbid(unsafe_code)]
 
 use crate::model::{ListenerClass, Snapshot};
 use crate::plan::Plan;

@@ -1,6 +1,7 @@
 //! What the repairing commands share: a full diagnosis under the repair
 //! lock, its execution, the report of what was found and done, and the
 //! record of a refusal.
+#![forbid(unsafe_code)]
 
 use super::record::{observed_from, Inhibit, Record, RepairResult};
 use super::Ctx;

@@ -5,6 +5,7 @@
 //! deliberate wording change regenerates them with
 //! `GOLDEN_UPDATE=1 cargo test golden` and shows up in the diff.
 #![allow(clippy::disallowed_methods)] // test-only: reads the environment, writes the golden files
+#![forbid(unsafe_code)]
 
 use super::diagnose::{repair_report, Where};
 use super::status::{check_line, status_json};

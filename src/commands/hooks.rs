@@ -1,6 +1,7 @@
 //! apt's DPkg::Pre-Invoke and DPkg::Post-Invoke hooks. They never fail apt:
 //! whatever happens (errors, even panics) ends as one warning line and exit
 //! status 0.
+#![forbid(unsafe_code)]
 
 use super::diagnose::{diagnose_and_repair, refused, repaired, Act, Diagnosis, Where};
 use super::output::{Line, Outcome};

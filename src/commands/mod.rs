@@ -4,6 +4,7 @@
 //! returns an [`Outcome`]: what to tell, what to record, how to exit.
 //! [`output::emit`] is the one place that turns an outcome into text on
 //! stdout/stderr, metrics and the exit status.
+#![forbid(unsafe_code)]
 
 mod diagnose;
 mod hooks;
@@ -23,8 +24,6 @@ use crate::plan::{decide, Mode, Plan};
 use crate::system::systemd::Systemd;
 use crate::system::Roots;
 use anyhow::{anyhow, Result};
-
-pub use output::Outcome;
 
 /// Exit statuses shared by the commands (see each command's --help).
 pub mod exit {

@@ -2,6 +2,7 @@
 //! stderr, a metrics record and an exit status. Writing never panics: a
 //! closed stdout or stderr (EPIPE, EIO) loses the text, never the exit
 //! status or the metrics.
+#![forbid(unsafe_code)]
 
 use super::record::{self, Record};
 use super::{exit, Ctx};

@@ -1,6 +1,7 @@
 //! What a run records: the repair counters (kept across runs) and the
 //! metrics file for node_exporter. Failures here never change a command's
 //! result (-v shows them).
+#![forbid(unsafe_code)]
 
 use super::Ctx;
 use crate::metrics::Observed;
@@ -74,7 +75,7 @@ pub(crate) fn metrics_enabled(ctx: &Ctx) -> bool {
     ctx.cfg
         .metrics_dir
         .as_ref()
-        .is_some_and(|d| ctx.roots.under(d).is_dir())
+        .is_some_and(|d| publish::metrics_dir_exists(&ctx.roots, d))
 }
 
 /// The observation a full snapshot gives.

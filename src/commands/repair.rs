@@ -1,5 +1,6 @@
 //! `repair`: the full diagnosis, then the plan carried out (or, with
 //! --dry-run, only printed).
+#![forbid(unsafe_code)]
 
 use super::diagnose::{diagnose_and_repair, repaired, Act, Diagnosis, Where};
 use super::output::Outcome;

@@ -1,6 +1,7 @@
 //! The reporting commands: `status` (the table or JSON), `check` (the
 //! monitoring-plugin line) and `inhibited` (may a watchdog act?). They
 //! change nothing but a stale marker.
+#![forbid(unsafe_code)]
 
 use super::diagnose::report_snapshot;
 use super::output::Outcome;

@@ -1,6 +1,7 @@
 //! `watchdog`: one check for the shipped timer. Waits while a package
 //! manager runs, takes the cheap healthy path when it can, and repairs at
 //! most WATCHDOG_MAX_REPAIRS times an hour before it gives up and says so.
+#![forbid(unsafe_code)]
 
 use super::diagnose::{diagnose_and_repair, refused, repaired, report_snapshot, Act, Where};
 use super::output::Outcome;

@@ -1,5 +1,6 @@
 //! The ordering rules of [`execute`], driven through a recording fake
 //! machine: no systemd, no signals, no sockets.
+#![forbid(unsafe_code)]
 
 use super::*;
 use std::cell::RefCell;

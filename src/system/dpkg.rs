@@ -1,5 +1,8 @@
 //! Reading dpkg's database from its admin directory and running
 //! `dpkg --configure`.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
 use crate::dpkg::{all_states, is_journal_name, package_state, PackageState};
 use anyhow::{bail, Context, Result};

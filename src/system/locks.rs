@@ -1,6 +1,8 @@
 //! dpkg's locks. apt and dpkg hold /var/lib/dpkg/lock-frontend and
 //! /var/lib/dpkg/lock with POSIX record locks (fcntl F_SETLK), so F_GETLK
 //! tells whether one is held and by which PID, without taking it.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use super::fsx::RunDir;
 use super::Roots;

@@ -7,8 +7,11 @@
 //! pid 1 and sshd-family processes (by executable, one readlink each) have
 //! their fd tables read. Every other process is looked at only when a
 //! listening socket is still unaccounted for.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
-use crate::model::{is_sshd_name, is_sshd_session_name};
+use crate::model::is_sshd_session_name;
 use procfs::process::Process;
 use procfs::{FromRead, FromReadSI};
 
@@ -447,10 +450,6 @@ pub const PACKAGE_MANAGERS: &[&str] = &[
     "synaptic",
     "cron-apt",
 ];
-
-pub fn sshd_name(comm: &str, exe: &str) -> bool {
-    is_sshd_name(comm, exe)
-}
 
 #[cfg(test)]
 mod tests {

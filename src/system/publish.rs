@@ -1,6 +1,9 @@
 //! Writes the repair counters (kept across runs) and the Prometheus textfile
 //! for node_exporter, both atomically (temporary file + rename), so the
 //! collector never reads half a file.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
 use super::fsx::RunDir;
 use super::Roots;
@@ -39,6 +42,12 @@ pub fn save_counters(roots: &Roots, c: &Counters) -> Result<()> {
     std::fs::create_dir_all(&roots.state_dir)
         .with_context(|| format!("cannot create {}", roots.state_dir.display()))?;
     write_atomic(&roots.state_dir, COUNTERS, &c.render())
+}
+
+/// Whether node_exporter's textfile directory exists (metrics are written
+/// only then).
+pub fn metrics_dir_exists(roots: &Roots, dir: &Path) -> bool {
+    roots.under(dir).is_dir()
 }
 
 /// Writes the metrics file when the textfile directory exists, through a

@@ -1,5 +1,8 @@
 //! Gathers one Snapshot: the package, systemd's units, sshd's configuration,
 //! the listeners on the ssh ports, sessions, the marker and dpkg's locks.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
 use super::fsx::{Entry, Refused, RunDir};
 use super::procs::Procfs;
