@@ -5,7 +5,9 @@
 
 use crate::dpkg::PackageState;
 use crate::marker::Marker;
+use crate::sshd::{parse_listen, SshdListen};
 use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// How the admin runs ssh: noble's default is ssh.socket enabled (systemd
 /// holds the port, sshd starts on demand); the classic layout runs
@@ -207,6 +209,62 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
 }
 
+/// The ssh ports and the addresses ssh should answer on, from what systemd
+/// and `sshd -T` say: ssh.socket's Listen when socket-activated, else
+/// sshd's ListenAddress, else every address on each port. Ports are sshd's,
+/// ssh.socket's and the configured extra ones (22 when none is known).
+/// "[::]:N" alone is dual-stack, so 0.0.0.0:N is added to be probed too.
+pub fn ssh_addresses(
+    units: Option<&Units>,
+    sshd: Option<&SshdListen>,
+    extra_ports: &[u16],
+) -> (Vec<u16>, Vec<String>) {
+    let mut ports: Vec<u16> = Vec::new();
+    let socket_addrs: Vec<SocketAddr> = units
+        .map(|u| {
+            u.socket
+                .listen
+                .iter()
+                .filter_map(|a| parse_listen(a))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(l) = sshd {
+        ports.extend(&l.ports);
+    }
+    ports.extend(socket_addrs.iter().map(|a| a.port()));
+    ports.extend(extra_ports);
+    if ports.is_empty() {
+        ports.push(22);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    let socket_activated = units.is_some_and(|u| u.topology() == Topology::SocketActivated);
+    let addrs: Vec<SocketAddr> = if socket_activated && !socket_addrs.is_empty() {
+        socket_addrs
+    } else if let Some(l) = sshd.filter(|l| !l.addresses.is_empty()) {
+        l.addresses.clone()
+    } else {
+        ports
+            .iter()
+            .flat_map(|p| {
+                [
+                    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *p),
+                    SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), *p),
+                ]
+            })
+            .collect()
+    };
+    let mut expanded = addrs.clone();
+    for a in &addrs {
+        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), a.port());
+        if a.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && !expanded.contains(&v4) {
+            expanded.push(v4);
+        }
+    }
+    (ports, expanded.iter().map(|a| a.to_string()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +334,52 @@ mod tests {
             socket: unit("ssh.socket", "failed", "disabled"),
         };
         assert!(!u.look_healthy());
+    }
+
+    fn socket_units(listen: &[&str]) -> Units {
+        let mut socket = unit("ssh.socket", "active", "enabled");
+        socket.listen = listen.iter().map(|s| s.to_string()).collect();
+        Units {
+            service: unit("ssh.service", "inactive", "disabled"),
+            socket,
+        }
+    }
+
+    fn sshd_t(ports: &[u16], addrs: &[&str]) -> SshdListen {
+        SshdListen {
+            ports: ports.to_vec(),
+            addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn socket_activated_addresses_come_from_the_socket_and_bare_v6_is_dual_stack() {
+        let u = socket_units(&["[::]:22"]);
+        let (ports, addrs) = ssh_addresses(Some(&u), Some(&sshd_t(&[22], &["0.0.0.0:22"])), &[]);
+        assert_eq!(ports, vec![22]);
+        assert_eq!(addrs, vec!["[::]:22", "0.0.0.0:22"]);
+        // An explicit v4 entry is not added twice; ports are merged.
+        let u = socket_units(&["0.0.0.0:2222", "[::]:2222"]);
+        let (ports, addrs) = ssh_addresses(Some(&u), Some(&sshd_t(&[22], &[])), &[22, 8022]);
+        assert_eq!(ports, vec![22, 2222, 8022]);
+        assert_eq!(addrs, vec!["0.0.0.0:2222", "[::]:2222"]);
+    }
+
+    #[test]
+    fn classic_addresses_come_from_sshd_or_every_address_of_each_port() {
+        let classic = Units {
+            service: unit("ssh.service", "active", "enabled"),
+            socket: unit("ssh.socket", "inactive", "disabled"),
+        };
+        let (_, addrs) =
+            ssh_addresses(Some(&classic), Some(&sshd_t(&[22], &["192.0.2.1:22"])), &[]);
+        assert_eq!(addrs, vec!["192.0.2.1:22"]);
+        let (ports, addrs) = ssh_addresses(Some(&classic), Some(&sshd_t(&[2222], &[])), &[]);
+        assert_eq!(ports, vec![2222]);
+        assert_eq!(addrs, vec!["0.0.0.0:2222", "[::]:2222"]);
+        // Nothing known at all: port 22 on every address.
+        let (ports, addrs) = ssh_addresses(None, None, &[]);
+        assert_eq!(ports, vec![22]);
+        assert_eq!(addrs, vec!["0.0.0.0:22", "[::]:22"]);
     }
 }

@@ -12,11 +12,10 @@ use super::status::inhibition;
 use super::{exit, Ctx};
 use crate::model::{Topology, Units};
 use crate::plan::Mode;
+use crate::system;
 use crate::system::fsx::{Entry, RunDir};
 use crate::system::{dpkg, now_secs, snapshot};
-use crate::{sshd, system};
 use anyhow::{anyhow, Result};
-use std::time::Duration;
 
 const WATCHDOG_LOG: &str = "watchdog-repairs";
 
@@ -41,13 +40,7 @@ fn recent(log: &str, now: u64) -> Vec<u64> {
 fn answers(ctx: &Ctx, units: &Units) -> bool {
     match units.topology() {
         Topology::SocketActivated => true,
-        Topology::Service => {
-            let (_, listen) = system::sshd::check_config(&ctx.roots.sshd);
-            let addrs = listen.map(|l| l.addresses).unwrap_or_default();
-            let targets = sshd::probe_targets_or_default(&addrs);
-            let res = system::sshd::wait_banners(&targets, Duration::from_secs(3));
-            res.iter().all(|(_, r)| r.is_ok())
-        }
+        Topology::Service => system::sshd::service_answers(&ctx.roots.sshd),
     }
 }
 

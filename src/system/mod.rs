@@ -70,6 +70,11 @@ impl Roots {
         }
     }
 
+    /// Where systemd keeps transient units' files (/run/systemd/transient).
+    pub fn systemd_transient(&self) -> PathBuf {
+        self.under(std::path::Path::new("/run/systemd/transient"))
+    }
+
     pub fn owner_ok(&self, uid: u32) -> bool {
         uid == 0 || (self.test_root.is_some() && uid == nix::unistd::geteuid().as_raw())
     }

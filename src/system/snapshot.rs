@@ -11,9 +11,7 @@ use super::{locks, now_secs, Roots};
 use crate::config::Config;
 use crate::marker::{self, Holder, Marker};
 use crate::model::*;
-use crate::sshd::parse_listen;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
+use std::net::SocketAddr;
 
 pub const MARKER_FILE: &str = "inhibit";
 
@@ -212,50 +210,9 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         (None, None) => unreachable!("sshd -T runs whenever there is no cached answer"),
     };
     s.sshd_config = check;
-    let mut ports: Vec<u16> = Vec::new();
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    let socket_addrs: Vec<SocketAddr> = s
-        .units
-        .as_ref()
-        .map(|u| {
-            u.socket
-                .listen
-                .iter()
-                .filter_map(|a| parse_listen(a))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(l) = &listen {
-        ports.extend(&l.ports);
-    }
-    ports.extend(socket_addrs.iter().map(|a| a.port()));
-    ports.extend(&cfg.extra_ports);
-    if ports.is_empty() {
-        ports.push(22);
-    }
-    ports.sort_unstable();
-    ports.dedup();
-    if s.topology == Some(Topology::SocketActivated) && !socket_addrs.is_empty() {
-        addrs = socket_addrs;
-    } else if let Some(l) = listen.as_ref().filter(|l| !l.addresses.is_empty()) {
-        addrs = l.addresses.clone();
-    } else {
-        for p in &ports {
-            addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *p));
-            addrs.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), *p));
-        }
-    }
-    // "[::]:22" alone (systemd's rendering of a bare ListenStream=22) is
-    // dual-stack: IPv4 clients reach it too, so probe both families.
-    let mut expanded = addrs.clone();
-    for a in &addrs {
-        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), a.port());
-        if a.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && !expanded.contains(&v4) {
-            expanded.push(v4);
-        }
-    }
+    let (ports, addresses) = ssh_addresses(s.units.as_ref(), listen.as_ref(), &cfg.extra_ports);
     s.ports = ports;
-    s.addresses = expanded.iter().map(|a| a.to_string()).collect();
+    s.addresses = addresses;
 
     log::debug!("{:.1} ms: sshd configuration known", crate::elapsed_ms());
     let listening = procfs.listening(&s.ports, &mut s.warnings);
@@ -276,7 +233,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     }
     // systemd keeps a transient unit's file under /run/systemd/transient;
     // without it there is no rescue sshd to ask about.
-    let rescue_file = Path::new("/run/systemd/transient").join(super::systemd::RESCUE_UNIT);
+    let rescue_file = roots.systemd_transient().join(super::systemd::RESCUE_UNIT);
     if let Some(sd) = sd.filter(|_| rescue_file.exists()) {
         match sd.unit_state(super::systemd::RESCUE_UNIT, true) {
             Ok(r) if r.is_active() => {

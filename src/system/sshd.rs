@@ -261,6 +261,17 @@ fn unavailable(e: &ProbeError) -> bool {
     )
 }
 
+/// The watchdog's quick check of a classic ssh.service: every address
+/// `sshd -T` names (127.0.0.1:22 when none) answers within 3 s.
+pub fn service_answers(sshd: &Path) -> bool {
+    let (_, listen) = check_config(sshd);
+    let addrs = listen.map(|l| l.addresses).unwrap_or_default();
+    let targets = crate::sshd::probe_targets_or_default(&addrs);
+    wait_banners(&targets, Duration::from_secs(3))
+        .iter()
+        .all(|(_, r)| r.is_ok())
+}
+
 /// What a probe of one address found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
