@@ -19,6 +19,7 @@
 //! count); it is younger than the maximum age. Otherwise it is stale.
 #![forbid(unsafe_code)]
 
+use crate::model::ProcessStamp;
 use serde::Serialize;
 
 pub const MAX_MARKER_BYTES: usize = 4096;
@@ -41,6 +42,14 @@ fn clean(s: &str) -> String {
 }
 
 impl Marker {
+    /// The holder's identity as recorded.
+    pub fn holder(&self) -> ProcessStamp {
+        ProcessStamp {
+            pid: self.holder_pid,
+            start_time: self.holder_start_time,
+        }
+    }
+
     pub fn render(&self) -> String {
         format!(
             "# ssh-upgrade-guard inhibit marker: watchdogs must not touch sshd while it holds.\n\

@@ -104,12 +104,24 @@ pub enum ListenerClass {
     Foreign,
 }
 
+/// The identity of a process: its pid and its start time (field 22 of
+/// /proc/PID/stat, clock ticks since boot). A pid alone can be reused; the
+/// pair cannot, so every decision about a process carries this, and it is
+/// re-checked right before the process is signalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct ProcessStamp {
+    /// The process id.
+    pub pid: u32,
+    /// Field 22 of /proc/PID/stat.
+    pub start_time: u64,
+}
+
 /// A process holding a LISTEN socket on an ssh port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Listener {
-    pub pid: u32,
-    /// Field 22 of /proc/PID/stat: with the pid, identifies the process.
-    pub start_time: u64,
+    /// Which process (`pid` and `start_time` in status --json).
+    #[serde(flatten)]
+    pub process: ProcessStamp,
     pub uid: u32,
     pub comm: String,
     /// The /proc/PID/exe link, " (deleted)" included when the file was replaced.

@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use crate::config::Config;
-use crate::model::{Listener, ListenerClass, Snapshot, Topology, UnitState, Units};
+use crate::model::{Listener, ListenerClass, ProcessStamp, Snapshot, Topology, UnitState, Units};
 use serde::Serialize;
 use std::fmt;
 
@@ -240,10 +240,9 @@ pub enum Step {
     /// SIGTERM (then SIGKILL) to a stale listener, after re-checking that the
     /// pid still is this process (start time and binary).
     StopStale {
-        /// Its process id.
-        pid: u32,
-        /// Its start time (field 22 of /proc/PID/stat).
-        start_time: u64,
+        /// Which process (`pid` and `start_time` in status --json).
+        #[serde(flatten)]
+        process: ProcessStamp,
         /// Its /proc/PID/exe.
         exe: String,
     },
@@ -274,9 +273,10 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::StopStale { pid, exe, .. } => write!(
+            Step::StopStale { process, exe } => write!(
                 f,
-                "stop stale sshd listener pid {pid} ({exe}): SIGTERM, SIGKILL if it lingers"
+                "stop stale sshd listener pid {} ({exe}): SIGTERM, SIGKILL if it lingers",
+                process.pid
             ),
             Step::ResetFailed { unit } => write!(f, "systemctl reset-failed {unit}"),
             Step::StartUnit { unit } => write!(f, "systemctl start {unit}"),
@@ -358,14 +358,14 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
     let mut left = Vec::new();
     for l in &facts.stale {
         found.push(Finding::StaleListener {
-            pid: l.pid,
+            pid: l.process.pid,
             exe: l.exe.clone(),
             addresses: l.addresses.clone(),
         });
     }
     for l in &facts.foreign {
         left.push(LeftAlone::Foreign {
-            pid: l.pid,
+            pid: l.process.pid,
             comm: l.comm.clone(),
             uid: l.uid,
             addresses: l.addresses.clone(),
@@ -401,7 +401,7 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
     for l in &facts.outdated {
         found.push(Finding::OutdatedBinary {
             service: service.to_string(),
-            pid: l.pid,
+            pid: l.process.pid,
             exe: l.exe.clone(),
         });
     }
@@ -474,7 +474,7 @@ pub fn gate(s: &Snapshot, facts: &Facts, work: Work) -> Option<Refusal> {
     }
     if let Some(f) = facts.foreign.first() {
         return Some(Refusal::ForeignHolder {
-            pid: f.pid,
+            pid: f.process.pid,
             comm: f.comm.clone(),
             addresses: f.addresses.clone(),
         });
@@ -512,8 +512,7 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
     }
     for l in &facts.stale {
         steps.push(Step::StopStale {
-            pid: l.pid,
-            start_time: l.start_time,
+            process: l.process,
             exe: l.exe.clone(),
         });
     }
@@ -608,8 +607,10 @@ mod tests {
 
     fn listener(pid: u32, comm: &str, exe: &str, uid: u32, main: Option<u32>) -> Listener {
         Listener {
-            pid,
-            start_time: 777,
+            process: ProcessStamp {
+                pid,
+                start_time: 777,
+            },
             uid,
             comm: comm.into(),
             exe: exe.into(),
@@ -680,7 +681,7 @@ mod tests {
         p.steps
             .iter()
             .filter_map(|s| match s {
-                Step::StopStale { pid, .. } => Some(*pid),
+                Step::StopStale { process, .. } => Some(process.pid),
                 _ => None,
             })
             .collect()
@@ -768,8 +769,10 @@ mod tests {
                     unit: "ssh.socket".into()
                 },
                 Step::StopStale {
-                    pid: 4242,
-                    start_time: 777,
+                    process: ProcessStamp {
+                        pid: 4242,
+                        start_time: 777
+                    },
                     exe: "/usr/sbin/sshd (deleted)".into()
                 },
                 Step::StartUnit {
@@ -1087,7 +1090,7 @@ mod tests {
                 for m in [Mode::Preflight, Mode::Full] {
                     let p = decide(&s, &Config::default(), m);
                     for pid in stops(&p) {
-                        let l = s.listeners.iter().find(|l| l.pid == pid).unwrap();
+                        let l = s.listeners.iter().find(|l| l.process.pid == pid).unwrap();
                         assert_eq!(l.class, ListenerClass::Stale);
                         assert_eq!(l.uid, 0);
                     }

@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use crate::config::Config;
-use crate::model::Snapshot;
+use crate::model::{ProcessStamp, Snapshot};
 use crate::plan::Step;
 use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
@@ -55,7 +55,7 @@ pub trait UnitControl {
     /// systemctl restart UNIT, waiting for the job.
     fn restart(&self, unit: &str) -> Result<()>;
     /// Stops a stale listener if it still is the process that was found.
-    fn stop_stale(&self, pid: u32, start_time: u64, exe: &str) -> Result<Stopped>;
+    fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped>;
     /// Probes each target for an SSH-2.0 banner until all answer or the
     /// banner timeout passes.
     fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)>;
@@ -88,13 +88,10 @@ impl UnitControl for Machine<'_> {
     fn restart(&self, unit: &str) -> Result<()> {
         self.sd.job("restart", unit, JOB_TIMEOUT)
     }
-    fn stop_stale(&self, pid: u32, start_time: u64, exe: &str) -> Result<Stopped> {
+    fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped> {
         let procfs = Procfs::new(&self.roots.proc);
-        let still_same = || -> Result<bool> {
-            Ok(procfs.start_time(pid) == Some(start_time)
-                && procfs.exe(pid).as_deref() == Some(exe))
-        };
-        signal::terminate(pid, self.cfg.stop_timeout, still_same)
+        let still_same = || -> Result<bool> { Ok(procfs.still_is(process, exe)) };
+        signal::terminate(process.pid, self.cfg.stop_timeout, still_same)
     }
     fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)> {
         sshd::wait_banners(targets, self.cfg.banner_timeout)
@@ -219,11 +216,8 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
             continue;
         }
         let r: Result<()> = match step {
-            Step::StopStale {
-                pid,
-                start_time,
-                exe,
-            } => m.stop_stale(*pid, *start_time, exe).map(|how| {
+            Step::StopStale { process, exe } => m.stop_stale(*process, exe).map(|how| {
+                let pid = process.pid;
                 out.did(match how {
                     Stopped::AlreadyGone => {
                         format!("stale listener pid {pid} had already exited")

@@ -111,7 +111,7 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
                 o,
                 "              {:<8} {:<8} {:<5} {:<28} {}",
                 class,
-                l.pid,
+                l.process.pid,
                 l.uid,
                 l.addresses.join(","),
                 l.exe

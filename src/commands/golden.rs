@@ -42,8 +42,10 @@ fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
 
 fn listener(pid: u32, comm: &str, exe: &str, uid: u32, managed: &[u32]) -> Listener {
     Listener {
-        pid,
-        start_time: 7000 + u64::from(pid),
+        process: ProcessStamp {
+            pid,
+            start_time: 7000 + u64::from(pid),
+        },
         uid,
         comm: comm.into(),
         exe: exe.into(),

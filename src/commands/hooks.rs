@@ -8,6 +8,7 @@ use super::output::{Line, Outcome};
 use super::record::{metrics_enabled, observed_fast, Inhibit, PackageOk, Record};
 use super::{exit, Ctx};
 use crate::marker::{self, Marker};
+use crate::model::ProcessStamp;
 use crate::plan::Mode;
 use crate::system::fsx::{Entry, RunDir};
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
@@ -34,24 +35,24 @@ fn hook(name: &str, body: impl FnOnce(&mut Outcome) -> Result<()>) -> Outcome {
 
 /// The package manager running this dpkg batch: the holder of lock-frontend,
 /// else the nearest apt-like ancestor, else our parent.
-fn find_holder(roots: &Roots) -> (u32, String, u64) {
+fn find_holder(roots: &Roots) -> (ProcessStamp, String) {
     let procfs = Procfs::new(&roots.proc);
     if let Ok(Some(Some(pid))) = locks::holder(&roots.dpkg_admin.join(locks::LOCK_FRONTEND)) {
         if let Some(i) = procfs.info(pid) {
-            return (i.pid, i.comm, i.start_time);
+            return (i.process, i.comm);
         }
     }
     let ppid = parent_pid();
     if let Some(i) = procfs.ancestor_named(ppid, PACKAGE_MANAGERS) {
-        return (i.pid, i.comm, i.start_time);
+        return (i.process, i.comm);
     }
     // No package manager: the parent (a shell), or ourselves when the parent
     // is outside our PID namespace (ppid 0). Such a marker goes stale as soon
     // as that process ends, which is right for a hand-run pre-invoke.
     let pid = if ppid == 0 { own_pid() } else { ppid };
     match procfs.info(pid) {
-        Some(i) => (i.pid, i.comm, i.start_time),
-        None => (pid, "?".into(), 0),
+        Some(i) => (i.process, i.comm),
+        None => (ProcessStamp { pid, start_time: 0 }, "?".into()),
     }
 }
 
@@ -71,11 +72,11 @@ fn place_marker(ctx: &Ctx) -> Result<Option<String>> {
         }),
         Entry::Missing => None,
     };
-    let (pid, comm, start) = find_holder(&ctx.roots);
+    let (holder, comm) = find_holder(&ctx.roots);
     let procfs = Procfs::new(&ctx.roots.proc);
     let m = Marker {
-        holder_pid: pid,
-        holder_start_time: start,
+        holder_pid: holder.pid,
+        holder_start_time: holder.start_time,
         holder_comm: comm,
         boot_id: procfs.boot_id().context("cannot read the boot id")?,
         created: now_secs(),
@@ -101,8 +102,8 @@ fn release_marker(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         o.lines.push(Line::Warning(p.clone()));
     }
     if let (Some(m), true) = (&view.marker, view.live) {
-        let (pid, _, start) = find_holder(&ctx.roots);
-        if m.holder_pid == pid && m.holder_start_time == start {
+        let (us, _) = find_holder(&ctx.roots);
+        if m.holder() == us {
             dir.remove(MARKER_FILE)?;
             log::info!("released {}", dir.file_path(MARKER_FILE).display());
         } else {

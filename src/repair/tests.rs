@@ -48,8 +48,9 @@ impl UnitControl for Fake {
     fn restart(&self, unit: &str) -> Result<()> {
         self.act(format!("restart {unit}"))
     }
-    fn stop_stale(&self, pid: u32, _start_time: u64, _exe: &str) -> Result<Stopped> {
-        self.act(format!("stop {pid}")).map(|_| Stopped::Term)
+    fn stop_stale(&self, process: ProcessStamp, _exe: &str) -> Result<Stopped> {
+        self.act(format!("stop {}", process.pid))
+            .map(|_| Stopped::Term)
     }
     fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)> {
         let _ = self.act("probe".into());
@@ -92,8 +93,10 @@ fn steps() -> Vec<Step> {
             unit: unit("ssh.socket"),
         },
         Step::StopStale {
-            pid: 4242,
-            start_time: 7,
+            process: ProcessStamp {
+                pid: 4242,
+                start_time: 7,
+            },
             exe: "/usr/sbin/sshd (deleted)".into(),
         },
         Step::StartUnit {

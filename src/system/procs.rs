@@ -11,7 +11,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![forbid(unsafe_code)]
 
-use crate::model::is_sshd_session_name;
+use crate::model::{is_sshd_session_name, ProcessStamp};
 use procfs::process::Process;
 use procfs::{FromRead, FromReadSI};
 
@@ -33,10 +33,12 @@ fn exe_name(exe: &Path) -> String {
 /// Facts about one process, read once.
 #[derive(Debug, Clone)]
 pub struct ProcInfo {
-    pub pid: u32,
+    /// Which process.
+    pub process: ProcessStamp,
+    /// Its parent's pid (0 outside our PID namespace).
     pub ppid: u32,
+    /// Its name (/proc/PID/comm).
     pub comm: String,
-    pub start_time: u64,
 }
 
 pub struct Procfs {
@@ -46,8 +48,7 @@ pub struct Procfs {
 /// A process that holds listening sockets on ssh ports.
 #[derive(Debug, Clone)]
 pub struct RawListener {
-    pub pid: u32,
-    pub start_time: u64,
+    pub process: ProcessStamp,
     pub uid: u32,
     pub comm: String,
     pub exe: String,
@@ -92,15 +93,24 @@ impl Procfs {
         }
         let st = procfs::process::Stat::from_read(bytes.as_slice()).ok()?;
         Some(ProcInfo {
-            pid,
+            process: ProcessStamp {
+                pid,
+                start_time: st.starttime,
+            },
             ppid: u32::try_from(st.ppid).unwrap_or(0),
             comm: st.comm,
-            start_time: st.starttime,
         })
     }
 
-    pub fn start_time(&self, pid: u32) -> Option<u64> {
-        self.info(pid).map(|i| i.start_time)
+    /// The identity of the process that has `pid` now, if any.
+    pub fn stamp(&self, pid: u32) -> Option<ProcessStamp> {
+        self.info(pid).map(|i| i.process)
+    }
+
+    /// Whether `process` still runs (same pid, same start time) with the
+    /// executable `exe`: the re-check right before a signal.
+    pub fn still_is(&self, process: ProcessStamp, exe: &str) -> bool {
+        self.stamp(process.pid) == Some(process) && self.exe(process.pid).as_deref() == Some(exe)
     }
 
     pub fn exe(&self, pid: u32) -> Option<String> {
@@ -226,8 +236,7 @@ impl Procfs {
             .and_then(|c| c.lines().last().map(|l| l.to_string()))
             .unwrap_or_default();
         Some(RawListener {
-            pid,
-            start_time: info.start_time,
+            process: info.process,
             uid,
             comm: info.comm,
             exe,
@@ -342,7 +351,7 @@ impl Procfs {
             .filter(|(i, _)| !found.contains(i))
             .map(|(_, a)| *a)
             .collect();
-        scan.listeners.sort_by_key(|l| l.pid);
+        scan.listeners.sort_by_key(|l| l.process.pid);
         scan
     }
 }
@@ -538,11 +547,11 @@ mod tests {
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(l.len(), 2, "LISTEN only, both families: {l:?}");
         let scan = p.scan(&l, p.survey(&mut Vec::new()));
-        let pids: Vec<u32> = scan.listeners.iter().map(|l| l.pid).collect();
+        let pids: Vec<u32> = scan.listeners.iter().map(|l| l.process.pid).collect();
         assert_eq!(pids, vec![1, 200]);
         let stale = &scan.listeners[1];
         assert_eq!(stale.exe, "/usr/sbin/sshd (deleted)");
-        assert_eq!(stale.start_time, 1200);
+        assert_eq!(stale.process.start_time, 1200);
         assert_eq!(stale.addresses.len(), 2);
         assert_eq!(stale.cgroup, "0::/system.slice/cron.service");
         assert_eq!(
@@ -638,7 +647,7 @@ mod tests {
         let i = Procfs::new(d.path()).info(7).unwrap();
         assert_eq!(i.comm, "a) (b c) 9 9");
         assert_eq!(i.ppid, 5);
-        assert_eq!(i.start_time, 4242);
+        assert_eq!(i.process.start_time, 4242);
     }
 
     #[test]

@@ -93,8 +93,10 @@ pub fn marker_view(roots: &Roots, cfg: &Config, clean: Clean) -> MarkerView {
         Err(e) => Some(format!("{path}: unreadable marker ({e})")),
         Ok(m) => {
             let boot = procfs.boot_id().unwrap_or_default();
-            let holder = match procfs.start_time(m.holder_pid) {
-                Some(start_time) => Holder::Running { start_time },
+            let holder = match procfs.stamp(m.holder_pid) {
+                Some(now) => Holder::Running {
+                    start_time: now.start_time,
+                },
                 None => Holder::Gone,
             };
             let why =
@@ -251,10 +253,9 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         .listeners
         .into_iter()
         .map(|l| Listener {
-            class: classify(l.pid, l.uid, &l.comm, &l.exe, &managed),
+            class: classify(l.process.pid, l.uid, &l.comm, &l.exe, &managed),
             exe_deleted: l.exe.ends_with(" (deleted)"),
-            pid: l.pid,
-            start_time: l.start_time,
+            process: l.process,
             uid: l.uid,
             comm: l.comm,
             exe: l.exe,
