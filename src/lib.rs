@@ -10,6 +10,8 @@
 //! unsafe code except `system::signal` and `system::locks` (pidfd syscalls,
 //! a C struct), where each block carries a SAFETY comment.
 
+#![deny(missing_docs)]
+
 // cli.rs is also include!d by build.rs, where an inner attribute cannot be.
 #[forbid(unsafe_code)]
 mod cli;

@@ -18,22 +18,32 @@
 //! holder_pid exists and has the same start time (so a reused PID does not
 //! count); it is younger than the maximum age. Otherwise it is stale.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use crate::model::ProcessStamp;
 use serde::Serialize;
 
+/// A marker larger than this is garbage.
 pub const MAX_MARKER_BYTES: usize = 4096;
 
+/// The inhibit marker's content (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Marker {
+    /// The package manager process holding it.
     pub holder_pid: u32,
+    /// Its start time (field 22 of /proc/PID/stat).
     pub holder_start_time: u64,
+    /// Its name.
     pub holder_comm: String,
+    /// /proc/sys/kernel/random/boot_id when it was written.
     pub boot_id: String,
+    /// When it was written (Unix time).
     pub created: u64,
+    /// Why, for the admin.
     pub reason: String,
 }
 
+/// Control characters become spaces, and at most 200 characters are kept.
 fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -50,6 +60,7 @@ impl Marker {
         }
     }
 
+    /// The file's text (version 1).
     pub fn render(&self) -> String {
         format!(
             "# ssh-upgrade-guard inhibit marker: watchdogs must not touch sshd while it holds.\n\
@@ -64,6 +75,7 @@ impl Marker {
         )
     }
 
+    /// Parses a marker file; Err says what is wrong with it.
     pub fn parse(text: &str) -> Result<Marker, String> {
         if text.len() > MAX_MARKER_BYTES {
             return Err(format!("larger than {MAX_MARKER_BYTES} bytes"));
@@ -121,8 +133,10 @@ impl Marker {
 pub enum Holder {
     /// A process with that PID exists and started at this time.
     Running {
+        /// Its current start time.
         start_time: u64,
     },
+    /// No process has that pid.
     Gone,
 }
 

@@ -2,6 +2,7 @@
 //! data. Gathered by `system::snapshot`, judged by `plan::decide`, printed by
 //! `report`. Field names here are the `status --json` interface.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use crate::dpkg::PackageState;
 use crate::marker::Marker;
@@ -15,7 +16,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Topology {
+    /// ssh.socket enabled: systemd holds the port.
     SocketActivated,
+    /// ssh.service binds the port itself.
     Service,
 }
 
@@ -31,11 +34,17 @@ impl std::fmt::Display for Topology {
 /// systemd's view of one unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct UnitState {
+    /// The unit's name.
     pub name: String,
+    /// LoadState (loaded, not-found, ...).
     pub load_state: String,
+    /// ActiveState (active, failed, inactive, ...).
     pub active_state: String,
+    /// SubState (listening, running, dead, ...).
     pub sub_state: String,
+    /// Result of the last run (success, resources, exit-code, ...).
     pub result: String,
+    /// UnitFileState (enabled, disabled, ...).
     pub unit_file_state: String,
     /// ssh.service only: systemd's main process, None when 0.
     pub main_pid: Option<u32>,
@@ -44,15 +53,19 @@ pub struct UnitState {
 }
 
 impl UnitState {
+    /// Active or reloading.
     pub fn is_active(&self) -> bool {
         self.active_state == "active" || self.active_state == "reloading"
     }
+    /// In the failed state.
     pub fn is_failed(&self) -> bool {
         self.active_state == "failed"
     }
+    /// Enabled (enabled or enabled-runtime).
     pub fn is_enabled(&self) -> bool {
         self.unit_file_state.starts_with("enabled")
     }
+    /// Active and sub state, and the result when it is not success.
     pub fn describe(&self) -> String {
         let mut s = format!("{} {}", self.active_state, self.sub_state);
         if !self.result.is_empty() && self.result != "success" {
@@ -62,9 +75,12 @@ impl UnitState {
     }
 }
 
+/// systemd's view of both ssh units.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Units {
+    /// ssh.service (or the configured service).
     pub service: UnitState,
+    /// ssh.socket (or the configured socket).
     pub socket: UnitState,
 }
 
@@ -91,6 +107,7 @@ impl Units {
     }
 }
 
+/// Who a listener on an ssh port is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ListenerClass {
@@ -122,14 +139,21 @@ pub struct Listener {
     /// Which process (`pid` and `start_time` in status --json).
     #[serde(flatten)]
     pub process: ProcessStamp,
+    /// Its user id.
     pub uid: u32,
+    /// Its name (/proc/PID/comm).
     pub comm: String,
     /// The /proc/PID/exe link, " (deleted)" included when the file was replaced.
     pub exe: String,
+    /// Whether the binary was replaced since it started.
     pub exe_deleted: bool,
+    /// Its command line.
     pub cmdline: String,
+    /// Its cgroup (which unit, if any, started it).
     pub cgroup: String,
+    /// The ssh addresses it listens on.
     pub addresses: Vec<String>,
+    /// Who it is.
     pub class: ListenerClass,
 }
 
@@ -145,6 +169,7 @@ pub fn is_sshd_name(comm: &str, exe: &str) -> bool {
     comm == "sshd" || base == "sshd"
 }
 
+/// True for OpenSSH >= 9.8 session processes (sshd-session, sshd-auth).
 pub fn is_sshd_session_name(comm: &str) -> bool {
     comm == "sshd-session" || comm == "sshd-auth"
 }
@@ -164,22 +189,29 @@ pub fn classify(pid: u32, uid: u32, comm: &str, exe: &str, managed: &[u32]) -> L
     }
 }
 
+/// The inhibit marker as found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct MarkerView {
+    /// Its path.
     pub path: String,
+    /// Whether something is at that path.
     pub present: bool,
     /// True when the marker holds (its holder runs; same boot; not too old).
     pub live: bool,
+    /// Its content, when it could be parsed.
     pub marker: Option<Marker>,
     /// Why it does not hold, or why it could not be read.
     pub problem: Option<String>,
 }
 
+/// One of dpkg's locks as found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LockView {
+    /// Its path.
     pub path: String,
     /// The process holding it, None when free (or the file does not exist).
     pub holder_pid: Option<u32>,
+    /// The holder's name.
     pub holder_comm: Option<String>,
     /// Why the lock's state is unknown (it could not be read): then
     /// holder_pid None does not mean free.
@@ -195,18 +227,26 @@ pub struct ConfigCheck {
     pub error: Option<String>,
 }
 
+/// Everything the guard knows about ssh at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Snapshot {
+    /// The package's dpkg state.
     pub package: Option<PackageState>,
+    /// Why the dpkg state could not be read.
     pub package_error: Option<String>,
     /// TCP ports treated as ssh ports.
     pub ports: Vec<u16>,
     /// Addresses ssh should answer on (ssh.socket's Listen when socket-activated, else sshd -T).
     pub addresses: Vec<String>,
+    /// sshd -T on the installed binary and configuration.
     pub sshd_config: ConfigCheck,
+    /// systemd's view of the units, when it answered.
     pub units: Option<Units>,
+    /// Why systemd did not answer.
     pub systemd_error: Option<String>,
+    /// The topology, when systemd answered.
     pub topology: Option<Topology>,
+    /// Every process listening on an ssh port.
     pub listeners: Vec<Listener>,
     /// Listening sockets on ssh ports whose process was not found.
     pub unowned_sockets: Vec<String>,
@@ -215,7 +255,9 @@ pub struct Snapshot {
     pub as_root: bool,
     /// sshd session processes (never touched).
     pub sessions: usize,
+    /// The inhibit marker.
     pub marker: MarkerView,
+    /// dpkg's locks (lock-frontend, lock).
     pub locks: Vec<LockView>,
     /// Problems met while gathering the snapshot (unreadable files, ...).
     pub warnings: Vec<String>,

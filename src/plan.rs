@@ -9,6 +9,7 @@
 //! in which order). Findings, refusals and steps are types: code branches on
 //! variants, and their `Display` is the wording the admin reads.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use crate::config::Config;
 use crate::model::{Listener, ListenerClass, ProcessStamp, Snapshot, Topology, UnitState, Units};
@@ -318,10 +319,13 @@ impl Plan {
 
 /// The snapshot's facts the decision rests on, sorted once.
 pub struct Facts<'a> {
+    /// Stale listeners: the only processes ever signalled.
     stale: Vec<&'a Listener>,
+    /// Anything on an ssh port that is not a root sshd.
     foreign: Vec<&'a Listener>,
     /// Managed listeners running a replaced binary.
     outdated: Vec<&'a Listener>,
+    /// The package is not fully installed.
     pkg_incomplete: bool,
 }
 

@@ -7,6 +7,7 @@
 //! [`UnitControl`] seam: [`Machine`] is the real one (systemd, signals, dpkg,
 //! sockets); tests drive the rules with a recording fake.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use crate::config::Config;
 use crate::model::{ProcessStamp, Snapshot};
@@ -21,6 +22,7 @@ use anyhow::{anyhow, Result};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// How long a systemd job may take.
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// What a repair did, in the order it happened.
@@ -31,9 +33,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Records a step done.
     fn did(&mut self, s: String) {
         self.events.push((true, s));
     }
+    /// Records a step that failed.
     fn failed(&mut self, s: String) {
         self.events.push((false, s));
     }
@@ -147,6 +151,7 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
     Ok(())
 }
 
+/// The banner check after a repair; starts the rescue sshd when nothing answers. True when every address answers.
 fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
     let res = m.probe(&targets);

@@ -2,6 +2,7 @@
 //! lock, its execution, the report of what was found and done, and the
 //! record of a refusal.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use super::record::{observed_from, Inhibit, Record, RepairResult};
 use super::Ctx;
@@ -26,6 +27,7 @@ pub(crate) enum Act {
 
 /// What a diagnosis (and possibly a repair) found and did.
 pub(crate) struct Diagnosis {
+    /// The plan made from `before`.
     pub(crate) plan: Plan,
     /// The snapshot the plan was made from.
     pub(crate) before: Snapshot,

@@ -6,6 +6,7 @@
 //! `GOLDEN_UPDATE=1 cargo test golden` and shows up in the diff.
 #![allow(clippy::disallowed_methods)] // test-only: reads the environment, writes the golden files
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use super::diagnose::{repair_report, Where};
 use super::status::{check_line, status_json};

@@ -2,6 +2,7 @@
 //! whatever happens (errors, even panics) ends as one warning line and exit
 //! status 0.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use super::diagnose::{diagnose_and_repair, refused, repaired, Act, Diagnosis, Where};
 use super::output::{Line, Outcome};
@@ -204,6 +205,7 @@ pub(crate) fn post_invoke(ctx: &Ctx) -> Outcome {
     })
 }
 
+/// post-invoke's check and repair (the marker is released after it, whatever happens).
 fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
     let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package)?;
     log::debug!(

@@ -5,6 +5,7 @@
 //! [`output::emit`] is the one place that turns an outcome into text on
 //! stdout/stderr, metrics and the exit status.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 mod diagnose;
 mod hooks;
@@ -46,6 +47,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The connection to systemd; never under a test root.
     fn systemd(&self) -> Result<Systemd> {
         if self.roots.test_root.is_some() {
             return Err(anyhow!("systemd is not consulted under a test root"));
@@ -53,6 +55,7 @@ impl Ctx {
         Systemd::connect()
     }
 
+    /// The plan for a snapshot with this run's settings.
     fn plan(&self, s: &Snapshot, mode: Mode) -> Plan {
         decide(s, &self.cfg, mode)
     }

@@ -3,6 +3,7 @@
 //! closed stdout or stderr (EPIPE, EIO) loses the text, never the exit
 //! status or the metrics.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use super::record::{self, Record};
 use super::{exit, Ctx};
@@ -29,8 +30,11 @@ pub(crate) enum Line {
 #[must_use]
 #[derive(Debug)]
 pub struct Outcome {
+    /// What to tell, in order.
     pub(crate) lines: Vec<Line>,
+    /// What to record in the counters and the metrics file.
     pub(crate) record: Option<Record>,
+    /// The exit status.
     pub(crate) exit: i32,
 }
 
@@ -49,36 +53,43 @@ impl Outcome {
         Outcome::exit(exit::INTERNAL).error(format!("{e:#}"))
     }
 
+    /// Adds lines for stdout, each prefixed with the program name.
     pub(crate) fn say(mut self, text: impl Into<String>) -> Outcome {
         self.lines.push(Line::Say(text.into()));
         self
     }
 
+    /// Adds text for stdout as is.
     pub(crate) fn print(mut self, text: impl Into<String>) -> Outcome {
         self.lines.push(Line::Print(text.into()));
         self
     }
 
+    /// Adds a one-line warning for stderr.
     pub(crate) fn warn(mut self, text: impl Into<String>) -> Outcome {
         self.lines.push(Line::Warning(text.into()));
         self
     }
 
+    /// Adds an error line for stderr.
     pub(crate) fn error(mut self, text: impl Into<String>) -> Outcome {
         self.lines.push(Line::Error(text.into()));
         self
     }
 
+    /// Adds an info-level log line (-v).
     pub(crate) fn info(mut self, text: impl Into<String>) -> Outcome {
         self.lines.push(Line::Info(text.into()));
         self
     }
 
+    /// Sets what to record.
     pub(crate) fn record(mut self, r: Record) -> Outcome {
         self.record = Some(r);
         self
     }
 
+    /// Sets the exit status.
     pub(crate) fn with_exit(mut self, code: i32) -> Outcome {
         self.exit = code;
         self

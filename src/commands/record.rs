@@ -2,6 +2,7 @@
 //! metrics file for node_exporter. Failures here never change a command's
 //! result (-v shows them).
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use super::Ctx;
 use crate::metrics::Observed;

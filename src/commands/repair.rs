@@ -1,6 +1,7 @@
 //! `repair`: the full diagnosis, then the plan carried out (or, with
 //! --dry-run, only printed).
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use super::diagnose::{diagnose_and_repair, repaired, Act, Diagnosis, Where};
 use super::output::Outcome;

@@ -2,6 +2,7 @@
 //! monitoring-plugin line) and `inhibited` (may a watchdog act?). They
 //! change nothing but a stale marker.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use super::diagnose::report_snapshot;
 use super::output::Outcome;

@@ -2,6 +2,7 @@
 //! manager runs, takes the cheap healthy path when it can, and repairs at
 //! most WATCHDOG_MAX_REPAIRS times an hour before it gives up and says so.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use super::diagnose::{diagnose_and_repair, refused, repaired, report_snapshot, Act, Where};
 use super::output::Outcome;
@@ -17,6 +18,7 @@ use crate::system::fsx::{Entry, RunDir};
 use crate::system::{dpkg, now_secs, snapshot};
 use anyhow::{anyhow, Result};
 
+/// The run-directory file that lists the watchdog's repairs (Unix times).
 const WATCHDOG_LOG: &str = "watchdog-repairs";
 
 /// Repairs recorded in the last hour (Unix times, one per line).
@@ -92,6 +94,7 @@ pub(crate) fn watchdog(ctx: &Ctx) -> Outcome {
     o.with_exit(next.exit)
 }
 
+/// The unhealthy path: repair unless the hourly limit is reached.
 fn repair(ctx: &Ctx) -> Outcome {
     let dir = match RunDir::open(&ctx.roots, true)
         .and_then(|d| d.ok_or_else(|| anyhow!("run directory missing")))
