@@ -10,28 +10,13 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "support/fake_proc.rs"]
+mod fake_proc;
+
 const BOOT: &str = "0d3c6a5e-1111-2222-3333-444455556666";
 
 struct Root {
     dir: tempfile::TempDir,
-}
-
-fn stat_line(pid: u32, comm: &str, ppid: u32, start: u64) -> String {
-    // 52 fields; field 22 is the start time. The comm may hold spaces and ')'.
-    let mut f: Vec<String> = vec![
-        pid.to_string(),
-        format!("({comm})"),
-        "S".into(),
-        ppid.to_string(),
-    ];
-    for i in 5..=52 {
-        f.push(if i == 22 {
-            start.to_string()
-        } else {
-            "0".into()
-        });
-    }
-    f.join(" ") + "\n"
 }
 
 impl Root {
@@ -57,10 +42,7 @@ impl Root {
     }
 
     fn add_proc(&self, pid: u32, comm: &str, ppid: u32, start: u64) {
-        let d = self.p(&format!("proc/{pid}"));
-        fs::create_dir_all(&d).unwrap();
-        fs::write(d.join("stat"), stat_line(pid, comm, ppid, start)).unwrap();
-        fs::write(d.join("comm"), format!("{comm}\n")).unwrap();
+        fake_proc::add_process(&self.p("proc"), pid, comm, ppid, start);
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -487,39 +469,23 @@ fn golden_status_of_a_fixed_fake_machine() {
     .unwrap();
     fs::set_permissions(r.p("usr/sbin/sshd"), fs::Permissions::from_mode(0o755)).unwrap();
     fs::create_dir_all(r.p("proc/net")).unwrap();
-    let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
     fs::write(
         r.p("proc/net/tcp"),
-        format!("{header}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n"),
+        format!("{}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n", fake_proc::TCP_HEADER),
     )
     .unwrap();
     for (pid, comm, exe, sockets) in [
-        (4242u32, "sshd", "/usr/sbin/sshd (deleted)", vec![1001u64]),
-        (
-            4300,
-            "sshd-session",
-            "/usr/lib/openssh/sshd-session",
-            vec![],
-        ),
+        (4242u32, "sshd", "/usr/sbin/sshd (deleted)", &[1001u64][..]),
+        (4300, "sshd-session", "/usr/lib/openssh/sshd-session", &[]),
     ] {
-        r.add_proc(pid, comm, 1, 10_000 + u64::from(pid));
-        let d = r.p(&format!("proc/{pid}"));
-        fs::create_dir_all(d.join("fd")).unwrap();
-        fs::write(
-            d.join("status"),
-            "Name:\tx\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
-        )
-        .unwrap();
-        fs::write(d.join("cmdline"), format!("{comm}\0-D\0")).unwrap();
-        fs::write(d.join("cgroup"), "0::/system.slice/cron.service\n").unwrap();
-        symlink(exe, d.join("exe")).unwrap();
-        for (i, s) in sockets.iter().enumerate() {
-            symlink(
-                format!("socket:[{s}]"),
-                d.join("fd").join((i + 3).to_string()),
-            )
-            .unwrap();
-        }
+        fake_proc::add_root_process(
+            &r.p("proc"),
+            pid,
+            comm,
+            10_000 + u64::from(pid),
+            exe,
+            sockets,
+        );
     }
     r.write_marker(std::process::id(), 4242, "an-earlier-boot", 1_764_370_000);
     let root = r.dir.path().display().to_string();

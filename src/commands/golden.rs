@@ -13,7 +13,6 @@ use super::status::{check_line, status_json};
 use crate::config::Config;
 use crate::dpkg::PackageState;
 use crate::marker::Marker;
-use crate::metrics::Observed;
 use crate::model::*;
 use crate::plan::Mode;
 use crate::plan::{decide, Plan};
@@ -253,19 +252,11 @@ fn plan_of(s: &Snapshot, mode: Mode) -> Plan {
 }
 
 fn check_of(s: &Snapshot, plan: &Plan) -> String {
-    let inhibited = s.marker.live || s.locks.iter().any(|l| l.holder_pid.is_some());
-    let o = Observed {
-        package: "openssh-server".into(),
-        package_ok: s.package.as_ref().is_some_and(|p| p.is_installed_ok()),
-        ssh_up: s.units.as_ref().is_some_and(|u| u.look_healthy()),
-        stale_listeners: s
-            .listeners
-            .iter()
-            .filter(|l| l.class == ListenerClass::Stale)
-            .count(),
-        inhibited,
+    let ctx = super::Ctx {
+        roots: crate::system::Roots::for_test(std::path::Path::new("/nonexistent")),
+        cfg: Config::default(),
     };
-    check_line(s, plan, &o).1
+    check_line(&ctx, s, plan).1
 }
 
 fn compare(name: &str, actual: &str) {

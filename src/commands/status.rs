@@ -8,7 +8,7 @@ use super::diagnose::report_snapshot;
 use super::output::Outcome;
 use super::record::{observed_from, Inhibit};
 use super::{exit, Ctx};
-use crate::metrics::{self, Observed, PluginState};
+use crate::metrics::{self, PluginState};
 use crate::model::Snapshot;
 use crate::plan::{Mode, Plan};
 use crate::report;
@@ -118,10 +118,16 @@ pub(crate) fn status(ctx: &Ctx, format: Format) -> Outcome {
     }
 }
 
-/// `check`'s observation, state and line for a snapshot and its plan.
-pub(crate) fn check_line(snap: &Snapshot, plan: &Plan, o: &Observed) -> (PluginState, String) {
+/// `check`'s state and line for a snapshot and its plan.
+pub(crate) fn check_line(ctx: &Ctx, snap: &Snapshot, plan: &Plan) -> (PluginState, String) {
+    let inhibit = if snap.marker.live || snap.locks.iter().any(|l| l.holder_pid.is_some()) {
+        Inhibit::Inhibited
+    } else {
+        Inhibit::Free
+    };
+    let o = observed_from(ctx, snap, inhibit);
     let state = metrics::plugin_state(
-        o,
+        &o,
         snap.units.is_some(),
         plan.findings.len() + usize::from(plan.refused.is_some()),
     );
@@ -129,20 +135,14 @@ pub(crate) fn check_line(snap: &Snapshot, plan: &Plan, o: &Observed) -> (PluginS
         PluginState::Ok => "ssh is healthy".to_string(),
         _ => report::verdict(snap, plan),
     };
-    (state, metrics::plugin_line(state, &summary, o))
+    (state, metrics::plugin_line(state, &summary, &o))
 }
 
 /// `check`: one monitoring-plugin line with perfdata.
 pub(crate) fn check(ctx: &Ctx, convention: Convention) -> Outcome {
     let snap = report_snapshot(ctx);
     let plan = ctx.plan(&snap, Mode::Full);
-    let inhibit = if snap.marker.live || snap.locks.iter().any(|l| l.holder_pid.is_some()) {
-        Inhibit::Inhibited
-    } else {
-        Inhibit::Free
-    };
-    let o = observed_from(ctx, &snap, inhibit);
-    let (state, line) = check_line(&snap, &plan, &o);
+    let (state, line) = check_line(ctx, &snap, &plan);
     let code = match convention {
         Convention::NodeProblemDetector => state.npd_code(),
         Convention::MonitoringPlugin => state as i32,

@@ -80,6 +80,21 @@ impl Roots {
     }
 }
 
+#[cfg(test)]
+impl Roots {
+    /// Every root under `dir`, as under the test-root variable.
+    pub fn for_test(dir: &std::path::Path) -> Roots {
+        Roots {
+            proc: dir.join("proc"),
+            dpkg_admin: dir.join("var/lib/dpkg"),
+            run_dir: dir.join("run/ssh-upgrade-guard"),
+            sshd: dir.join("usr/sbin/sshd"),
+            state_dir: dir.join("var/lib/ssh-upgrade-guard"),
+            test_root: Some(dir.to_path_buf()),
+        }
+    }
+}
+
 /// Whether we run as root (effective uid 0).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()

@@ -461,29 +461,15 @@ pub const PACKAGE_MANAGERS: &[&str] = &[
 ];
 
 #[cfg(test)]
+#[path = "../../tests/support/fake_proc.rs"]
+mod fake_proc;
+
+#[cfg(test)]
 mod tests {
+    use super::fake_proc::{add_root_process, stat_line, TCP_HEADER};
     use super::*;
     use std::fs;
     use std::os::unix::fs::symlink;
-
-    fn stat_line(pid: u32, comm: &str, ppid: u32, start: u64) -> String {
-        let mut f: Vec<String> = vec![
-            pid.to_string(),
-            format!("({comm})"),
-            "S".into(),
-            ppid.to_string(),
-        ];
-        for i in 5..=52 {
-            f.push(if i == 22 {
-                start.to_string()
-            } else {
-                "0".into()
-            });
-        }
-        f.join(" ") + "\n"
-    }
-
-    const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
     /// A fake /proc: pid 1 (systemd) and a stale sshd both holding the
     /// listening socket 1001 on :22, a session, and an unrelated process.
@@ -515,25 +501,7 @@ mod tests {
             (300, "sshd", "/usr/sbin/sshd (deleted)", vec![1002]),
             (400, "bash", "/usr/bin/bash", vec![]),
         ] {
-            let p = r.join(pid.to_string());
-            fs::create_dir_all(p.join("fd")).unwrap();
-            fs::write(p.join("stat"), stat_line(pid, comm, 1, 1000 + pid as u64)).unwrap();
-            fs::write(p.join("comm"), format!("{comm}\n")).unwrap();
-            fs::write(
-                p.join("status"),
-                "Name:\tx\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
-            )
-            .unwrap();
-            fs::write(p.join("cmdline"), format!("{comm}\0-D\0")).unwrap();
-            fs::write(p.join("cgroup"), "0::/system.slice/cron.service\n").unwrap();
-            symlink(exe, p.join("exe")).unwrap();
-            for (i, s) in sockets.iter().enumerate() {
-                symlink(
-                    format!("socket:[{s}]"),
-                    p.join("fd").join((i + 3).to_string()),
-                )
-                .unwrap();
-            }
+            add_root_process(r, pid, comm, 1000 + u64::from(pid), exe, &sockets);
         }
         d
     }
