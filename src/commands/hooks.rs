@@ -13,7 +13,7 @@ use crate::model::ProcessStamp;
 use crate::plan::Mode;
 use crate::system::fsx::{Entry, RunDir};
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
-use crate::system::snapshot::{self, Clean, MARKER_FILE};
+use crate::system::snapshot::{self, Clean, Detail, MARKER_FILE};
 use crate::system::{dpkg, locks, now_secs, own_pid, parent_pid, Roots};
 use anyhow::{anyhow, Context, Result};
 
@@ -153,7 +153,7 @@ fn preflight(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
     // Cheap path: systemd's word that the port holder is up and nothing
     // failed. A stale listener keeps the holder from being active.
     let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg, false)?;
+    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
     let nothing_to_guard =
         units.service.load_state != "loaded" && units.socket.load_state != "loaded";
     if nothing_to_guard || units.look_healthy() {
@@ -218,7 +218,7 @@ fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         return Ok(());
     }
     let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg, false)?;
+    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
     if units.look_healthy() && pkg.is_installed_ok() {
         log::info!(
             "{} installed, ssh units healthy ({}): nothing to do",

@@ -15,6 +15,7 @@ use crate::model::{Topology, Units};
 use crate::plan::Mode;
 use crate::system;
 use crate::system::fsx::{Entry, RunDir};
+use crate::system::snapshot::Detail;
 use crate::system::{dpkg, now_secs, snapshot};
 use anyhow::{anyhow, Result};
 
@@ -50,7 +51,7 @@ fn answers(ctx: &Ctx, units: &Units) -> bool {
 /// the full diagnosis.
 fn healthy_path(ctx: &Ctx) -> Result<Option<Outcome>> {
     let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg, false)?;
+    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
     let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package).ok();
     let pkg_ok = pkg.as_ref().is_none_or(|p| !p.is_incomplete());
     let installed = match &pkg {

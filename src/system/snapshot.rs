@@ -23,9 +23,18 @@ pub enum Fresh {
     MayReuse,
 }
 
-/// Reads systemd's view of both ssh units. Without `detail`, only what
-/// the healthy-path check needs (no MainPID, Result, Listen).
-pub fn units(sd: &Systemd, cfg: &Config, detail: bool) -> anyhow::Result<Units> {
+/// How much of a unit's state to read from systemd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// What the healthy-path check needs: states and enablement.
+    Brief,
+    /// Also MainPID, Result and Listen: a full diagnosis.
+    Full,
+}
+
+/// Reads systemd's view of both ssh units, in as much `detail` as needed.
+pub fn units(sd: &Systemd, cfg: &Config, detail: Detail) -> anyhow::Result<Units> {
+    let detail = detail == Detail::Full;
     // Both units in one round trip: D-Bus round trips are most of the
     // hooks' time.
     let mut states = sd
@@ -180,7 +189,9 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
             log::debug!("{:.1} ms: dpkg read", crate::elapsed_ms());
             (sv, w, package)
         });
-        let units = sd.clone().and_then(|sd| units(sd, cfg, true).map_err(fmt));
+        let units = sd
+            .clone()
+            .and_then(|sd| units(sd, cfg, Detail::Full).map_err(fmt));
         let files = files.join().unwrap_or_else(|_| {
             let why = "surveying /proc and reading dpkg: thread panicked".to_string();
             (Default::default(), vec![why.clone()], Err(why))
