@@ -191,21 +191,18 @@ pub fn judge(f: &Facts, unit: Option<UnitAnswer>) -> Judgement {
         return judged(Systemd, "systemd's own listening socket".into());
     }
     if f.uid != 0 || !is_sshd_name(f.comm, f.exe) {
-        return judged(Foreign, "not a root sshd; never touched".into());
+        return judged(Foreign, "not a root sshd".into());
     }
     let foreign_ns = |j: Judgement| match f.other_ns {
         Some(ns) if j.class == Stale => judged(
             Foreign,
-            format!("{ns} (a container sharing the host's network?); never touched"),
+            format!("{ns} (a container sharing the host's network?)"),
         ),
         _ => j,
     };
     let name = match f.unit {
         CgroupUnit::Unknown(why) => {
-            return judged(
-                Foreign,
-                format!("cannot tell which unit runs it: {why}; never touched"),
-            )
+            return judged(Foreign, format!("in no unit the guard can tell ({why})"))
         }
         CgroupUnit::NoUnit => {
             return foreign_ns(judged(Stale, "in no systemd unit's cgroup".into()));
@@ -223,13 +220,13 @@ pub fn judge(f: &Facts, unit: Option<UnitAnswer>) -> Judgement {
         Some(Err(e)) => {
             return judged(
                 Foreign,
-                format!("in {name}, and systemd could not be asked about it ({e}); never touched"),
+                format!("in {name}, which systemd could not be asked about ({e})"),
             )
         }
         None => {
             return judged(
                 Foreign,
-                format!("in {name}, and systemd was not asked about it; never touched"),
+                format!("in {name}, which systemd was not asked about"),
             )
         }
     };

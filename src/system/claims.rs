@@ -6,13 +6,13 @@
 use super::procs::{Procfs, RawListener};
 use super::systemd::Systemd;
 use crate::identity::{judge, service_to_ask, CgroupUnit, Facts, Judgement};
-use crate::model::{Listener, UnitState};
+use crate::model::{Listener, ProcessStamp, UnitState};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 
 fn facts(l: &RawListener) -> Facts<'_> {
     Facts {
-        pid: l.pid,
+        pid: l.process.pid,
         uid: l.uid,
         comm: &l.comm,
         exe: &l.exe,
@@ -82,8 +82,7 @@ pub fn classify(sd: Result<&Systemd, &str>, raws: Vec<RawListener>) -> Vec<Liste
                 },
                 unit_state,
                 exe_deleted: l.exe.ends_with(" (deleted)"),
-                pid: l.pid,
-                start_time: l.start_time,
+                process: l.process,
                 uid: l.uid,
                 comm: l.comm.clone(),
                 exe: l.exe.clone(),
@@ -101,16 +100,17 @@ pub fn classify(sd: Result<&Systemd, &str>, raws: Vec<RawListener>) -> Vec<Liste
 pub fn rejudge(
     procfs: &Procfs,
     sd: &Systemd,
-    pid: u32,
-    start_time: u64,
+    process: ProcessStamp,
     exe: &str,
 ) -> Result<Judgement> {
-    let info = procfs.info(pid);
-    let now_exe = procfs.exe(pid);
-    if info.as_ref().map(|i| i.start_time) != Some(start_time) || now_exe.as_deref() != Some(exe) {
-        bail!("pid {pid} is no longer the process that was found (start time or binary changed)");
+    if !procfs.still_is(process, exe) {
+        bail!(
+            "pid {} is no longer the process that was found (start time or binary changed)",
+            process.pid
+        );
     }
-    let Some(info) = info else {
+    let pid = process.pid;
+    let Some(info) = procfs.info(pid) else {
         bail!("pid {pid} is gone");
     };
     let uid = procfs
