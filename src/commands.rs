@@ -12,7 +12,7 @@ use crate::system::fsx::RunDir;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
 use crate::system::snapshot::{self, Fresh, MARKER_FILE};
 use crate::system::systemd::Systemd;
-use crate::system::{dpkg, locks, now_secs, publish, Roots};
+use crate::system::{dpkg, kex, locks, now_secs, publish, Roots};
 use crate::{repair, sshd};
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
@@ -218,6 +218,10 @@ fn print_repair_report(
             let mut left = after_plan.findings.clone();
             if let Some(r) = &after_plan.refused {
                 left.push(r.clone());
+            }
+            if left.is_empty() {
+                // Nothing a diagnosis sees (e.g. no key exchange): what failed.
+                left.extend(outcome.events.iter().filter(|e| !e.0).map(|e| e.1.clone()));
             }
             text.push_str(&format!("PROBLEM REMAINS: {}\n", left.join("; ")));
         }
@@ -613,9 +617,10 @@ fn report_snapshot(ctx: &Ctx) -> Snapshot {
     )
 }
 
-pub fn status(ctx: &Ctx, json: bool) -> i32 {
+pub fn status(ctx: &Ctx, json: bool, probe: bool) -> i32 {
     let snap = report_snapshot(ctx);
-    let plan = ctx.plan(&snap, Mode::Full);
+    let mut plan = ctx.plan(&snap, Mode::Full);
+    let probed = probe.then(|| kex::probe(&ctx.roots, &ctx.cfg, &snap, &mut plan.findings));
     let healthy = plan.findings.is_empty() && plan.refused.is_none() && snap.units.is_some();
     if json {
         let v = serde_json::json!({
@@ -624,6 +629,7 @@ pub fn status(ctx: &Ctx, json: bool) -> i32 {
             "healthy": healthy,
             "snapshot": snap,
             "plan": plan,
+            "probe": probed,
         });
         match serde_json::to_string_pretty(&v) {
             Ok(s) => println!("{s}"),
@@ -634,6 +640,9 @@ pub fn status(ctx: &Ctx, json: bool) -> i32 {
         }
     } else {
         print!("{}", report::status_text(&snap, &plan));
+        if let Some(p) = &probed {
+            println!("  probe       {}", p.summary);
+        }
     }
     if snap.units.is_none() && snap.listeners.is_empty() && plan.findings.is_empty() {
         return exit::INTERNAL;
@@ -680,9 +689,10 @@ pub fn repair(ctx: &Ctx, dry_run: bool) -> i32 {
 
 // ---------------------------------------------------------------- check
 
-pub fn check(ctx: &Ctx, npd: bool) -> i32 {
+pub fn check(ctx: &Ctx, npd: bool, probe: bool) -> i32 {
     let snap = report_snapshot(ctx);
-    let plan = ctx.plan(&snap, Mode::Full);
+    let mut plan = ctx.plan(&snap, Mode::Full);
+    let probed = probe.then(|| kex::probe(&ctx.roots, &ctx.cfg, &snap, &mut plan.findings));
     let inhibited = snap.marker.live || snap.locks.iter().any(|l| l.holder_pid.is_some());
     let o = observed_from(ctx, &snap, inhibited);
     let state = metrics::plugin_state(
@@ -691,7 +701,10 @@ pub fn check(ctx: &Ctx, npd: bool) -> i32 {
         plan.findings.len() + usize::from(plan.refused.is_some()),
     );
     let summary = match state {
-        PluginState::Ok => "ssh is healthy".to_string(),
+        PluginState::Ok => match &probed {
+            Some(p) => format!("ssh is healthy; {}", p.summary),
+            None => "ssh is healthy".to_string(),
+        },
         _ => report::verdict(&snap, &plan),
     };
     println!("{}", metrics::plugin_line(state, &summary, &o));

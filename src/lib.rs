@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dpkg;
+pub mod hostkeys;
 pub mod marker;
 pub mod metrics;
 pub mod model;
@@ -84,10 +85,10 @@ pub fn main() -> i32 {
         Command::PreInvoke(_) => commands::pre_invoke(&ctx),
         Command::PostInvoke(_) => commands::post_invoke(&ctx),
         Command::Inhibited => commands::inhibited(&ctx),
-        Command::Status(a) => commands::status(&ctx, a.json),
+        Command::Status(a) => commands::status(&ctx, a.json, a.probe),
         Command::Repair(a) => commands::repair(&ctx, a.dry_run),
         Command::Watchdog => commands::watchdog(&ctx),
-        Command::Check(a) => commands::check(&ctx, a.npd),
+        Command::Check(a) => commands::check(&ctx, a.npd, a.probe),
     };
     log::debug!("{:.1} ms: done, exit status {code}", elapsed_ms());
     code

@@ -35,7 +35,8 @@ pub enum Step {
     RestartUnit {
         unit: String,
     },
-    /// An SSH-2.0 banner must answer on every address ssh listens on.
+    /// An SSH-2.0 banner must answer on every address ssh listens on, and a
+    /// key exchange complete with this host's key (system::kex).
     VerifyBanner,
     /// dpkg --configure PACKAGE, then the packages left unconfigured because of it.
     ConfigurePackage {
@@ -55,7 +56,7 @@ impl std::fmt::Display for Step {
             Step::RestartUnit { unit } => write!(f, "systemctl restart {unit}"),
             Step::VerifyBanner => write!(
                 f,
-                "check that an SSH-2.0 banner answers on every ssh address"
+                "check that ssh serves on every ssh address: an SSH-2.0 banner, then a key exchange with this host's key"
             ),
             Step::ConfigurePackage { package } => write!(
                 f,

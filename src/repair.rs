@@ -1,7 +1,8 @@
 //! Carrying out a plan. Every step is checked before (the plan was made only
 //! if sshd accepts its configuration; a stale pid is re-verified through its
-//! pidfd) and after (an SSH-2.0 banner must answer on every address; if it
-//! does not, a rescue sshd is started so nobody is locked out).
+//! pidfd) and after (an SSH-2.0 banner must answer on every address and a
+//! key exchange complete with this host's key; if no address serves, a
+//! rescue sshd is started so nobody is locked out).
 
 use crate::config::Config;
 use crate::model::Snapshot;
@@ -10,7 +11,7 @@ use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
 use crate::system::snapshot::probe_targets;
 use crate::system::systemd::Systemd;
-use crate::system::{dpkg, locks, sshd, Roots};
+use crate::system::{dpkg, kex, locks, Roots};
 use anyhow::{anyhow, Result};
 use std::time::Duration;
 
@@ -80,46 +81,29 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
 
 fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
-    let res = sshd::wait_banners(&targets, cfg.banner_timeout);
-    let bad: Vec<String> = res
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().err().cloned())
-        .collect();
-    if bad.is_empty() {
-        let good: Vec<String> = res
-            .iter()
-            .filter(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")))
-            .map(|(a, _)| a.to_string())
-            .collect();
-        out.did(format!(
-            "ssh answers with an SSH-2.0 banner on {}",
-            good.join(", ")
-        ));
+    let first = kex::serves(roots, &targets, cfg.banner_timeout, " after the repair");
+    if first.ok {
+        out.did(first.summary);
         return true;
     }
-    out.failed(format!(
-        "ssh does not answer after the repair: {}",
-        bad.join("; ")
-    ));
-    // Never leave the machine without a listener: start sshd as a transient
-    // unit from the installed binary and say so loudly.
-    let any_answer = res
-        .iter()
-        .any(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")));
-    if !any_answer {
+    out.failed(first.summary);
+    // Never leave the machine without a listener that serves: start sshd as
+    // a transient unit from the installed binary and say so loudly. (Where a
+    // listener answers the banner but completes no key exchange it holds the
+    // port, and the rescue cannot bind it: then that is reported too.)
+    if !first.any {
         match sd.start_rescue_sshd(&roots.sshd.display().to_string(), JOB_TIMEOUT) {
-            Ok(()) => {
-                let again = sshd::wait_banners(&targets, cfg.banner_timeout);
-                if again.iter().any(|(_, r)| r.is_ok()) {
-                    out.did(format!(
-                        "started a rescue sshd ({}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {}'",
-                        crate::system::systemd::RESCUE_UNIT,
-                        crate::system::systemd::RESCUE_UNIT
-                    ));
-                } else {
-                    out.failed("the rescue sshd does not answer either".into());
-                }
-            }
+            Ok(()) => match kex::serves(roots, &targets, cfg.banner_timeout, " after the repair") {
+                again if again.any => out.did(format!(
+                    "started a rescue sshd ({}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {}'",
+                    crate::system::systemd::RESCUE_UNIT,
+                    crate::system::systemd::RESCUE_UNIT
+                )),
+                again => out.failed(format!(
+                    "the rescue sshd does not serve either: {}",
+                    again.summary
+                )),
+            },
             Err(e) => out.failed(format!("could not start a rescue sshd: {e:#}")),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod dpkg;
 pub mod fsx;
+pub mod kex;
 pub mod locks;
 pub mod procs;
 pub mod publish;
