@@ -215,6 +215,7 @@ pub fn prove(roots: &Roots, targets: &[SocketAddr], timeout: Duration) -> Proof 
                 .map(|s| s.to_string())
                 .collect();
             args.extend(idx.iter().map(|&i| targets[i].ip().to_string()));
+            let started = Instant::now();
             let ran = match run_bounded(&keyscan, &args, deadline) {
                 Ok(r) => r,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -228,9 +229,10 @@ pub fn prove(roots: &Roots, targets: &[SocketAddr], timeout: Duration) -> Proof 
                 }
             };
             log::debug!(
-                "{:.1} ms: ssh-keyscan {}: {:?} {:?}",
+                "{:.1} ms: ssh-keyscan {} took {:.1} ms: {:?} {:?}",
                 crate::elapsed_ms(),
                 args.join(" "),
+                started.elapsed().as_secs_f64() * 1000.0,
                 ran.stdout,
                 ran.stderr
             );
