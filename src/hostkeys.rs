@@ -185,6 +185,23 @@ pub fn parse_hostkey_paths(sshd_t: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether sshd's error (stderr of `sshd -t`/`-T`) says only that it has no
+/// host keys at all ("sshd: no hostkeys available -- exiting."), the one
+/// configuration error `ssh-keygen -A` fixes. Any other line (a bad option,
+/// a key that exists but cannot be loaded) means no.
+pub fn only_missing_host_keys(sshd_error: &str) -> bool {
+    let mut lines = sshd_error.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut any = false;
+    lines.all(|l| {
+        any = true;
+        let l = l.strip_prefix("sshd: ").unwrap_or(l);
+        matches!(
+            l,
+            "no hostkeys available -- exiting." | "no hostkeys available -- exiting"
+        )
+    }) && any
+}
+
 fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}...", &s[..i]),
@@ -486,6 +503,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn only_missing_host_keys_is_exactly_sshds_line() {
+        assert!(only_missing_host_keys(
+            "sshd: no hostkeys available -- exiting.\n"
+        ));
+        assert!(only_missing_host_keys("no hostkeys available -- exiting."));
+        for other in [
+            "",
+            "/etc/ssh/sshd_config line 3: Bad configuration option: Foo\nsshd: no hostkeys available -- exiting.",
+            "Unable to load host key \"/etc/ssh/ssh_host_ed25519_key\": invalid format\nsshd: no hostkeys available -- exiting.",
+            "Missing privilege separation directory: /run/sshd",
+            "sshd: no hostkeys available -- exiting. and more",
+        ] {
+            assert!(!only_missing_host_keys(other), "{other:?}");
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics_on_text(text in "\\PC*") {
@@ -493,6 +527,7 @@ mod tests {
             let _ = parse_keyscan(&text);
             let _ = keyscan_error(&text, &addr("[::1]:22"));
             let _ = parse_hostkey_paths(&text);
+            let _ = only_missing_host_keys(&text);
         }
 
         #[test]

@@ -38,6 +38,10 @@ pub enum Step {
     /// An SSH-2.0 banner must answer on every address ssh listens on, and a
     /// key exchange complete with this host's key (system::kex).
     VerifyBanner,
+    /// `ssh-keygen -A` (creates the missing default host keys, never replaces
+    /// one), then `sshd -T` must accept the configuration before anything
+    /// else is done.
+    GenerateHostKeys,
     /// dpkg --configure PACKAGE, then the packages left unconfigured because of it.
     ConfigurePackage {
         package: String,
@@ -57,6 +61,10 @@ impl std::fmt::Display for Step {
             Step::VerifyBanner => write!(
                 f,
                 "check that ssh serves on every ssh address: an SSH-2.0 banner, then a key exchange with this host's key"
+            ),
+            Step::GenerateHostKeys => write!(
+                f,
+                "ssh-keygen -A: create the missing host keys, then check the configuration again (sshd -T)"
             ),
             Step::ConfigurePackage { package } => write!(
                 f,
@@ -177,15 +185,30 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
         ));
     }
 
+    // sshd rejects its configuration only because it has no host keys
+    // (cloud images, first-boot scripts): ssh-keygen -A creates them. Any
+    // other configuration error is still refused below.
+    let keys_missing = s.sshd_config.valid == Some(false)
+        && s.sshd_config
+            .error
+            .as_deref()
+            .is_some_and(crate::hostkeys::only_missing_host_keys);
+    if keys_missing {
+        p.findings.push(
+            "sshd has no host keys (sshd: no hostkeys available -- exiting), so ssh.service cannot start".into(),
+        );
+    }
+
     let any_failed = units.socket.is_failed() || units.service.is_failed();
-    let listener_work = match mode {
-        // Before dpkg: only what makes the postinst's restart fail. An
-        // inactive ssh.socket is started by the postinst itself.
-        Mode::Preflight => !stale.is_empty() || any_failed,
-        Mode::Full => {
-            !stale.is_empty() || any_failed || !holder.is_active() || !outdated.is_empty()
-        }
-    };
+    let listener_work = keys_missing
+        || match mode {
+            // Before dpkg: only what makes the postinst's restart fail. An
+            // inactive ssh.socket is started by the postinst itself.
+            Mode::Preflight => !stale.is_empty() || any_failed,
+            Mode::Full => {
+                !stale.is_empty() || any_failed || !holder.is_active() || !outdated.is_empty()
+            }
+        };
     let pkg_work = mode == Mode::Full && pkg_incomplete;
     if !listener_work && !pkg_work {
         return p;
@@ -195,6 +218,8 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
     // sshd accepts its configuration.
     match (&s.sshd_config.valid, &s.sshd_config.error) {
         (Some(true), _) => {}
+        // Created as the first step, once nothing below refuses.
+        (Some(false), _) if keys_missing => {}
         (Some(false), e) => {
             p.refused = Some(format!(
                 "sshd rejects its configuration, so the running listener is left alone (stopping it could lock you out). sshd -t says: {}",
@@ -238,6 +263,9 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
         return p;
     }
 
+    if keys_missing {
+        p.steps.push(Step::GenerateHostKeys);
+    }
     // reset-failed first: it is harmless while the stale listener still
     // runs, and every round trip left between its exit and systemd
     // listening again is a window of refused connections.
@@ -653,6 +681,62 @@ mod tests {
         }
     }
 
+    fn no_host_keys() -> ConfigCheck {
+        ConfigCheck {
+            valid: Some(false),
+            error: Some("sshd: no hostkeys available -- exiting.".into()),
+        }
+    }
+
+    #[test]
+    fn missing_host_keys_are_generated_first() {
+        // ssh.service failed its ExecStartPre=sshd -t.
+        let mut s = healthy(Topo::Socket);
+        s.units.as_mut().unwrap().service = unit("ssh.service", "failed", "disabled", "exit-code");
+        s.sshd_config = no_host_keys();
+        let p = decide_full(&s);
+        assert!(p.refused.is_none(), "{p:?}");
+        assert!(p.findings.iter().any(|f| f.contains("no host keys")));
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::GenerateHostKeys,
+                Step::ResetFailed {
+                    unit: "ssh.service".into()
+                },
+                Step::VerifyBanner
+            ]
+        );
+        // Nothing failed yet (the socket listens, no connection came): the
+        // keys are still missing, and the proof follows their creation.
+        let mut s = healthy(Topo::Socket);
+        s.sshd_config = no_host_keys();
+        for m in [Mode::Preflight, Mode::Full] {
+            let p = decide(&s, "ssh.service", "ssh.socket", "openssh-server", m);
+            assert_eq!(p.steps, vec![Step::GenerateHostKeys, Step::VerifyBanner]);
+        }
+        // Before a stale listener is stopped.
+        let mut s = with_stale(Topo::Classic, "/usr/sbin/sshd");
+        s.sshd_config = no_host_keys();
+        let p = decide_full(&s);
+        assert_eq!(p.steps[0], Step::GenerateHostKeys);
+        assert_eq!(stops(&p), vec![4242]);
+    }
+
+    #[test]
+    fn missing_host_keys_beside_another_config_error_are_refused() {
+        let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
+        s.sshd_config = ConfigCheck {
+            valid: Some(false),
+            error: Some(
+                "/etc/ssh/sshd_config line 3: Bad configuration option: Bogus\nsshd: no hostkeys available -- exiting.".into(),
+            ),
+        };
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty(), "{p:?}");
+        assert!(p.refused.unwrap().contains("Bogus"));
+    }
+
     #[test]
     fn foreign_process_on_the_port_is_never_touched() {
         for t in [Topo::Socket, Topo::Classic] {
@@ -730,6 +814,12 @@ mod tests {
                     .push(listener(4244, "python3", "/usr/bin/python3", 0, None))
             },
             |s| s.sessions = 3,
+            |s| {
+                s.sshd_config = ConfigCheck {
+                    valid: Some(false),
+                    error: Some("sshd: no hostkeys available -- exiting.".into()),
+                }
+            },
         ];
         for t in [Topo::Socket, Topo::Classic] {
             for mask in 0u32..(1 << faults.len()) {
@@ -746,16 +836,24 @@ mod tests {
                         assert_eq!(l.class, ListenerClass::Stale);
                         assert_eq!(l.uid, 0);
                     }
-                    if s.sshd_config.valid != Some(true) {
+                    let keys_missing = s.sshd_config.error.is_some();
+                    if s.sshd_config.valid != Some(true) && !keys_missing {
                         assert!(
                             p.steps.is_empty(),
                             "bad config must block every step: {p:?}"
                         );
                     }
+                    if keys_missing && !p.steps.is_empty() {
+                        assert_eq!(
+                            p.steps[0],
+                            Step::GenerateHostKeys,
+                            "keys come before anything touches sshd"
+                        );
+                    }
                     if !p.steps.is_empty() {
                         assert!(
                             p.steps.contains(&Step::VerifyBanner),
-                            "every action is verified"
+                            "every action is verified: {p:?}"
                         );
                     }
                 }

@@ -11,7 +11,7 @@ use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
 use crate::system::snapshot::probe_targets;
 use crate::system::systemd::Systemd;
-use crate::system::{dpkg, kex, locks, Roots};
+use crate::system::{dpkg, kex, locks, sshd, Roots};
 use anyhow::{anyhow, Result};
 use std::time::Duration;
 
@@ -181,13 +181,32 @@ pub fn execute(
                 }
                 Ok(())
             }
+            Step::GenerateHostKeys => kex::generate_host_keys(roots).and_then(|new| {
+                let keys: Vec<String> = new
+                    .iter()
+                    .map(|k| format!("{} {}", k.kind(), k.fingerprint()))
+                    .collect();
+                out.did(format!(
+                    "created the missing host keys with ssh-keygen -A: {} (clients that knew the old keys will warn that the host key changed)",
+                    keys.join(", ")
+                ));
+                // Checked again before anything touches sshd.
+                match sshd::check_config(&roots.sshd).0 {
+                    c if c.valid == Some(true) => Ok(()),
+                    c => Err(anyhow!(
+                        "sshd still rejects its configuration after ssh-keygen -A, so nothing else was done: {}",
+                        c.error.as_deref().unwrap_or("(no message)")
+                    )),
+                }
+            }),
             Step::ConfigurePackage { .. } => configure_package(roots, cfg, &mut out),
         };
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
                 // The stale listener still serves logins: nothing else to do.
-                Step::StopStale { .. } => return out,
+                // Without host keys sshd cannot start: touch nothing.
+                Step::StopStale { .. } | Step::GenerateHostKeys => return out,
                 _ => skip_to_verify = true,
             }
         }

@@ -83,6 +83,8 @@ struct Ran {
     stderr: String,
     /// Killed at the deadline.
     timed_out: bool,
+    /// Its exit status, if it was reaped.
+    status: Option<std::process::ExitStatus>,
 }
 
 /// Runs `program args` with no stdin until it exits or `deadline` passes;
@@ -140,10 +142,12 @@ fn run_bounded(program: &Path, args: &[String], deadline: Instant) -> std::io::R
     // reaped, then kill it whatever it is doing.
     let grace = if open == 0 { 200 } else { 0 };
     let mut timed_out = false;
-    if !reap_within(&mut child, Duration::from_millis(grace)) {
+    let mut status = reap_within(&mut child, Duration::from_millis(grace));
+    if status.is_none() {
         timed_out = true;
         let _ = child.kill();
-        if !reap_within(&mut child, Duration::from_millis(500)) {
+        status = reap_within(&mut child, Duration::from_millis(500));
+        if status.is_none() {
             log::warn!(
                 "{} (pid {}) did not exit after SIGKILL",
                 program.display(),
@@ -156,19 +160,23 @@ fn run_bounded(program: &Path, args: &[String], deadline: Instant) -> std::io::R
         stdout: text(&outs[0]),
         stderr: text(&outs[1]),
         timed_out,
+        status,
     })
 }
 
 /// Reaps `child` if it exits within `limit`.
-fn reap_within(child: &mut std::process::Child, limit: Duration) -> bool {
+fn reap_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
     let end = Instant::now().checked_add(limit);
     loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            return true;
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
         }
         match end {
             Some(end) if Instant::now() < end => std::thread::sleep(Duration::from_millis(1)),
-            _ => return false,
+            _ => return None,
         }
     }
 }
@@ -365,17 +373,52 @@ pub fn probe(
     s
 }
 
+pub const KEYGEN: &str = "/usr/bin/ssh-keygen";
+
+/// `ssh-keygen -A`: creates each of the default host keys that is missing
+/// (it never replaces one). Returns the keys that are new, for the report:
+/// clients that knew the old ones will warn that the host key changed.
+pub fn generate_host_keys(roots: &Roots) -> anyhow::Result<Vec<PubKey>> {
+    let etc = roots.under(Path::new("/etc/ssh"));
+    let keygen = roots.under(Path::new(KEYGEN));
+    let before = read_host_keys(&etc);
+    // RSA 3072 takes a second or two on a slow machine; a minute is plenty.
+    let ran = run_bounded(
+        &keygen,
+        &["-A".to_string()],
+        deadline_in(Duration::from_secs(60)),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot run {} -A: {e}", keygen.display()))?;
+    let said = ran.stderr.trim();
+    if ran.timed_out {
+        anyhow::bail!("{} -A did not finish within 60 s", keygen.display());
+    }
+    if !ran.status.is_some_and(|s| s.success()) {
+        anyhow::bail!("{} -A failed: {said}", keygen.display());
+    }
+    let new: Vec<PubKey> = read_host_keys(&etc)
+        .into_iter()
+        .filter(|k| !before.contains(k))
+        .collect();
+    if new.is_empty() {
+        anyhow::bail!("{} -A created no host key ({said})", keygen.display());
+    }
+    Ok(new)
+}
+
 /// The public halves of the keys `sshd -T` says it loads.
 fn configured_keys(roots: &Roots, deadline: Instant) -> Vec<PubKey> {
     match run_bounded(&roots.sshd, &["-T".to_string()], deadline) {
-        Ok(r) if !r.timed_out => hostkeys::parse_hostkey_paths(&r.stdout)
-            .into_iter()
-            .filter_map(|p| {
-                let mut s = p.into_os_string();
-                s.push(".pub");
-                read_pub(&roots.under(Path::new(&s)))
-            })
-            .collect(),
+        Ok(r) if !r.timed_out && r.status.is_some_and(|s| s.success()) => {
+            hostkeys::parse_hostkey_paths(&r.stdout)
+                .into_iter()
+                .filter_map(|p| {
+                    let mut s = p.into_os_string();
+                    s.push(".pub");
+                    read_pub(&roots.under(Path::new(&s)))
+                })
+                .collect()
+        }
         _ => Vec::new(),
     }
 }
