@@ -332,6 +332,20 @@ pub fn serves(
         Proof::KeyExchange(_) => ("key exchange", !proof.serving().is_empty()),
         Proof::BannerOnly(_) => ("banner", !answered.is_empty()),
     };
+    if silent.is_empty() && answered.is_empty() {
+        // Every address is one that cannot exist here (e.g. ::1 with IPv6
+        // off): nothing to prove, as with the banner alone before.
+        let why: Vec<String> = res.into_iter().filter_map(|(_, r)| r.ok()).collect();
+        return Serving {
+            proof: kind,
+            ok: true,
+            any: false,
+            summary: format!(
+                "ssh: no address to probe exists on this host {}",
+                why.join("; ")
+            ),
+        };
+    }
     if silent.is_empty() && proof.ok() {
         return Serving {
             proof: kind,
