@@ -131,8 +131,9 @@ pub enum Command {
     ///
     /// Checks the configuration with 'sshd -t' before stopping anything, stops
     /// only stale sshd listeners (never a session), restores ssh.socket or
-    /// ssh.service through systemd, proves an SSH-2.0 banner answers on every
-    /// configured address, then completes openssh-server's configuration with
+    /// ssh.service through systemd, proves ssh serves on every configured
+    /// address (an SSH-2.0 banner, then a key exchange with this host's key),
+    /// then completes openssh-server's configuration with
     /// dpkg. Runs are serialized; on a healthy system nothing changes.
     #[command(after_help = EXIT_CODES_REPAIR)]
     Repair(RepairArgs),
@@ -163,6 +164,12 @@ pub struct CheckArgs {
     /// monitor: 0 OK, 1 problem, 2 unknown
     #[arg(long)]
     pub npd: bool,
+
+    /// Also prove that ssh serves: a banner and a key exchange with this
+    /// host's key (/etc/ssh/ssh_host_*_key.pub) on every address; starts sshd
+    /// where ssh.socket activates it
+    #[arg(long)]
+    pub probe: bool,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +177,12 @@ pub struct StatusArgs {
     /// Machine-readable output (field names are a stable interface, see README)
     #[arg(long)]
     pub json: bool,
+
+    /// Also prove that ssh serves: a banner and a key exchange with this
+    /// host's key (/etc/ssh/ssh_host_*_key.pub) on every address; starts sshd
+    /// where ssh.socket activates it
+    #[arg(long)]
+    pub probe: bool,
 }
 
 #[derive(Debug, Args)]

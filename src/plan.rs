@@ -81,6 +81,18 @@ pub enum Finding {
         /// Its /proc/PID/exe, " (deleted)" included.
         exe: String,
     },
+    /// sshd rejects its configuration only because it has no host keys.
+    NoHostKeys {
+        /// The service unit that cannot start.
+        service: String,
+    },
+    /// `status --probe`/`check --probe`: ssh does not serve on every
+    /// address (no banner, no key exchange, or a key that is none of this
+    /// host's), as system::kex words it.
+    NotServing {
+        /// What fails, per address.
+        why: String,
+    },
 }
 
 impl fmt::Display for Finding {
@@ -107,6 +119,11 @@ impl fmt::Display for Finding {
                 f,
                 "{service} (pid {pid}) still runs the replaced binary {exe}"
             ),
+            Finding::NoHostKeys { service } => write!(
+                f,
+                "sshd has no host keys (sshd: no hostkeys available -- exiting), so {service} cannot start"
+            ),
+            Finding::NotServing { why } => f.write_str(why),
         }
     }
 }
@@ -285,8 +302,13 @@ pub enum Step {
         /// The unit.
         unit: String,
     },
-    /// An SSH-2.0 banner must answer on every address ssh listens on.
+    /// An SSH-2.0 banner must answer on every address ssh listens on, and a
+    /// key exchange complete with this host's key (system::kex).
     VerifyBanner,
+    /// `ssh-keygen -A` (creates the missing default host keys, never replaces
+    /// one), then `sshd -T` must accept the configuration before anything
+    /// else is done.
+    GenerateHostKeys,
     /// dpkg --configure PACKAGE, then the packages left unconfigured because of it.
     ConfigurePackage {
         /// The package.
@@ -307,7 +329,11 @@ impl fmt::Display for Step {
             Step::RestartUnit { unit } => write!(f, "systemctl restart {unit}"),
             Step::VerifyBanner => write!(
                 f,
-                "check that an SSH-2.0 banner answers on every ssh address"
+                "check that ssh serves on every ssh address: an SSH-2.0 banner, then a key exchange with this host's key"
+            ),
+            Step::GenerateHostKeys => write!(
+                f,
+                "ssh-keygen -A: create the missing host keys, then check the configuration again (sshd -T)"
             ),
             Step::ConfigurePackage { package } => write!(
                 f,
@@ -352,6 +378,10 @@ pub struct Facts<'a> {
     other_outdated: Vec<&'a Listener>,
     /// The package is not fully installed.
     pkg_incomplete: bool,
+    /// sshd rejects its configuration only because it has no host keys
+    /// (cloud images, first-boot scripts): ssh-keygen -A creates them. Any
+    /// other configuration error is still refused by [`gate`].
+    keys_missing: bool,
 }
 
 impl<'a> Facts<'a> {
@@ -379,6 +409,11 @@ impl<'a> Facts<'a> {
             outdated,
             other_outdated,
             pkg_incomplete: s.package.as_ref().is_some_and(|p| p.is_incomplete()),
+            keys_missing: s.sshd_config.valid == Some(false)
+                && s.sshd_config
+                    .error
+                    .as_deref()
+                    .is_some_and(crate::hostkeys::only_missing_host_keys),
         }
     }
 }
@@ -453,6 +488,11 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
             exe: l.exe.clone(),
         });
     }
+    if facts.keys_missing {
+        found.push(Finding::NoHostKeys {
+            service: service.to_string(),
+        });
+    }
     (found, left)
 }
 
@@ -479,14 +519,15 @@ pub fn work(s: &Snapshot, facts: &Facts, mode: Mode) -> Work {
     };
     let any_failed = units.socket.is_failed() || units.service.is_failed();
     let stale = !facts.stale.is_empty();
-    let listeners = match mode {
-        // Before dpkg: only what makes the postinst's restart fail. An
-        // inactive ssh.socket is started by the postinst itself.
-        Mode::Preflight => stale || any_failed,
-        Mode::Full => {
-            stale || any_failed || !holder(units).is_active() || !facts.outdated.is_empty()
-        }
-    };
+    let listeners = facts.keys_missing
+        || match mode {
+            // Before dpkg: only what makes the postinst's restart fail. An
+            // inactive ssh.socket is started by the postinst itself.
+            Mode::Preflight => stale || any_failed,
+            Mode::Full => {
+                stale || any_failed || !holder(units).is_active() || !facts.outdated.is_empty()
+            }
+        };
     Work {
         listeners,
         package: mode == Mode::Full && facts.pkg_incomplete,
@@ -509,6 +550,8 @@ pub fn gate(s: &Snapshot, facts: &Facts, work: Work) -> Option<Refusal> {
     // sshd accepts its configuration.
     match s.sshd_config.valid {
         Some(true) => {}
+        // Created as the first step (ssh-keygen -A), once nothing below refuses.
+        Some(false) if facts.keys_missing => {}
         Some(false) => {
             return Some(Refusal::ConfigRejected {
                 sshd_says: s.sshd_config.error.clone(),
@@ -547,6 +590,11 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
     let Some(units) = &s.units else {
         return steps;
     };
+    // Without host keys sshd can start nowhere: create them before anything
+    // else, and check the configuration again (repair::execute).
+    if facts.keys_missing {
+        steps.push(Step::GenerateHostKeys);
+    }
     // reset-failed first: it is harmless while the stale listener still
     // runs, and every round trip left between its exit and systemd
     // listening again is a window of refused connections.
@@ -1004,6 +1052,67 @@ mod tests {
         }
     }
 
+    fn no_host_keys() -> ConfigCheck {
+        ConfigCheck {
+            valid: Some(false),
+            error: Some("sshd: no hostkeys available -- exiting.".into()),
+        }
+    }
+
+    #[test]
+    fn missing_host_keys_are_generated_first() {
+        // ssh.service failed its ExecStartPre=sshd -t.
+        let mut s = healthy(Topo::Socket);
+        s.units.as_mut().unwrap().service = unit("ssh.service", "failed", "disabled", "exit-code");
+        s.sshd_config = no_host_keys();
+        let p = decide_full(&s);
+        assert!(p.refused.is_none(), "{p:?}");
+        assert!(p.findings.contains(&Finding::NoHostKeys {
+            service: "ssh.service".into()
+        }));
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::GenerateHostKeys,
+                Step::ResetFailed {
+                    unit: "ssh.service".into()
+                },
+                Step::VerifyBanner
+            ]
+        );
+        // Nothing failed yet (the socket listens, no connection came): the
+        // keys are still missing, and the proof follows their creation.
+        let mut s = healthy(Topo::Socket);
+        s.sshd_config = no_host_keys();
+        for m in [Mode::Preflight, Mode::Full] {
+            let p = decide(&s, &Config::default(), m);
+            assert_eq!(p.steps, vec![Step::GenerateHostKeys, Step::VerifyBanner]);
+        }
+        // Before a stale listener is stopped.
+        let mut s = with_stale(Topo::Classic, "/usr/sbin/sshd");
+        s.sshd_config = no_host_keys();
+        let p = decide_full(&s);
+        assert_eq!(p.steps[0], Step::GenerateHostKeys);
+        assert_eq!(stops(&p), vec![4242]);
+    }
+
+    #[test]
+    fn missing_host_keys_beside_another_config_error_are_refused() {
+        let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
+        s.sshd_config = ConfigCheck {
+            valid: Some(false),
+            error: Some(
+                "/etc/ssh/sshd_config line 3: Bad configuration option: Bogus\nsshd: no hostkeys available -- exiting.".into(),
+            ),
+        };
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty(), "{p:?}");
+        assert!(
+            matches!(&p.refused, Some(Refusal::ConfigRejected { sshd_says: Some(e) }) if e.contains("Bogus")),
+            "{p:?}"
+        );
+    }
+
     #[test]
     fn foreign_process_on_the_port_is_never_touched() {
         for t in [Topo::Socket, Topo::Classic] {
@@ -1202,6 +1311,12 @@ mod tests {
                     .push(listener(4244, "python3", "/usr/bin/python3", 0, None))
             },
             |s| s.sessions = 3,
+            |s| {
+                s.sshd_config = ConfigCheck {
+                    valid: Some(false),
+                    error: Some("sshd: no hostkeys available -- exiting.".into()),
+                }
+            },
         ];
         for t in [Topo::Socket, Topo::Classic] {
             for mask in 0u32..(1 << faults.len()) {
@@ -1218,16 +1333,24 @@ mod tests {
                         assert_eq!(l.class, ListenerClass::Stale);
                         assert_eq!(l.uid, 0);
                     }
-                    if s.sshd_config.valid != Some(true) {
+                    let keys_missing = s.sshd_config.error.is_some();
+                    if s.sshd_config.valid != Some(true) && !keys_missing {
                         assert!(
                             p.steps.is_empty(),
                             "bad config must block every step: {p:?}"
                         );
                     }
+                    if keys_missing && !p.steps.is_empty() {
+                        assert_eq!(
+                            p.steps[0],
+                            Step::GenerateHostKeys,
+                            "keys come before anything touches sshd"
+                        );
+                    }
                     if !p.steps.is_empty() {
                         assert!(
                             p.steps.contains(&Step::VerifyBanner),
-                            "every action is verified"
+                            "every action is verified: {p:?}"
                         );
                     }
                 }

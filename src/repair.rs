@@ -1,22 +1,25 @@
 //! Carrying out a plan. Every step is checked before (the plan was made only
 //! if sshd accepts its configuration; a stale pid is re-verified through its
-//! pidfd) and after (an SSH-2.0 banner must answer on every address; if it
-//! does not, a rescue sshd is started so nobody is locked out).
+//! pidfd) and after (an SSH-2.0 banner must answer on every address and a
+//! key exchange complete with this host's key; if no address serves, a
+//! rescue sshd is started so nobody is locked out).
 //!
 //! [`execute`] holds the ordering rules and acts only through the
 //! [`UnitControl`] seam: [`Machine`] is the real one (systemd, signals, dpkg,
-//! sockets); tests drive the rules with a recording fake.
+//! sockets, ssh-keyscan, ssh-keygen); tests drive the rules with a recording fake.
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
 use crate::config::Config;
+use crate::hostkeys::PubKey;
+use crate::model::ConfigCheck;
 use crate::model::{ListenerClass, ProcessStamp, Snapshot};
 use crate::plan::Step;
 use crate::system::claims;
+use crate::system::kex::{self, Serving};
 use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
 use crate::system::snapshot::probe_targets;
-use crate::system::sshd::Answer;
 use crate::system::systemd::{Systemd, RESCUE_UNIT};
 use crate::system::{dpkg, locks, sshd, Roots};
 use anyhow::{anyhow, Result};
@@ -61,9 +64,15 @@ pub trait UnitControl {
     fn restart(&self, unit: &str) -> Result<()>;
     /// Stops a stale listener if it still is the process that was found.
     fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped>;
-    /// Probes each target for an SSH-2.0 banner until all answer or the
-    /// banner timeout passes.
-    fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)>;
+    /// Whether ssh serves on each target: an SSH-2.0 banner (waited for
+    /// until the banner timeout passes), then a key exchange with this
+    /// host's key (system::kex).
+    fn serves(&self, targets: &[SocketAddr]) -> Serving;
+    /// `ssh-keygen -A`: creates the missing default host keys; returns the
+    /// new ones.
+    fn generate_host_keys(&self) -> Result<Vec<PubKey>>;
+    /// `sshd -T` with the installed binary: does it accept its configuration?
+    fn check_config(&self) -> ConfigCheck;
     /// Starts the transient rescue sshd.
     fn start_rescue_sshd(&self) -> Result<()>;
     /// dpkg --configure the package and those waiting for it.
@@ -111,8 +120,19 @@ impl UnitControl for Machine<'_> {
         };
         signal::terminate(process.pid, self.cfg.stop_timeout, still_same)
     }
-    fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)> {
-        sshd::wait_banners(targets, self.cfg.banner_timeout)
+    fn serves(&self, targets: &[SocketAddr]) -> Serving {
+        kex::serves(
+            self.roots,
+            targets,
+            self.cfg.banner_timeout,
+            " after the repair",
+        )
+    }
+    fn generate_host_keys(&self) -> Result<Vec<PubKey>> {
+        kex::generate_host_keys(self.roots)
+    }
+    fn check_config(&self) -> ConfigCheck {
+        sshd::check_config(&self.roots.sshd).0
     }
     fn start_rescue_sshd(&self) -> Result<()> {
         self.sd
@@ -165,45 +185,31 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
     Ok(())
 }
 
-/// The banner check after a repair; starts the rescue sshd when nothing answers. True when every address answers.
+/// The proof after a repair (banner, then key exchange); starts the rescue
+/// sshd when no address serves. True when every address serves.
 fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
-    let res = m.probe(&targets);
-    let bad: Vec<String> = res
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().err().cloned())
-        .collect();
-    if bad.is_empty() {
-        let good: Vec<String> = res
-            .iter()
-            .filter(|(_, r)| matches!(r, Ok(Answer::Banner(_))))
-            .map(|(a, _)| a.to_string())
-            .collect();
-        out.did(format!(
-            "ssh answers with an SSH-2.0 banner on {}",
-            good.join(", ")
-        ));
+    let first = m.serves(&targets);
+    if first.ok {
+        out.did(first.summary);
         return true;
     }
-    out.failed(format!(
-        "ssh does not answer after the repair: {}",
-        bad.join("; ")
-    ));
-    // Never leave the machine without a listener: start sshd as a transient
-    // unit from the installed binary and say so loudly.
-    let any_answer = res.iter().any(|(_, r)| matches!(r, Ok(Answer::Banner(_))));
-    if !any_answer {
+    out.failed(first.summary);
+    // Never leave the machine without a listener that serves: start sshd as
+    // a transient unit from the installed binary and say so loudly. (Where a
+    // listener answers the banner but completes no key exchange it holds the
+    // port, and the rescue cannot bind it: then that is reported too.)
+    if !first.any {
         match m.start_rescue_sshd() {
-            Ok(()) => {
-                let again = m.probe(&targets);
-                if again.iter().any(|(_, r)| r.is_ok()) {
-                    out.did(format!(
-                        "started a rescue sshd ({RESCUE_UNIT}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'"
-                    ));
-                } else {
-                    out.failed("the rescue sshd does not answer either".into());
-                }
-            }
+            Ok(()) => match m.serves(&targets) {
+                again if again.any => out.did(format!(
+                    "started a rescue sshd ({RESCUE_UNIT}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'"
+                )),
+                again => out.failed(format!(
+                    "the rescue sshd does not serve either: {}",
+                    again.summary
+                )),
+            },
             Err(e) => out.failed(format!("could not start a rescue sshd: {e:#}")),
         }
     }
@@ -264,13 +270,32 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
                 }
                 Ok(())
             }
+            Step::GenerateHostKeys => m.generate_host_keys().and_then(|new| {
+                let keys: Vec<String> = new
+                    .iter()
+                    .map(|k| format!("{} {}", k.kind(), k.fingerprint()))
+                    .collect();
+                out.did(format!(
+                    "created the missing host keys with ssh-keygen -A: {} (clients that knew the old keys will warn that the host key changed)",
+                    keys.join(", ")
+                ));
+                // Checked again before anything touches sshd.
+                match m.check_config() {
+                    c if c.valid == Some(true) => Ok(()),
+                    c => Err(anyhow!(
+                        "sshd still rejects its configuration after ssh-keygen -A, so nothing else was done: {}",
+                        c.error.as_deref().unwrap_or("(no message)")
+                    )),
+                }
+            }),
             Step::ConfigurePackage { .. } => m.configure_package(&mut out),
         };
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
                 // The stale listener still serves logins: nothing else to do.
-                Step::StopStale { .. } => return out,
+                // Without host keys sshd cannot start: touch nothing.
+                Step::StopStale { .. } | Step::GenerateHostKeys => return out,
                 _ => skip_to_verify = true,
             }
         }

@@ -226,6 +226,16 @@ pub(crate) fn repair_report(
             if let Some(r) = &after_plan.refused {
                 left.push(r.to_string());
             }
+            if left.is_empty() {
+                // Nothing a diagnosis sees (e.g. no key exchange): what failed.
+                left.extend(
+                    outcome
+                        .events
+                        .iter()
+                        .filter(|(ok, _)| !ok)
+                        .map(|(_, l)| l.clone()),
+                );
+            }
             text.push_str(&format!("PROBLEM REMAINS: {}\n", left.join("; ")));
         }
     }

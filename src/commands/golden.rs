@@ -9,13 +9,15 @@
 #![deny(clippy::missing_docs_in_private_items)]
 
 use super::diagnose::{repair_report, Where};
-use super::status::{check_line, status_json};
+use super::status::{check_line, status_json, status_text};
 use crate::config::Config;
 use crate::dpkg::PackageState;
 use crate::marker::Marker;
 use crate::model::*;
+use crate::plan::Finding;
 use crate::plan::Mode;
 use crate::plan::{decide, Plan};
+use crate::system::kex::Serving;
 use crate::{repair, report};
 
 fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
@@ -274,19 +276,53 @@ fn cases() -> Vec<(&'static str, Snapshot)> {
         ..pkg("half-installed")
     });
     v.push(("package needs reinstalling", s));
+    let mut s = healthy_socket();
+    s.units.as_mut().unwrap().service = unit("ssh.service", "failed", "enabled", "exit-code");
+    s.sshd_config = ConfigCheck {
+        valid: Some(false),
+        error: Some("sshd: no hostkeys available -- exiting.".into()),
+    };
+    v.push(("sshd has no host keys", s));
     v
+}
+
+/// `status --probe`/`check --probe` on a healthy host: the key exchange
+/// proven, and one where ssh answers but completes none.
+fn probed() -> Vec<(&'static str, Snapshot, Plan, Serving)> {
+    let s = healthy_socket();
+    let plan = plan_of(&s, Mode::Full);
+    let ok = Serving {
+        proof: "key exchange",
+        ok: true,
+        any: true,
+        summary: "ssh completed a key exchange with this host's ed25519 key (SHA256:mWmmFdDj4Rn3Bt0DDYiG1hT3dOVmVvEyCBoRy2Ln4oI) on 127.0.0.1:22, [::1]:22".into(),
+    };
+    let mut bad_plan = plan.clone();
+    let bad = Serving {
+        proof: "key exchange",
+        ok: false,
+        any: false,
+        summary: "ssh answers on 127.0.0.1:22 but completes no key exchange (Unable to negotiate with 127.0.0.1 port 22: no matching host key type found. Their offer: ssh-rsa)".into(),
+    };
+    bad_plan.findings.push(Finding::NotServing {
+        why: bad.summary.clone(),
+    });
+    vec![
+        ("probe: ssh serves", s.clone(), plan, ok),
+        ("probe: no key exchange", s, bad_plan, bad),
+    ]
 }
 
 fn plan_of(s: &Snapshot, mode: Mode) -> Plan {
     decide(s, &Config::default(), mode)
 }
 
-fn check_of(s: &Snapshot, plan: &Plan) -> String {
+fn check_of(s: &Snapshot, plan: &Plan, probe: Option<&Serving>) -> String {
     let ctx = super::Ctx {
         roots: crate::system::Roots::for_test(std::path::Path::new("/nonexistent")),
         cfg: Config::default(),
     };
-    check_line(&ctx, s, plan).1
+    check_line(&ctx, s, plan, probe).1
 }
 
 fn compare(name: &str, actual: &str) {
@@ -321,7 +357,12 @@ fn golden_status_json_is_unchanged() {
     for (name, s) in cases() {
         let plan = plan_of(&s, Mode::Full);
         out.push_str(&format!("=== {name}\n"));
-        out.push_str(&status_json(&s, &plan).unwrap());
+        out.push_str(&status_json(&s, &plan, None).unwrap());
+        out.push('\n');
+    }
+    for (name, s, plan, probe) in probed() {
+        out.push_str(&format!("=== {name}\n"));
+        out.push_str(&status_json(&s, &plan, Some(&probe)).unwrap());
         out.push('\n');
     }
     compare("status.json.txt", &out);
@@ -336,7 +377,10 @@ fn golden_status_text_dry_run_and_check_are_unchanged() {
         out.push_str(&report::status_text(&s, &plan));
         out.push_str(&format!("=== {name}: repair --dry-run\n"));
         out.push_str(&report::plan_text(&plan));
-        out.push_str(&format!("=== {name}: check\n{}\n", check_of(&s, &plan)));
+        out.push_str(&format!(
+            "=== {name}: check\n{}\n",
+            check_of(&s, &plan, None)
+        ));
         let pre = plan_of(&s, Mode::Preflight);
         out.push_str(&format!("=== {name}: preflight plan\n"));
         out.push_str(&report::plan_text(&pre));
@@ -347,6 +391,14 @@ fn golden_status_text_dry_run_and_check_are_unchanged() {
                 report::join(&plan.findings, "; ")
             ));
         }
+    }
+    for (name, s, plan, probe) in probed() {
+        out.push_str(&format!("=== {name}: status --probe\n"));
+        out.push_str(&status_text(&s, &plan, Some(&probe)));
+        out.push_str(&format!(
+            "=== {name}: check --probe\n{}\n",
+            check_of(&s, &plan, Some(&probe))
+        ));
     }
     compare("status.txt", &out);
 }

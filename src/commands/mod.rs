@@ -61,6 +61,15 @@ impl Ctx {
     }
 }
 
+/// `--probe` as [`status::Probe`].
+fn probe(asked: bool) -> status::Probe {
+    if asked {
+        status::Probe::KeyExchange
+    } else {
+        status::Probe::Off
+    }
+}
+
 /// Runs one command and returns the process exit status.
 pub fn run(ctx: &Ctx, command: Command) -> i32 {
     let outcome = match command {
@@ -74,6 +83,7 @@ pub fn run(ctx: &Ctx, command: Command) -> i32 {
             } else {
                 status::Format::Text
             },
+            probe(a.probe),
         ),
         Command::Repair(a) => repair::repair(
             ctx,
@@ -91,6 +101,7 @@ pub fn run(ctx: &Ctx, command: Command) -> i32 {
             } else {
                 status::Convention::MonitoringPlugin
             },
+            probe(a.probe),
         ),
     };
     output::emit(ctx, outcome)

@@ -10,8 +10,30 @@ use std::cell::RefCell;
 struct Fake {
     calls: RefCell<Vec<String>>,
     fail: Vec<&'static str>,
-    /// Answers of successive probes (the last one repeats).
-    answers: RefCell<Vec<Vec<Result<Answer, String>>>>,
+    /// Results of successive proofs (the last one repeats).
+    answers: RefCell<Vec<Serving>>,
+    /// What `sshd -T` says after ssh-keygen -A.
+    config_after_keygen: Option<ConfigCheck>,
+}
+
+/// ssh serves everywhere.
+fn serving() -> Serving {
+    Serving {
+        proof: "key exchange",
+        ok: true,
+        any: true,
+        summary: "ssh completed a key exchange with this host's ed25519 key".into(),
+    }
+}
+
+/// No address answers.
+fn silent() -> Serving {
+    Serving {
+        proof: "key exchange",
+        ok: false,
+        any: false,
+        summary: "ssh does not answer after the repair: 0.0.0.0:22: Connection refused".into(),
+    }
 }
 
 impl Fake {
@@ -52,18 +74,29 @@ impl UnitControl for Fake {
         self.act(format!("stop {}", process.pid))
             .map(|_| Stopped::Term)
     }
-    fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)> {
+    fn serves(&self, _targets: &[SocketAddr]) -> Serving {
         let _ = self.act("probe".into());
         let mut answers = self.answers.borrow_mut();
-        let now = if answers.len() > 1 {
+        if answers.len() > 1 {
             answers.remove(0)
         } else {
-            answers
-                .first()
-                .cloned()
-                .unwrap_or_else(|| vec![Ok(Answer::Banner("SSH-2.0-OpenSSH_9.6".into()))])
-        };
-        targets.iter().copied().zip(now).collect()
+            answers.first().cloned().unwrap_or_else(serving)
+        }
+    }
+    fn generate_host_keys(&self) -> Result<Vec<PubKey>> {
+        self.act("keygen".into())?;
+        let key = crate::hostkeys::parse_pub(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL6l28bt6L6xjnZJX1OAFRCQ4tu3S6Pt7atifrrz8Wov root@e2e",
+        )
+        .map_err(|e| anyhow!(e))?;
+        Ok(vec![key])
+    }
+    fn check_config(&self) -> ConfigCheck {
+        let _ = self.act("sshd -T".into());
+        self.config_after_keygen.clone().unwrap_or(ConfigCheck {
+            valid: Some(true),
+            error: None,
+        })
     }
     fn start_rescue_sshd(&self) -> Result<()> {
         self.act("rescue".into())
@@ -172,10 +205,7 @@ fn a_failed_start_goes_straight_to_the_banner_check() {
 #[test]
 fn a_silent_ssh_gets_a_rescue_sshd_and_the_package_is_left_alone() {
     let fake = Fake::default();
-    *fake.answers.borrow_mut() = vec![
-        vec![Err("0.0.0.0:22: Connection refused".into())],
-        vec![Ok(Answer::Banner("SSH-2.0-OpenSSH_9.6".into()))],
-    ];
+    *fake.answers.borrow_mut() = vec![silent(), serving()];
     let out = run(&fake);
     let calls = fake.calls();
     assert_eq!(&calls[calls.len() - 3..], &["probe", "rescue", "probe"]);
@@ -187,10 +217,99 @@ fn a_silent_ssh_gets_a_rescue_sshd_and_the_package_is_left_alone() {
 #[test]
 fn an_address_that_cannot_exist_is_not_a_failure_and_no_rescue_starts() {
     let fake = Fake::default();
-    *fake.answers.borrow_mut() = vec![vec![Ok(Answer::Unavailable(
-        "[::1]:22: Cannot assign requested address".into(),
-    ))]];
+    *fake.answers.borrow_mut() = vec![Serving {
+        proof: "key exchange",
+        ok: true,
+        any: false,
+        summary: "ssh: no address to probe exists on this host".into(),
+    }];
     let out = execute(&fake, &Config::default(), &snap(), &[Step::VerifyBanner]);
     assert!(!out.any_failed(), "{:?}", out.events);
     assert!(!fake.calls().contains(&"rescue".to_string()));
+}
+
+#[test]
+fn a_banner_without_a_key_exchange_fails_the_repair_and_no_rescue_starts() {
+    // The listener holds the port: a rescue could not bind it.
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![Serving {
+        proof: "key exchange",
+        ok: false,
+        any: true,
+        summary: "ssh answers on 0.0.0.0:22 but completes no key exchange (...)".into(),
+    }];
+    let out = run(&fake);
+    let calls = fake.calls();
+    assert!(!calls.contains(&"rescue".to_string()), "{calls:?}");
+    assert!(!calls.contains(&"configure".to_string()), "{calls:?}");
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| !ok && l.contains("completes no key exchange")));
+}
+
+/// The missing-host-keys road: keys first, then the incident's plan.
+fn keygen_steps() -> Vec<Step> {
+    let mut v = vec![Step::GenerateHostKeys];
+    v.extend(steps());
+    v
+}
+
+#[test]
+fn host_keys_are_generated_and_checked_before_anything_else() {
+    let fake = Fake::default();
+    let out = execute(&fake, &Config::default(), &snap(), &keygen_steps());
+    assert!(!out.any_failed(), "{:?}", out.events);
+    let calls = fake.calls();
+    let keygen = calls.iter().position(|c| c == "keygen").unwrap();
+    assert_eq!(calls[keygen + 1], "sshd -T", "{calls:?}");
+    for later in [
+        "reset-failed ssh.socket",
+        "stop 4242",
+        "start ssh.socket",
+        "probe",
+    ] {
+        let i = calls.iter().rposition(|c| c == later).unwrap();
+        assert!(i > keygen + 1, "{later} before the keys: {calls:?}");
+    }
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| *ok && l.contains("ed25519 SHA256:")));
+}
+
+#[test]
+fn sshd_still_rejecting_its_configuration_after_keygen_stops_the_repair() {
+    let fake = Fake {
+        config_after_keygen: Some(ConfigCheck {
+            valid: Some(false),
+            error: Some("/etc/ssh/sshd_config line 3: Bad configuration option: Bogus".into()),
+        }),
+        ..Default::default()
+    };
+    let out = execute(&fake, &Config::default(), &snap(), &keygen_steps());
+    let calls = fake.calls();
+    assert_eq!(
+        calls.last().map(String::as_str),
+        Some("sshd -T"),
+        "nothing touches sshd after a failed check: {calls:?}"
+    );
+    assert!(!calls.contains(&"stop 4242".to_string()));
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| !ok && l.contains("still rejects") && l.contains("Bogus")));
+}
+
+#[test]
+fn a_failed_keygen_stops_the_repair() {
+    let fake = Fake::failing(&["keygen"]);
+    let out = execute(&fake, &Config::default(), &snap(), &keygen_steps());
+    let calls = fake.calls();
+    assert_eq!(
+        calls.last().map(String::as_str),
+        Some("keygen"),
+        "{calls:?}"
+    );
+    assert!(out.any_failed());
 }

@@ -7,6 +7,7 @@
 pub mod claims;
 pub mod dpkg;
 pub mod fsx;
+pub mod kex;
 pub mod locks;
 pub mod procs;
 pub mod publish;
