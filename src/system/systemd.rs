@@ -325,6 +325,13 @@ impl Systemd {
             ),
             ("ExecStart", Value::from(exec)),
             ("RuntimeDirectory", Value::from(vec!["sshd".to_string()])),
+            // /run/sshd is shared with ssh.service, whose listener (or the
+            // sessions it re-executes) needs it as its privilege-separation
+            // directory: without this, a rescue that fails or is stopped
+            // makes systemd delete /run/sshd under ssh.service's listener,
+            // and every new login then fails ("Missing privilege separation
+            // directory").
+            ("RuntimeDirectoryPreserve", Value::from("yes")),
             ("KillMode", Value::from("process")),
         ];
         self.run_job("starting the rescue sshd", timeout, |m| {
