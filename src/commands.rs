@@ -13,6 +13,7 @@ use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
 use crate::system::snapshot::{self, Fresh, MARKER_FILE};
 use crate::system::systemd::Systemd;
 use crate::system::{dpkg, locks, now_secs, publish, Roots};
+use crate::text::{esc, push_line};
 use crate::{repair, sshd};
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
@@ -50,9 +51,14 @@ impl Ctx {
 }
 
 fn warn_line(msg: &str) {
-    // One line, whatever the error chain: apt and cron mail show it as is.
+    // One line, whatever the error chain or the names in it: apt and cron
+    // mail show it as is.
     let one = msg.replace('\n', " ");
-    eprintln!("{PREFIX}: warning: {one}");
+    eprintln!("{PREFIX}: warning: {}", esc(&one));
+}
+
+fn error_line(msg: &str) {
+    eprintln!("{PREFIX}: error: {}", esc(msg));
 }
 
 fn say(msg: &str) {
@@ -184,42 +190,47 @@ fn print_repair_report(
     let after_plan = ctx.plan(after, mode);
     let healthy =
         after_plan.steps.is_empty() && after_plan.refused.is_none() && !outcome.any_failed();
+    // One line per item, control characters escaped: a process name or an
+    // sshd message must never split a line or start one of its own.
     let mut text = String::new();
     for f in &plan.findings {
-        text.push_str(&format!("found: {f}\n"));
+        push_line(&mut text, &format!("found: {f}"));
     }
     for (ok, line) in &outcome.events {
-        text.push_str(&format!(
-            "{}: {line}
-",
-            if *ok { "did" } else { "FAILED" }
-        ));
+        let kind = if *ok { "did" } else { "FAILED" };
+        push_line(&mut text, &format!("{kind}: {line}"));
     }
     for l in &plan.left_alone {
-        text.push_str(&format!("left alone: {l}\n"));
+        push_line(&mut text, &format!("left alone: {l}"));
     }
-    text.push_str(&format!("now: {}\n", report::final_state(after)));
+    push_line(&mut text, &format!("now: {}", report::final_state(after)));
     let pkg_incomplete = after.package.as_ref().is_some_and(|p| p.is_incomplete());
     let was_incomplete = plan
         .findings
         .iter()
         .any(|f| f.contains("not fully installed"));
     match (healthy, context) {
-        (true, Where::BeforeDpkg) if pkg_incomplete => text.push_str(&format!(
-            "ssh is healthy; the dpkg run that follows can now configure {}.\n",
-            ctx.cfg.package
-        )),
-        (true, Where::AfterDpkg) if was_incomplete => text.push_str(&format!(
-            "the dpkg error above is resolved: {} is now fully installed and ssh answers.\n",
-            ctx.cfg.package
-        )),
-        (true, _) => text.push_str("ssh is healthy.\n"),
+        (true, Where::BeforeDpkg) if pkg_incomplete => push_line(
+            &mut text,
+            &format!(
+                "ssh is healthy; the dpkg run that follows can now configure {}.",
+                ctx.cfg.package
+            ),
+        ),
+        (true, Where::AfterDpkg) if was_incomplete => push_line(
+            &mut text,
+            &format!(
+                "the dpkg error above is resolved: {} is now fully installed and ssh answers.",
+                ctx.cfg.package
+            ),
+        ),
+        (true, _) => push_line(&mut text, "ssh is healthy."),
         (false, _) => {
             let mut left = after_plan.findings.clone();
             if let Some(r) = &after_plan.refused {
                 left.push(r.clone());
             }
-            text.push_str(&format!("PROBLEM REMAINS: {}\n", left.join("; ")));
+            push_line(&mut text, &format!("PROBLEM REMAINS: {}", left.join("; ")));
         }
     }
     say(&text);
@@ -628,7 +639,7 @@ pub fn status(ctx: &Ctx, json: bool) -> i32 {
         match serde_json::to_string_pretty(&v) {
             Ok(s) => println!("{s}"),
             Err(e) => {
-                eprintln!("{PREFIX}: error: {e}");
+                error_line(&format!("{e}"));
                 return exit::INTERNAL;
             }
         }
@@ -648,7 +659,7 @@ pub fn status(ctx: &Ctx, json: bool) -> i32 {
 pub fn repair(ctx: &Ctx, dry_run: bool) -> i32 {
     match diagnose_and_repair(ctx, Mode::Full, dry_run) {
         Err(e) => {
-            eprintln!("{PREFIX}: error: {e:#}");
+            error_line(&format!("{e:#}"));
             exit::INTERNAL
         }
         Ok(Diagnosis {
@@ -726,14 +737,14 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
     let sd = match ctx.systemd() {
         Ok(sd) => sd,
         Err(e) => {
-            eprintln!("{PREFIX}: error: {e:#}");
+            error_line(&format!("{e:#}"));
             return exit::INTERNAL;
         }
     };
     let units = match snapshot::units(&sd, &ctx.cfg, false) {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("{PREFIX}: error: {e:#}");
+            error_line(&format!("{e:#}"));
             return exit::INTERNAL;
         }
     };
@@ -773,7 +784,7 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
     {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("{PREFIX}: error: {e:#}");
+            error_line(&format!("{e:#}"));
             return exit::INTERNAL;
         }
     };
@@ -799,7 +810,7 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
     }
     match diagnose_and_repair(ctx, Mode::Full, false) {
         Err(e) => {
-            eprintln!("{PREFIX}: error: {e:#}");
+            error_line(&format!("{e:#}"));
             exit::INTERNAL
         }
         Ok(Diagnosis {
@@ -808,7 +819,7 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             done: None,
         }) => {
             if let Some(r) = &plan.refused {
-                eprintln!("{PREFIX}: error: {}; {r}", plan.findings.join("; "));
+                error_line(&format!("{}; {r}", plan.findings.join("; ")));
                 publish(
                     ctx,
                     Some(observed_from(ctx, &before, false)),

@@ -16,6 +16,7 @@ pub mod repair;
 pub mod report;
 pub mod sshd;
 pub mod system;
+pub mod text;
 
 use cli::{Cli, Command};
 
@@ -42,12 +43,13 @@ fn init_logging(verbose: u8, quiet: bool) {
         .filter_module("ssh_upgrade_guard", level)
         .format(|buf, rec| {
             use std::io::Write;
+            // One line per message, whatever names it carries.
             writeln!(
                 buf,
                 "{}: {}: {}",
                 report::PREFIX,
                 rec.level().as_str().to_lowercase(),
-                rec.args()
+                text::esc(&rec.args().to_string())
             )
         })
         .init();

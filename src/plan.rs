@@ -131,7 +131,7 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
     if let Some(pk) = s.package.as_ref().filter(|_| pkg_incomplete) {
         p.findings.push(format!(
             "{} is not fully installed ({})",
-            pk.name,
+            pk.qualified_name(),
             pk.summary()
         ));
     }
@@ -285,9 +285,14 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
         p.steps.push(Step::VerifyBanner);
     }
     if pkg_work {
-        p.steps.push(Step::ConfigurePackage {
-            package: package.to_string(),
-        });
+        // The stanza that is not fully installed, arch-qualified when the
+        // package has several (multi-arch).
+        let package = s
+            .package
+            .as_ref()
+            .map(|pk| pk.qualified_name())
+            .unwrap_or_else(|| package.to_string());
+        p.steps.push(Step::ConfigurePackage { package });
         p.steps.push(Step::VerifyBanner);
     }
     p
@@ -338,6 +343,8 @@ mod tests {
             eflag: "ok".into(),
             status: status.into(),
             version: Some("1:9.6p1".into()),
+            architecture: None,
+            other_instances: vec![],
             depends: vec![],
         }
     }

@@ -37,7 +37,9 @@ impl Outcome {
 
 /// Runs dpkg inside apt's hooks (apt holds lock-frontend and says so in
 /// DPKG_FRONTEND_LOCKED) or, outside apt, after taking lock-frontend itself.
-fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<()> {
+/// `target` is the step's package name, arch-qualified when the package has
+/// several stanzas (multi-arch).
+fn configure_package(roots: &Roots, cfg: &Config, target: &str, out: &mut Outcome) -> Result<()> {
     let inside_apt = std::env::var_os("DPKG_FRONTEND_LOCKED").is_some();
     let _lock = if inside_apt {
         None
@@ -47,8 +49,8 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
                 .map_err(|e| anyhow!("not configuring {} now: {e:#}", cfg.package))?,
         )
     };
-    dpkg::configure(std::slice::from_ref(&cfg.package), true)?;
-    out.did(format!("configured {} (dpkg --configure)", cfg.package));
+    dpkg::configure(&[target.to_string()], true)?;
+    out.did(format!("configured {target} (dpkg --configure)"));
     // Packages dpkg skipped because they depend on it ("dependency problems").
     let states = dpkg::states(&roots.dpkg_admin)?;
     let waiting: Vec<String> = states
@@ -197,7 +199,7 @@ pub fn execute(
                 }
                 Ok(())
             }
-            Step::ConfigurePackage { .. } => configure_package(roots, cfg, &mut out),
+            Step::ConfigurePackage { package } => configure_package(roots, cfg, package, &mut out),
         };
         if let Err(e) = r {
             out.failed(format!("{e:#}"));

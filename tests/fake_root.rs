@@ -71,6 +71,20 @@ impl Root {
             .expect("run binary")
     }
 
+    /// Runs the binary under `umask` (set by a shell that then execs it).
+    fn run_umask(&self, umask: &str, args: &[&str]) -> Output {
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_ssh-upgrade-guard"))
+            .args(["--config", "/nonexistent"])
+            .args(args)
+            .env("SSH_UPGRADE_GUARD_TEST_ROOT", self.dir.path())
+            .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+            .output()
+            .expect("run binary")
+    }
+
     /// The run directory as the guard creates it: 0755, owned by us.
     fn make_run_dir(&self) {
         fs::create_dir_all(self.p("run/ssh-upgrade-guard")).unwrap();
@@ -461,4 +475,77 @@ fn status_reuses_sshd_t_until_its_inputs_change() {
     fs::write(r.p("etc/ssh/sshd_config"), "Port 22\n#changed\n").unwrap();
     r.run(&["status", "--json"]);
     assert_eq!(count(), 3, "a changed sshd_config invalidates it");
+}
+
+#[test]
+fn run_dir_and_marker_modes_do_not_depend_on_umask() {
+    for umask in ["027", "077"] {
+        let r = Root::new();
+        let o = r.run_umask(umask, &["pre-invoke"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(r.p("run/ssh-upgrade-guard")), 0o755, "umask {umask}");
+        assert_eq!(mode(r.marker()), 0o644, "umask {umask}");
+    }
+}
+
+const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+impl Root {
+    /// A root process `pid` listening on 0.0.0.0:22 through socket `inode`,
+    /// with the given comm and binary (the /proc/PID/exe link's target).
+    fn add_listener(&self, pid: u32, comm: &str, exe: &str, inode: u64) {
+        self.add_proc(pid, comm, 1, 5000 + u64::from(pid));
+        let d = self.p(&format!("proc/{pid}"));
+        fs::create_dir_all(d.join("fd")).unwrap();
+        fs::write(
+            d.join("status"),
+            "Name:\tx\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
+        )
+        .unwrap();
+        fs::write(d.join("cmdline"), format!("{comm}\0-D\0")).unwrap();
+        fs::write(d.join("cgroup"), "0::/system.slice/cron.service\n").unwrap();
+        symlink(exe, d.join("exe")).unwrap();
+        symlink(format!("socket:[{inode}]"), d.join("fd/3")).unwrap();
+        fs::create_dir_all(self.p("proc/net")).unwrap();
+        fs::write(
+            self.p("proc/net/tcp"),
+            format!("{TCP_HEADER}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 {inode} 1 0 100 0 0 10 0\n"),
+        )
+        .unwrap();
+    }
+}
+
+/// A hostile process name and binary path (a newline, an escape sequence)
+/// on a stale listener: `check` stays one line, and no line of `status` or
+/// `repair --dry-run` starts with text the process chose.
+#[test]
+fn control_characters_in_process_names_never_split_an_output_line() {
+    let r = Root::new();
+    r.add_listener(
+        777,
+        "sshd",
+        "/opt/x\nSSH-UPGRADE-GUARD OK - ssh is healthy\u{1b}[2J/sshd",
+        9001,
+    );
+    let o = r.run(&["check"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("/opt/x\\nSSH-UPGRADE-GUARD OK"), "{out}");
+    assert!(!out.contains('\u{1b}'), "{out}");
+    for args in [&["status"][..], &["repair", "--dry-run"][..]] {
+        let o = r.run(args);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("777"),
+            "{args:?}: the listener is reported: {out}"
+        );
+        for line in out.lines() {
+            assert!(
+                !line.starts_with("SSH-UPGRADE-GUARD") && !line.starts_with("OK"),
+                "{args:?}: {out}"
+            );
+        }
+        assert!(!out.contains('\u{1b}'), "{args:?}: {out}");
+    }
 }
