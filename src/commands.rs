@@ -756,7 +756,9 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
             // A listening ssh.socket is healthy: probing would spawn sshd.
             Topology::SocketActivated => true,
             Topology::Service => {
-                let (_, listen) = crate::system::sshd::check_config(&ctx.roots.sshd);
+                let opts = crate::system::sshd::unit_options(&ctx.roots);
+                let (_, listen) =
+                    crate::system::sshd::check_config(&ctx.roots.sshd, &opts.config_args);
                 let addrs: Vec<std::net::SocketAddr> =
                     listen.map(|l| l.addresses).unwrap_or_default();
                 let mut targets = sshd::probe_targets(&addrs);

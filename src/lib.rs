@@ -15,6 +15,7 @@ pub mod plan;
 pub mod repair;
 pub mod report;
 pub mod sshd;
+pub mod sshd_config;
 pub mod system;
 pub mod text;
 

@@ -189,6 +189,9 @@ pub struct Snapshot {
     /// Addresses ssh should answer on (ssh.socket's Listen when socket-activated, else sshd -T).
     pub addresses: Vec<String>,
     pub sshd_config: ConfigCheck,
+    /// The options ssh.service passes to sshd (SSHD_OPTS from
+    /// /etc/default/ssh): used for `sshd -T` and the rescue sshd.
+    pub sshd_options: Vec<String>,
     pub units: Option<Units>,
     pub systemd_error: Option<String>,
     pub topology: Option<Topology>,

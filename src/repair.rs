@@ -109,7 +109,13 @@ fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut 
         .iter()
         .any(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")));
     if !any_answer {
-        match sd.start_rescue_sshd(&roots.sshd.display().to_string(), JOB_TIMEOUT) {
+        // With the unit's own options (SSHD_OPTS): the same configuration
+        // file, ports and -o settings as the sshd it stands in for.
+        match sd.start_rescue_sshd(
+            &roots.sshd.display().to_string(),
+            &snap.sshd_options,
+            JOB_TIMEOUT,
+        ) {
             Ok(()) => {
                 let again = sshd::wait_banners(&targets, cfg.banner_timeout);
                 if again.iter().any(|(_, r)| r.is_ok()) {

@@ -76,7 +76,8 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
         }
     }
     let cfg = match (&s.sshd_config.valid, &s.sshd_config.error) {
-        (Some(true), _) => "valid (sshd -T)".to_string(),
+        (Some(true), _) if s.sshd_options.is_empty() => "valid (sshd -T)".to_string(),
+        (Some(true), _) => format!("valid (sshd -T {})", s.sshd_options.join(" ")),
         (Some(false), e) => format!("REJECTED: {}", e.as_deref().unwrap_or("")),
         (None, e) => format!("not checked: {}", e.as_deref().unwrap_or("")),
     };

@@ -549,3 +549,135 @@ fn control_characters_in_process_names_never_split_an_output_line() {
         assert!(!out.contains('\u{1b}'), "{args:?}: {out}");
     }
 }
+
+impl Root {
+    /// A fake /usr/sbin/sshd: logs its arguments (one run per line) to
+    /// `sshd-runs`, rejects the configuration when any file under etc/ssh or
+    /// srv holds the word BAD, and prints `port 2222` when given `-p 2222`.
+    fn fake_sshd(&self) -> PathBuf {
+        fs::create_dir_all(self.p("usr/sbin")).unwrap();
+        fs::create_dir_all(self.p("etc/ssh/sshd_config.d")).unwrap();
+        let runs = self.p("sshd-runs");
+        let root = self.dir.path().display().to_string();
+        fs::write(
+            self.p("usr/sbin/sshd"),
+            format!(
+                "#!/bin/sh\necho \"$*\" >>{runs}\n\
+                 if grep -rqs BAD {root}/etc/ssh {root}/srv; then echo 'line 1: Bad configuration option: BAD' >&2; exit 255; fi\n\
+                 case \"$*\" in *'-p 2222'*) echo 'port 2222';; *) echo 'port 22';; esac\n\
+                 echo 'listenaddress 0.0.0.0:22'\n",
+                runs = runs.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(self.p("usr/sbin/sshd"), fs::Permissions::from_mode(0o755)).unwrap();
+        runs
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.run(&["status", "--json"]).stdout).expect("valid JSON")
+    }
+}
+
+fn lines_of(p: &Path) -> Vec<String> {
+    fs::read_to_string(p)
+        .map(|s| s.lines().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// The cached `sshd -T` answer covers every file sshd reads: Include
+/// targets anywhere (absolute, relative to /etc/ssh, globbed, nested), not
+/// only sshd_config.d; so `status` never says "valid" for a configuration
+/// sshd rejects.
+#[test]
+fn sshd_t_cache_follows_every_include_so_status_never_calls_a_rejected_config_valid() {
+    let r = Root::new();
+    r.make_run_dir();
+    let runs = r.fake_sshd();
+    fs::create_dir_all(r.p("srv/ssh/nested")).unwrap();
+    fs::write(
+        r.p("etc/ssh/sshd_config"),
+        "Include /etc/ssh/sshd_config.d/*.conf\nInclude local.conf\nMatch User x\n  Include /srv/ssh/site.conf\n",
+    )
+    .unwrap();
+    fs::write(r.p("etc/ssh/local.conf"), "# local\n").unwrap();
+    fs::write(r.p("srv/ssh/site.conf"), "Include /srv/ssh/nested/*.conf\n").unwrap();
+    let count = || lines_of(&runs).len();
+    assert_eq!(r.status_json()["snapshot"]["sshd_config"]["valid"], true);
+    r.status_json();
+    assert_eq!(count(), 1, "reused while nothing changed");
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(20));
+
+    pause();
+    fs::write(r.p("srv/ssh/nested/50-x.conf"), "BAD\n").unwrap();
+    let v = r.status_json();
+    assert_eq!(
+        count(),
+        2,
+        "a new file matching a nested glob invalidates it"
+    );
+    assert_eq!(v["snapshot"]["sshd_config"]["valid"], false, "{v}");
+    fs::remove_file(r.p("srv/ssh/nested/50-x.conf")).unwrap();
+    r.status_json();
+    assert_eq!(count(), 3);
+
+    pause();
+    fs::write(r.p("etc/ssh/local.conf"), "BAD\n").unwrap();
+    let v = r.status_json();
+    assert_eq!(count(), 4, "a relative Include (under /etc/ssh) is covered");
+    assert_eq!(v["snapshot"]["sshd_config"]["valid"], false);
+
+    // A wildcard in a directory name cannot be covered: no cache at all.
+    fs::write(r.p("etc/ssh/local.conf"), "Include /srv/*/x.conf\n").unwrap();
+    r.status_json();
+    r.status_json();
+    assert_eq!(count(), 6, "sshd -T runs every time");
+}
+
+/// ssh.service runs `sshd -D $SSHD_OPTS` (/etc/default/ssh): the check
+/// runs with the same options, so the ports and the configuration file are
+/// the unit's, and a change of the options or of that file is seen.
+#[test]
+fn sshd_t_runs_with_the_options_ssh_service_passes() {
+    let r = Root::new();
+    r.make_run_dir();
+    let runs = r.fake_sshd();
+    fs::create_dir_all(r.p("etc/default")).unwrap();
+    fs::write(
+        r.p("etc/default/ssh"),
+        "# Default settings for openssh-server.\nSSHD_OPTS=\"-p 2222 -f /etc/ssh/other_config\"\n",
+    )
+    .unwrap();
+    fs::write(r.p("etc/ssh/other_config"), "Port 2222\n").unwrap();
+    let v = r.status_json();
+    assert_eq!(
+        lines_of(&runs),
+        vec!["-T -p 2222 -f /etc/ssh/other_config"],
+        "sshd -T gets the unit's options"
+    );
+    assert!(
+        v["snapshot"]["ports"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(2222)),
+        "{v}"
+    );
+    assert_eq!(
+        v["snapshot"]["sshd_options"],
+        serde_json::json!(["-p", "2222", "-f", "/etc/ssh/other_config"])
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(r.p("etc/ssh/other_config"), "BAD\n").unwrap();
+    let v = r.status_json();
+    assert_eq!(
+        lines_of(&runs).len(),
+        2,
+        "the -f file is part of the cache key"
+    );
+    assert_eq!(v["snapshot"]["sshd_config"]["valid"], false);
+    fs::write(r.p("etc/ssh/other_config"), "Port 2222\n").unwrap();
+    fs::write(r.p("etc/default/ssh"), "SSHD_OPTS=\n").unwrap();
+    let v = r.status_json();
+    assert_eq!(lines_of(&runs).last().map(String::as_str), Some("-T"));
+    assert_eq!(v["snapshot"]["ports"], serde_json::json!([22]));
+}

@@ -306,13 +306,12 @@ impl Systemd {
 
     /// Last resort against a lockout: a transient unit running `sshd -D`
     /// from the installed binary, managed by systemd like any service.
-    pub fn start_rescue_sshd(&self, sshd: &str, timeout: Duration) -> Result<()> {
+    /// `opts`: the options ssh.service passes (SSHD_OPTS), after `-D`.
+    pub fn start_rescue_sshd(&self, sshd: &str, opts: &[String], timeout: Duration) -> Result<()> {
         let _ = self.mgr.reset_failed_unit(RESCUE_UNIT);
-        let exec = vec![(
-            sshd.to_string(),
-            vec![sshd.to_string(), "-D".to_string()],
-            false,
-        )];
+        let mut argv = vec![sshd.to_string(), "-D".to_string()];
+        argv.extend(opts.iter().cloned());
+        let exec = vec![(sshd.to_string(), argv, false)];
         let props: Vec<(&str, Value<'_>)> = vec![
             (
                 "Description",
