@@ -759,14 +759,17 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
                 let opts = crate::system::sshd::unit_options(&ctx.roots);
                 let (_, listen) =
                     crate::system::sshd::check_config(&ctx.roots.sshd, &opts.config_args);
-                let addrs: Vec<std::net::SocketAddr> =
-                    listen.map(|l| l.addresses).unwrap_or_default();
-                let mut targets = sshd::probe_targets(&addrs);
-                if targets.is_empty() {
-                    targets.push(std::net::SocketAddr::from(([127, 0, 0, 1], 22)));
-                }
-                let res = crate::system::sshd::wait_banners(&targets, Duration::from_secs(3));
-                res.iter().all(|(_, r)| r.is_ok())
+                let ports: Vec<u16> = listen
+                    .as_ref()
+                    .map(|l| l.ports.clone())
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| vec![22]);
+                let addrs = sshd::listen_addresses(false, &[], "", listen.as_ref(), &ports);
+                let targets = sshd::probe_targets(&addrs);
+                let res = crate::system::sshd::wait_endpoints(&targets, Duration::from_secs(3));
+                // Up when it answers somewhere: an address this host cannot
+                // reach is no reason to restart ssh.service every time.
+                sshd::answered(&res) != sshd::Answered::None
             }
         };
         if answers {

@@ -38,6 +38,9 @@ pub struct UnitState {
     pub main_pid: Option<u32>,
     /// ssh.socket only: ListenStream addresses as systemd reports them.
     pub listen: Vec<String>,
+    /// ssh.socket only: BindIPv6Only (default, both, ipv6-only): whether
+    /// its [::] address also takes IPv4 connections.
+    pub bind_ipv6_only: String,
 }
 
 impl UnitState {

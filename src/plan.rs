@@ -318,6 +318,7 @@ mod tests {
             unit_file_state: file.into(),
             main_pid: None,
             listen: vec![],
+            ..Default::default()
         }
     }
 

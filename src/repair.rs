@@ -6,6 +6,7 @@
 use crate::config::Config;
 use crate::model::Snapshot;
 use crate::plan::Step;
+use crate::sshd::{answered, Answered};
 use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
 use crate::system::snapshot::probe_targets;
@@ -82,33 +83,44 @@ fn configure_package(roots: &Roots, cfg: &Config, target: &str, out: &mut Outcom
 
 fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
-    let res = sshd::wait_banners(&targets, cfg.banner_timeout);
+    let res = sshd::wait_endpoints(&targets, cfg.banner_timeout);
+    let good: Vec<String> = res
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")))
+        .map(|(a, _)| a.clone())
+        .collect();
+    match answered(&res) {
+        Answered::All => {
+            out.did(format!(
+                "ssh answers with an SSH-2.0 banner on {}",
+                good.join(", ")
+            ));
+            return true;
+        }
+        // ssh is up: an address this host cannot reach (an interface that
+        // is down, a link-local scope gone) is said, and the repair goes on
+        // (the package gets configured) rather than failing forever.
+        Answered::Some { unreachable } => {
+            out.did(format!(
+                "ssh answers with an SSH-2.0 banner on {}; not reachable from this host: {}",
+                good.join(", "),
+                unreachable.join("; ")
+            ));
+            return true;
+        }
+        Answered::None => {}
+    }
     let bad: Vec<String> = res
         .iter()
-        .filter_map(|(_, r)| r.as_ref().err().cloned())
+        .filter_map(|(a, r)| r.as_ref().err().map(|e| format!("{a}: {e}")))
         .collect();
-    if bad.is_empty() {
-        let good: Vec<String> = res
-            .iter()
-            .filter(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")))
-            .map(|(a, _)| a.to_string())
-            .collect();
-        out.did(format!(
-            "ssh answers with an SSH-2.0 banner on {}",
-            good.join(", ")
-        ));
-        return true;
-    }
     out.failed(format!(
         "ssh does not answer after the repair: {}",
         bad.join("; ")
     ));
     // Never leave the machine without a listener: start sshd as a transient
     // unit from the installed binary and say so loudly.
-    let any_answer = res
-        .iter()
-        .any(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")));
-    if !any_answer {
+    {
         // With the unit's own options (SSHD_OPTS): the same configuration
         // file, ports and -o settings as the sshd it stands in for.
         match sd.start_rescue_sshd(
@@ -117,7 +129,7 @@ fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut 
             JOB_TIMEOUT,
         ) {
             Ok(()) => {
-                let again = sshd::wait_banners(&targets, cfg.banner_timeout);
+                let again = sshd::wait_endpoints(&targets, cfg.banner_timeout);
                 if again.iter().any(|(_, r)| r.is_ok()) {
                     out.did(format!(
                         "started a rescue sshd ({}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {}'",

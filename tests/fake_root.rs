@@ -681,3 +681,25 @@ fn sshd_t_runs_with_the_options_ssh_service_passes() {
     assert_eq!(lines_of(&runs).last().map(String::as_str), Some("-T"));
     assert_eq!(v["snapshot"]["ports"], serde_json::json!([22]));
 }
+
+/// sshd -T's `[fe80::1%eth0]:22` keeps its scope, and under
+/// `AddressFamily inet6` its `[::]:22` is not also taken for 0.0.0.0:22
+/// (sshd binds IPv6 sockets v6-only): the addresses ssh must answer on are
+/// exactly sshd's.
+#[test]
+fn ipv6_scope_and_address_family_inet6_are_kept_in_the_addresses_to_verify() {
+    let r = Root::new();
+    fs::create_dir_all(r.p("usr/sbin")).unwrap();
+    fs::write(
+        r.p("usr/sbin/sshd"),
+        "#!/bin/sh\necho 'port 22'\necho 'addressfamily inet6'\necho 'listenaddress [fe80::1%eth0]:22'\necho 'listenaddress [::]:22'\n",
+    )
+    .unwrap();
+    fs::set_permissions(r.p("usr/sbin/sshd"), fs::Permissions::from_mode(0o755)).unwrap();
+    let v = r.status_json();
+    assert_eq!(
+        v["snapshot"]["addresses"],
+        serde_json::json!(["[fe80::1%eth0]:22", "[::]:22"]),
+        "{v}"
+    );
+}

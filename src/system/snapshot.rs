@@ -8,8 +8,7 @@ use super::{locks, now_secs, Roots};
 use crate::config::Config;
 use crate::marker::{self, Holder, Marker};
 use crate::model::*;
-use crate::sshd::parse_listen;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use crate::sshd::{parse_listen, Endpoint};
 use std::path::Path;
 
 pub const MARKER_FILE: &str = "inhibit";
@@ -202,8 +201,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     s.sshd_config = check;
     s.sshd_options = opts.all;
     let mut ports: Vec<u16> = Vec::new();
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    let socket_addrs: Vec<SocketAddr> = s
+    let socket_addrs: Vec<Endpoint> = s
         .units
         .as_ref()
         .map(|u| {
@@ -217,32 +215,25 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     if let Some(l) = &listen {
         ports.extend(&l.ports);
     }
-    ports.extend(socket_addrs.iter().map(|a| a.port()));
+    ports.extend(socket_addrs.iter().map(|a| a.addr.port()));
     ports.extend(&cfg.extra_ports);
     if ports.is_empty() {
         ports.push(22);
     }
     ports.sort_unstable();
     ports.dedup();
-    if s.topology == Some(Topology::SocketActivated) && !socket_addrs.is_empty() {
-        addrs = socket_addrs;
-    } else if let Some(l) = listen.as_ref().filter(|l| !l.addresses.is_empty()) {
-        addrs = l.addresses.clone();
-    } else {
-        for p in &ports {
-            addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *p));
-            addrs.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), *p));
-        }
-    }
-    // "[::]:22" alone (systemd's rendering of a bare ListenStream=22) is
-    // dual-stack: IPv4 clients reach it too, so probe both families.
-    let mut expanded = addrs.clone();
-    for a in &addrs {
-        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), a.port());
-        if a.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && !expanded.contains(&v4) {
-            expanded.push(v4);
-        }
-    }
+    let bind_ipv6_only = s
+        .units
+        .as_ref()
+        .map(|u| u.socket.bind_ipv6_only.as_str())
+        .unwrap_or("");
+    let expanded = crate::sshd::listen_addresses(
+        s.topology == Some(Topology::SocketActivated),
+        &socket_addrs,
+        bind_ipv6_only,
+        listen.as_ref(),
+        &ports,
+    );
     s.ports = ports;
     s.addresses = expanded.iter().map(|a| a.to_string()).collect();
 
@@ -303,8 +294,8 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     s
 }
 
-/// The addresses to probe for a banner.
-pub fn probe_targets(s: &Snapshot) -> Vec<SocketAddr> {
-    let addrs: Vec<SocketAddr> = s.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+/// The addresses to probe for a banner (IPv6 scopes kept).
+pub fn probe_targets(s: &Snapshot) -> Vec<Endpoint> {
+    let addrs: Vec<Endpoint> = s.addresses.iter().filter_map(|a| parse_listen(a)).collect();
     crate::sshd::probe_targets(&addrs)
 }

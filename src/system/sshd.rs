@@ -1,7 +1,7 @@
 //! Running sshd to learn its configuration, and proving that ssh answers.
 
 use crate::model::ConfigCheck;
-use crate::sshd::{is_ssh_banner, parse_sshd_t, SshdListen};
+use crate::sshd::{is_ssh_banner, parse_sshd_t, Endpoint, SshdListen};
 use crate::sshd_config::{env_file_value, parse_sshd_opts, split_words, SshdOpts};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -440,4 +440,58 @@ pub fn wait_banners(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The socket address to connect to for an endpoint: an IPv6 scope given
+/// as an interface name becomes its index (a link-local address cannot be
+/// reached without it).
+pub fn resolve(e: &Endpoint) -> Result<SocketAddr, String> {
+    let Some(zone) = &e.scope else {
+        return Ok(e.addr);
+    };
+    let SocketAddr::V6(v6) = e.addr else {
+        return Err(format!("{e}: a scope on an IPv4 address"));
+    };
+    let index = match zone.parse::<u32>() {
+        Ok(i) => i,
+        Err(_) => nix::net::if_::if_nametoindex(zone.as_str())
+            .map_err(|err| format!("{e}: no interface {zone} ({err})"))?,
+    };
+    Ok(SocketAddr::V6(std::net::SocketAddrV6::new(
+        *v6.ip(),
+        v6.port(),
+        v6.flowinfo(),
+        index,
+    )))
+}
+
+/// [`wait_banners`] for endpoints, each reported under its own name
+/// (scope as the admin wrote it); one whose interface does not exist is an
+/// error for that endpoint only.
+pub fn wait_endpoints(
+    targets: &[Endpoint],
+    timeout: Duration,
+) -> Vec<(String, Result<String, String>)> {
+    let resolved: Vec<(String, Result<SocketAddr, String>)> = targets
+        .iter()
+        .map(|e| (e.to_string(), resolve(e)))
+        .collect();
+    let addrs: Vec<SocketAddr> = resolved
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().copied())
+        .collect();
+    let mut answers = wait_banners(&addrs, timeout).into_iter();
+    resolved
+        .into_iter()
+        .map(|(name, r)| match r {
+            Ok(_) => (
+                name,
+                answers
+                    .next()
+                    .map(|(_, a)| a)
+                    .unwrap_or_else(|| Err("not tried".into())),
+            ),
+            Err(e) => (name, Err(e)),
+        })
+        .collect()
 }

@@ -156,6 +156,7 @@ impl Systemd {
                 (true, Some("socket")) => &[
                     ("org.freedesktop.systemd1.Socket", "Listen"),
                     ("org.freedesktop.systemd1.Socket", "Result"),
+                    ("org.freedesktop.systemd1.Socket", "BindIPv6Only"),
                 ],
                 _ => &[],
             }
@@ -224,6 +225,7 @@ impl Systemd {
                 "SubState" => st.sub_state = text(),
                 "UnitFileState" => st.unit_file_state = text(),
                 "Result" => st.result = text(),
+                "BindIPv6Only" => st.bind_ipv6_only = text(),
                 "MainPID" => st.main_pid = u32::try_from(v).ok().filter(|p| *p != 0),
                 "Listen" => {
                     st.listen = <Vec<(String, String)>>::try_from(v)
