@@ -7,13 +7,13 @@ use crate::marker::Marker;
 use crate::metrics::{self, Observed, PluginState};
 use crate::model::{ListenerClass, Snapshot, Topology, Units};
 use crate::plan::{decide, Mode, Plan};
-use crate::report::{self, PREFIX};
+use crate::report::{self, Where, PREFIX};
 use crate::system::fsx::RunDir;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
 use crate::system::snapshot::{self, Fresh, MARKER_FILE};
 use crate::system::systemd::Systemd;
 use crate::system::{dpkg, locks, now_secs, publish, Roots};
-use crate::text::{esc, push_line};
+use crate::text::esc;
 use crate::{repair, sshd};
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
@@ -162,17 +162,6 @@ fn diagnose_and_repair(ctx: &Ctx, mode: Mode, dry_run: bool) -> Result<Diagnosis
     })
 }
 
-/// Where a repair report appears, which decides its closing line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Where {
-    /// pre-invoke: the package is left to the dpkg run that follows.
-    BeforeDpkg,
-    /// post-invoke: apt's output above may hold dpkg's error.
-    AfterDpkg,
-    /// repair, watchdog.
-    Standalone,
-}
-
 fn print_repair_report(
     plan: &Plan,
     outcome: &repair::Outcome,
@@ -188,51 +177,15 @@ fn print_repair_report(
     // Judge the end state by what this run was meant to fix: before dpkg,
     // a half-configured package is dpkg's to finish, not a remaining problem.
     let after_plan = ctx.plan(after, mode);
-    let healthy =
-        after_plan.steps.is_empty() && after_plan.refused.is_none() && !outcome.any_failed();
-    // One line per item, control characters escaped: a process name or an
-    // sshd message must never split a line or start one of its own.
-    let mut text = String::new();
-    for f in &plan.findings {
-        push_line(&mut text, &format!("found: {f}"));
-    }
-    for (ok, line) in &outcome.events {
-        let kind = if *ok { "did" } else { "FAILED" };
-        push_line(&mut text, &format!("{kind}: {line}"));
-    }
-    for l in &plan.left_alone {
-        push_line(&mut text, &format!("left alone: {l}"));
-    }
-    push_line(&mut text, &format!("now: {}", report::final_state(after)));
-    let pkg_incomplete = after.package.as_ref().is_some_and(|p| p.is_incomplete());
-    let was_incomplete = plan
-        .findings
-        .iter()
-        .any(|f| f.contains("not fully installed"));
-    match (healthy, context) {
-        (true, Where::BeforeDpkg) if pkg_incomplete => push_line(
-            &mut text,
-            &format!(
-                "ssh is healthy; the dpkg run that follows can now configure {}.",
-                ctx.cfg.package
-            ),
-        ),
-        (true, Where::AfterDpkg) if was_incomplete => push_line(
-            &mut text,
-            &format!(
-                "the dpkg error above is resolved: {} is now fully installed and ssh answers.",
-                ctx.cfg.package
-            ),
-        ),
-        (true, _) => push_line(&mut text, "ssh is healthy."),
-        (false, _) => {
-            let mut left = after_plan.findings.clone();
-            if let Some(r) = &after_plan.refused {
-                left.push(r.clone());
-            }
-            push_line(&mut text, &format!("PROBLEM REMAINS: {}", left.join("; ")));
-        }
-    }
+    let (text, healthy) = report::repair_report(
+        plan,
+        &outcome.events,
+        &outcome.unrelated,
+        after,
+        &after_plan,
+        context,
+        &ctx.cfg.package,
+    );
     say(&text);
     healthy
 }
