@@ -703,3 +703,31 @@ fn ipv6_scope_and_address_family_inet6_are_kept_in_the_addresses_to_verify() {
         "{v}"
     );
 }
+
+/// Two stanzas of openssh-server (multi-arch): i386 left in config-files
+/// comes first in the status file, amd64 is installed. The installed one
+/// decides; the first one no longer wins.
+#[test]
+fn every_stanza_of_a_multi_arch_package_counts_the_installed_one_decides() {
+    let r = Root::new();
+    fs::write(
+        r.p("var/lib/dpkg/status"),
+        "Package: openssh-server\nStatus: deinstall ok config-files\nArchitecture: i386\nVersion: 1:9.2p1-1\n\n\
+         Package: openssh-server\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:9.2p1-2\n",
+    )
+    .unwrap();
+    let v = r.status_json();
+    let p = &v["snapshot"]["package"];
+    assert_eq!(p["status"], "installed", "{v}");
+    assert_eq!(p["architecture"], "amd64");
+    assert_eq!(
+        p["other_instances"],
+        serde_json::json!(["openssh-server:i386 deinstall ok config-files"])
+    );
+    let o = r.run(&["-v", "post-invoke"]);
+    assert!(
+        !stderr(&o).contains("not installed: nothing to guard"),
+        "{}",
+        stderr(&o)
+    );
+}
