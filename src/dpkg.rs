@@ -2,6 +2,7 @@
 //! with the journal in /var/lib/dpkg/updates/ (dpkg replays the journal on
 //! every database open, so the status file alone can be stale after an
 //! interrupted run). Pure parsing; reading files is in system::dpkg.
+#![forbid(unsafe_code)]
 
 use serde::Serialize;
 
@@ -190,7 +191,8 @@ fn dependency_names(v: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// The byte range of the first stanza for `pkg` in a status-format text;
-/// see [`find_stanzas`].
+/// see [`find_stanzas`]. (The proptest's reference.)
+#[cfg(test)]
 pub fn find_stanza<'a>(text: &'a str, pkg: &str) -> Option<&'a str> {
     find_stanzas(text, pkg).next()
 }

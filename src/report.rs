@@ -1,5 +1,6 @@
 //! What the admin reads: the status table with its verdict line, and the
 //! short report a hook prints when it acted. Kept apart from debug logging.
+#![forbid(unsafe_code)]
 
 use crate::model::{ListenerClass, Snapshot};
 use crate::plan::Plan;
@@ -7,6 +8,15 @@ use crate::text::push_line;
 use std::fmt::Write;
 
 pub const PREFIX: &str = "ssh-upgrade-guard";
+
+/// The items' `Display` texts joined by `sep`.
+pub fn join<T: std::fmt::Display>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
 
 /// One-line verdict for a snapshot and its plan.
 pub fn verdict(s: &Snapshot, p: &Plan) -> String {
@@ -21,7 +31,7 @@ pub fn verdict(s: &Snapshot, p: &Plan) -> String {
         }
         return "OK: ssh is healthy".to_string();
     }
-    let mut v = format!("PROBLEM: {}", p.findings.join("; "));
+    let mut v = format!("PROBLEM: {}", join(&p.findings, "; "));
     if let Some(r) = &p.refused {
         let _ = write!(v, "; will not repair: {r}");
     }
@@ -113,7 +123,7 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
                 &format!(
                     "              {:<8} {:<8} {:<5} {:<28} {}",
                     class,
-                    l.pid,
+                    l.process.pid,
                     l.uid,
                     l.addresses.join(","),
                     l.exe
@@ -186,92 +196,6 @@ pub fn plan_text(p: &Plan) -> String {
     o
 }
 
-/// Where a repair report appears, which decides its closing line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Where {
-    /// pre-invoke: the package is left to the dpkg run that follows.
-    BeforeDpkg,
-    /// post-invoke: apt's output above may hold dpkg's error.
-    AfterDpkg,
-    /// repair, watchdog.
-    Standalone,
-}
-
-/// The report a hook, `repair` or the watchdog prints after acting, and
-/// whether ssh is healthy now. `events`: what was done (true) or failed
-/// (false); `unrelated`: other packages dpkg left not fully installed,
-/// named apart: they are not ssh's problem and do not make a repair that
-/// worked a failure. `after_plan`: the plan for the state afterwards.
-/// Every line is one line: control characters in names are escaped.
-pub fn repair_report(
-    plan: &Plan,
-    events: &[(bool, String)],
-    unrelated: &[String],
-    after: &Snapshot,
-    after_plan: &Plan,
-    context: Where,
-    package: &str,
-) -> (String, bool) {
-    let failures: Vec<&str> = events
-        .iter()
-        .filter(|(ok, _)| !ok)
-        .map(|(_, l)| l.as_str())
-        .collect();
-    let healthy =
-        after_plan.steps.is_empty() && after_plan.refused.is_none() && failures.is_empty();
-    let mut text = String::new();
-    for f in &plan.findings {
-        push_line(&mut text, &format!("found: {f}"));
-    }
-    for (ok, line) in events {
-        let kind = if *ok { "did" } else { "FAILED" };
-        push_line(&mut text, &format!("{kind}: {line}"));
-    }
-    for l in &plan.left_alone {
-        push_line(&mut text, &format!("left alone: {l}"));
-    }
-    if !unrelated.is_empty() {
-        push_line(
-            &mut text,
-            &format!(
-                "left alone, not related to ssh: {} not fully installed; run 'apt-get install -f' or 'dpkg --configure -a' for those",
-                unrelated.join(", ")
-            ),
-        );
-    }
-    push_line(&mut text, &format!("now: {}", final_state(after)));
-    let pkg_incomplete = after.package.as_ref().is_some_and(|p| p.is_incomplete());
-    let was_incomplete = plan
-        .findings
-        .iter()
-        .any(|f| f.contains("not fully installed"));
-    match (healthy, context) {
-        (true, Where::BeforeDpkg) if pkg_incomplete => push_line(
-            &mut text,
-            &format!("ssh is healthy; the dpkg run that follows can now configure {package}."),
-        ),
-        (true, Where::AfterDpkg) if was_incomplete => push_line(
-            &mut text,
-            &format!(
-                "the dpkg error above is resolved: {package} is now fully installed and ssh answers."
-            ),
-        ),
-        (true, _) => push_line(&mut text, "ssh is healthy."),
-        (false, _) => {
-            let mut left: Vec<String> = after_plan.findings.clone();
-            if let Some(r) = &after_plan.refused {
-                left.push(r.clone());
-            }
-            // Never an empty list: what failed is what remains.
-            if left.is_empty() {
-                left.extend(failures.iter().map(|f| f.to_string()));
-            }
-            push_line(&mut text, &format!("PROBLEM REMAINS: {}", left.join("; ")));
-        }
-    }
-    (text, healthy)
-}
-
 /// One line describing the final state after a repair.
 pub fn final_state(s: &Snapshot) -> String {
     let mut parts = Vec::new();
@@ -290,84 +214,4 @@ pub fn final_state(s: &Snapshot) -> String {
     parts.push(format!("{stale} stale listener(s)"));
     parts.push(format!("{} session process(es) untouched", s.sessions));
     parts.join("; ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dpkg::PackageState;
-
-    fn installed() -> Snapshot {
-        Snapshot {
-            package: Some(PackageState {
-                name: "openssh-server".into(),
-                want: "install".into(),
-                eflag: "ok".into(),
-                status: "installed".into(),
-                version: None,
-                architecture: None,
-                other_instances: vec![],
-                depends: vec![],
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn found_incomplete() -> Plan {
-        Plan {
-            findings: vec![
-                "openssh-server is not fully installed (install ok half-configured)".into(),
-            ],
-            ..Default::default()
-        }
-    }
-
-    /// An unrelated broken package (dpkg left it half-configured) beside a
-    /// successful ssh repair: the repair is reported as the success it is,
-    /// and the other package is named apart.
-    #[test]
-    fn a_successful_ssh_repair_is_reported_as_such_beside_an_unrelated_broken_package() {
-        let events = vec![(
-            true,
-            "configured openssh-server (dpkg --configure)".to_string(),
-        )];
-        let unrelated = vec!["e2e-broken (half-configured)".to_string()];
-        let (text, healthy) = repair_report(
-            &found_incomplete(),
-            &events,
-            &unrelated,
-            &installed(),
-            &Plan::default(),
-            Where::AfterDpkg,
-            "openssh-server",
-        );
-        assert!(healthy, "{text}");
-        assert!(!text.contains("PROBLEM REMAINS"), "{text}");
-        assert!(text.contains("the dpkg error above is resolved"), "{text}");
-        assert!(
-            text.contains(
-                "left alone, not related to ssh: e2e-broken (half-configured) not fully installed"
-            ),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn a_failed_step_is_what_remains_never_an_empty_list() {
-        let events = vec![(false, "systemctl start ssh.socket: job failed".to_string())];
-        let (text, healthy) = repair_report(
-            &Plan::default(),
-            &events,
-            &[],
-            &installed(),
-            &Plan::default(),
-            Where::Standalone,
-            "openssh-server",
-        );
-        assert!(!healthy);
-        assert!(
-            text.contains("PROBLEM REMAINS: systemctl start ssh.socket: job failed\n"),
-            "{text}"
-        );
-    }
 }

@@ -1,6 +1,7 @@
 //! What sshd and ssh.socket say about where ssh listens, and which loopback
 //! address proves each listening address answers. Pure parsing of `sshd -T`
 //! output and of systemd's socket Listen entries.
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -111,16 +112,6 @@ pub fn parse_listen(s: &str) -> Option<Endpoint> {
     Some(Endpoint { addr, scope })
 }
 
-/// Ports and addresses from systemd's `Listen` property (a(ss)), keeping the
-/// stream entries only.
-pub fn socket_listen(listen: &[(String, String)]) -> Vec<Endpoint> {
-    listen
-        .iter()
-        .filter(|(kind, _)| kind == "Stream")
-        .filter_map(|(_, a)| parse_listen(a))
-        .collect()
-}
-
 /// Where ssh should answer, from what is known: ssh.socket's Listen when
 /// socket-activated, else `sshd -T`'s listen addresses, else the wildcard of
 /// each family sshd's AddressFamily allows, on every port.
@@ -199,6 +190,16 @@ pub fn probe_targets(listening: &[Endpoint]) -> Vec<Endpoint> {
     out
 }
 
+/// [`probe_targets`], or 127.0.0.1:22 when there is nothing to probe
+/// (sshd -T gave no address): the watchdog's healthy-path check.
+pub fn probe_targets_or_default(listening: &[Endpoint]) -> Vec<Endpoint> {
+    let mut targets = probe_targets(listening);
+    if targets.is_empty() {
+        targets.push(Endpoint::new(SocketAddr::from(([127, 0, 0, 1], 22))));
+    }
+    targets
+}
+
 /// How a banner check went over all targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answered {
@@ -211,23 +212,28 @@ pub enum Answered {
     None,
 }
 
-/// Judges per-target results: Ok(banner, or a note that the address cannot
-/// exist on this host) or Err(why). Only a real banner counts as an answer.
-pub fn answered<A: std::fmt::Display>(results: &[(A, Result<String, String>)]) -> Answered {
+/// Judges per-target results: Ok(what answered) or Err(why); `is_banner`
+/// tells a real SSH banner from an address that cannot exist on this host.
+/// Only a real banner counts as an answer; an address that cannot exist is
+/// no failure.
+pub fn answered<A: std::fmt::Display, T>(
+    results: &[(A, Result<T, String>)],
+    is_banner: impl Fn(&T) -> bool,
+) -> Answered {
     let bad: Vec<String> = results
         .iter()
         .filter_map(|(a, r)| r.as_ref().err().map(|e| format!("{a}: {e}")))
         .collect();
     let banners = results
         .iter()
-        .filter(|(_, r)| r.as_ref().is_ok_and(|b| is_ssh_banner(b.as_bytes())))
+        .filter(|(_, r)| r.as_ref().is_ok_and(&is_banner))
         .count();
-    if banners == 0 && !results.is_empty() {
-        Answered::None
-    } else if bad.is_empty() {
+    if bad.is_empty() {
         Answered::All
-    } else {
+    } else if banners > 0 {
         Answered::Some { unreachable: bad }
+    } else {
+        Answered::None
     }
 }
 
@@ -310,18 +316,22 @@ mod tests {
     fn an_unreachable_address_beside_answering_ones_is_reported_not_fatal() {
         let ok = || Ok::<String, String>("SSH-2.0-OpenSSH".into());
         let bad = || Err::<String, String>("Connection refused".into());
-        assert_eq!(answered(&[("a", ok()), ("b", ok())]), Answered::All);
+        let absent = || Ok::<String, String>("(not on this host)".into());
+        let judge = |r: &[(&str, Result<String, String>)]| {
+            answered(r, |b: &String| is_ssh_banner(b.as_bytes()))
+        };
+        assert_eq!(judge(&[("a", ok()), ("b", ok())]), Answered::All);
         assert_eq!(
-            answered(&[("a", ok()), ("[fe80::1%eth0]:22", bad())]),
+            judge(&[("a", ok()), ("[fe80::1%eth0]:22", bad())]),
             Answered::Some {
                 unreachable: vec!["[fe80::1%eth0]:22: Connection refused".into()]
             }
         );
-        assert_eq!(answered(&[("a", bad())]), Answered::None);
-        let absent = || Ok::<String, String>("(address not available on this host)".into());
-        assert_eq!(answered(&[("a", absent()), ("b", bad())]), Answered::None);
-        assert_eq!(answered(&[("a", absent()), ("b", ok())]), Answered::All);
-        assert_eq!(answered::<&str>(&[]), Answered::All);
+        assert_eq!(judge(&[("a", bad())]), Answered::None);
+        assert_eq!(judge(&[("a", absent()), ("b", bad())]), Answered::None);
+        assert_eq!(judge(&[("a", absent()), ("b", ok())]), Answered::All);
+        assert_eq!(judge(&[]), Answered::All);
+        assert_eq!(judge(&[("a", absent())]), Answered::All);
     }
 
     #[test]
@@ -353,14 +363,10 @@ mod tests {
 
     #[test]
     fn systemd_listen_entries() {
-        let l = vec![
-            ("Stream".to_string(), "0.0.0.0:22".to_string()),
-            ("Stream".to_string(), "[::]:22".to_string()),
-            ("Datagram".to_string(), "0.0.0.0:53".to_string()),
-            ("Stream".to_string(), "[fe80::1%eth0]:22".to_string()),
-            ("Stream".to_string(), "/run/x.sock".to_string()),
-        ];
-        let a = socket_listen(&l);
+        // ssh.socket's Stream entries as systemd reports them (the
+        // Datagram ones are dropped when they are read from D-Bus).
+        let l = ["0.0.0.0:22", "[::]:22", "[fe80::1%eth0]:22", "/run/x.sock"];
+        let a: Vec<Endpoint> = l.iter().filter_map(|a| parse_listen(a)).collect();
         assert_eq!(a.len(), 3);
         assert_eq!(a[2].to_string(), "[fe80::1%eth0]:22", "the scope is kept");
         assert_eq!(parse_listen("22").unwrap().addr.port(), 22);

@@ -27,6 +27,22 @@ pub fn esc(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`esc`] for text made of lines: every control character but the
+/// newlines between them.
+pub fn esc_but_newlines(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && c != '\n') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&esc(line));
+    }
+    Cow::Owned(out)
+}
+
 /// Appends `line` to `out` as exactly one line: escaped, then a newline.
 pub fn push_line(out: &mut String, line: &str) {
     out.push_str(&esc(line));
@@ -47,6 +63,12 @@ mod tests {
         assert_eq!(esc("x\u{7f}\u{85}"), "x\\u{7f}\\u{85}");
         // Not control characters: kept as they are.
         assert_eq!(esc("é ü \\ \""), "é ü \\ \"");
+    }
+
+    #[test]
+    fn text_of_lines_keeps_its_newlines_only() {
+        assert_eq!(esc_but_newlines("a\nb\n"), "a\nb\n");
+        assert_eq!(esc_but_newlines("a\r\n\u{1b}b\n"), "a\\r\n\\u{1b}b\n");
     }
 
     #[test]

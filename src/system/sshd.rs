@@ -1,4 +1,7 @@
 //! Running sshd to learn its configuration, and proving that ssh answers.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
 use crate::model::ConfigCheck;
 use crate::sshd::{is_ssh_banner, parse_sshd_t, Endpoint, SshdListen};
@@ -19,14 +22,10 @@ pub struct PendingCheck {
 /// Starts `sshd -T`: the installed binary checks the configuration exactly
 /// as `sshd -t` does (same checks, same exit status) and also prints the
 /// effective settings, so one run answers both "valid?" and "which ports?".
-pub fn start_check(sshd: &Path) -> PendingCheck {
-    start_check_args(sshd, &[])
-}
-
-/// [`start_check`] with the options the unit passes to sshd (`-f`, `-p`,
-/// `-o`, ...: [`SshdOpts::config_args`]), so that the configuration checked
-/// and the ports printed are those ssh.service really runs with.
-pub fn start_check_args(sshd: &Path, args: &[String]) -> PendingCheck {
+/// `args`: the options the unit passes to sshd (`-f`, `-p`, `-o`, ...:
+/// [`SshdOpts::config_args`]), so that the configuration checked and the
+/// ports printed are those ssh.service really runs with.
+pub fn start_check(sshd: &Path, args: &[String]) -> PendingCheck {
     let pending = |child| PendingCheck {
         sshd: sshd.to_path_buf(),
         child,
@@ -111,7 +110,7 @@ impl PendingCheck {
 }
 
 pub fn check_config(sshd: &Path, args: &[String]) -> (ConfigCheck, Option<SshdListen>) {
-    start_check_args(sshd, args).finish()
+    start_check(sshd, args).finish()
 }
 
 /// `status` and `check` only report, so they may reuse the last `sshd -T`
@@ -376,21 +375,53 @@ pub fn store_cached(
 
 use std::os::unix::fs::DirBuilderExt;
 
+/// Why a banner probe failed: the error, and the OS error number when
+/// there is one (what [`unavailable`] judges by).
+#[derive(Debug)]
+pub struct ProbeError {
+    text: String,
+    errno: Option<i32>,
+}
+
+impl ProbeError {
+    fn io(addr: Option<SocketAddr>, e: std::io::Error) -> ProbeError {
+        ProbeError {
+            text: match addr {
+                Some(a) => format!("{a}: {e}"),
+                None => e.to_string(),
+            },
+            errno: e.raw_os_error(),
+        }
+    }
+    fn other(text: String) -> ProbeError {
+        ProbeError { text, errno: None }
+    }
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Connects to `addr` and reads the server's identification line.
-pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, ProbeError> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| ProbeError::io(Some(addr), e))?;
     s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let mut r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
+        .map_err(|e| ProbeError::io(None, e))?;
+    let mut r = BufReader::new(s.try_clone().map_err(|e| ProbeError::io(None, e))?);
     // RFC 4253 allows other lines before the identification.
     for _ in 0..5 {
         let mut line = Vec::new();
         Read::by_ref(&mut r)
             .take(256)
             .read_until(b'\n', &mut line)
-            .map_err(|e| format!("{addr}: {e}"))?;
+            .map_err(|e| ProbeError::io(Some(addr), e))?;
         if line.is_empty() {
-            return Err(format!("{addr}: connection closed before a banner"));
+            return Err(ProbeError::other(format!(
+                "{addr}: connection closed before a banner"
+            )));
         }
         if is_ssh_banner(&line) {
             // Identify ourselves so sshd logs a clean disconnect, then close.
@@ -398,25 +429,64 @@ pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
             return Ok(String::from_utf8_lossy(&line).trim().to_string());
         }
     }
-    Err(format!("{addr}: no SSH-2.0 banner"))
+    Err(ProbeError::other(format!("{addr}: no SSH-2.0 banner")))
 }
 
 /// Whether an address cannot exist on this host (e.g. ::1 with IPv6 off):
-/// nothing can listen there, so it is not a failed address.
-fn unavailable(e: &str) -> bool {
-    e.contains("Cannot assign requested address")
-        || e.contains("Address family not supported")
-        || e.contains("Network is unreachable")
+/// nothing can listen there, so it is not a failed address. Judged by the
+/// error number, never by its text.
+fn unavailable(e: &ProbeError) -> bool {
+    matches!(
+        e.errno,
+        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::ENETUNREACH)
+    )
+}
+
+/// The watchdog's quick check of a classic ssh.service: `sshd -T`, with the
+/// options the unit passes, names the addresses (each port on the families
+/// AddressFamily allows when it names none, IPv6 scopes kept); ssh is up
+/// when it answers on one of them within 3 s (an address this host cannot
+/// reach is no reason to restart ssh.service every few minutes).
+pub fn service_answers(roots: &super::Roots) -> bool {
+    let opts = unit_options(roots);
+    let (_, listen) = check_config(&roots.sshd, &opts.config_args);
+    let ports: Vec<u16> = listen
+        .as_ref()
+        .map(|l| l.ports.clone())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| vec![22]);
+    let addrs = crate::sshd::listen_addresses(false, &[], "", listen.as_ref(), &ports);
+    let targets = crate::sshd::probe_targets_or_default(&addrs);
+    let res = wait_endpoints(&targets, Duration::from_secs(3));
+    crate::sshd::answered(&res, |a| matches!(a, Answer::Banner(_))) != crate::sshd::Answered::None
+}
+
+/// What a probe of one address found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// ssh answered with this identification line.
+    Banner(String),
+    /// The address cannot exist on this host (the error says why).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Banner(b) => f.write_str(b),
+            Answer::Unavailable(e) => write!(f, "(address not available on this host: {e})"),
+        }
+    }
 }
 
 /// Probes every target until each answers with a banner or `timeout` passes.
-/// Returns per target: Ok(banner) or Err(last error).
+/// Returns per target: Ok(answer) or Err(last error).
 pub fn wait_banners(
     targets: &[SocketAddr],
     timeout: Duration,
-) -> Vec<(SocketAddr, Result<String, String>)> {
+) -> Vec<(SocketAddr, Result<Answer, String>)> {
     let deadline = Instant::now() + timeout;
-    let mut results: Vec<(SocketAddr, Result<String, String>)> = targets
+    let mut results: Vec<(SocketAddr, Result<Answer, String>)> = targets
         .iter()
         .map(|a| (*a, Err("not tried".to_string())))
         .collect();
@@ -428,12 +498,11 @@ pub fn wait_banners(
             let left = deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(200));
-            *res = banner(*addr, left.min(Duration::from_secs(5)));
-            if let Err(e) = res {
-                if unavailable(e) {
-                    *res = Ok(format!("(address not available on this host: {e})"));
-                }
-            }
+            *res = match banner(*addr, left.min(Duration::from_secs(5))) {
+                Ok(b) => Ok(Answer::Banner(b)),
+                Err(e) if unavailable(&e) => Ok(Answer::Unavailable(e.to_string())),
+                Err(e) => Err(e.to_string()),
+            };
         }
         if results.iter().all(|(_, r)| r.is_ok()) || Instant::now() >= deadline {
             return results;
@@ -471,11 +540,9 @@ pub fn resolve(e: &Endpoint) -> Result<SocketAddr, String> {
 pub fn wait_endpoints(
     targets: &[Endpoint],
     timeout: Duration,
-) -> Vec<(String, Result<String, String>)> {
-    let resolved: Vec<(String, Result<SocketAddr, String>)> = targets
-        .iter()
-        .map(|e| (e.to_string(), resolve(e)))
-        .collect();
+) -> Vec<(Endpoint, Result<Answer, String>)> {
+    let resolved: Vec<(Endpoint, Result<SocketAddr, String>)> =
+        targets.iter().map(|e| (e.clone(), resolve(e))).collect();
     let addrs: Vec<SocketAddr> = resolved
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok().copied())
@@ -494,4 +561,31 @@ pub fn wait_endpoints(
             Err(e) => (name, Err(e)),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_addresses_are_judged_by_errno() {
+        let e = |errno| ProbeError::io(None, std::io::Error::from_raw_os_error(errno));
+        assert!(unavailable(&e(libc::EADDRNOTAVAIL)));
+        assert!(unavailable(&e(libc::EAFNOSUPPORT)));
+        assert!(unavailable(&e(libc::ENETUNREACH)));
+        assert!(!unavailable(&e(libc::ECONNREFUSED)));
+        assert!(!unavailable(&ProbeError::other(
+            "Cannot assign requested address".into()
+        )));
+    }
+
+    #[test]
+    fn a_refused_port_is_an_error_naming_the_address() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let r = wait_banners(&[addr], Duration::from_millis(100));
+        let e = r[0].1.as_ref().unwrap_err();
+        assert!(e.starts_with(&addr.to_string()), "{e}");
+    }
 }
