@@ -131,7 +131,9 @@ pub enum Refusal {
         /// Why sshd -t did not run.
         why: Option<String>,
     },
-    /// Something that is not a root sshd holds an ssh port.
+    /// Something that is not a stale root sshd, and not managed, holds an
+    /// ssh port (not a root sshd, another namespace, a unit that could not
+    /// be told, another holder of a stale listener's socket).
     ForeignHolder {
         /// Its process id.
         pid: u32,
@@ -139,6 +141,8 @@ pub enum Refusal {
         comm: String,
         /// The addresses it holds.
         addresses: Vec<String>,
+        /// Why it is foreign (the listener's `why`).
+        why: String,
     },
     /// A socket on an ssh port whose process cannot be seen.
     UnseenHolder {
@@ -171,9 +175,10 @@ impl fmt::Display for Refusal {
                 pid,
                 comm,
                 addresses,
+                why,
             } => write!(
                 f,
-                "pid {pid} ({comm}) holds {} and is not a root sshd; the guard does not stop it and cannot restore ssh while it is there",
+                "pid {pid} ({comm}) holds {} and is {why}; the guard does not stop it and cannot restore ssh while it is there",
                 addresses.join(", ")
             ),
             Refusal::UnseenHolder { addresses, as_root } => write!(
@@ -194,7 +199,8 @@ impl fmt::Display for Refusal {
 /// What is seen and deliberately left alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeftAlone {
-    /// Another process on an ssh port (not a root sshd).
+    /// Another process on an ssh port (not a root sshd, another namespace,
+    /// a unit that could not be told).
     Foreign {
         /// Its process id.
         pid: u32,
@@ -204,6 +210,18 @@ pub enum LeftAlone {
         uid: u32,
         /// The addresses it listens on.
         addresses: Vec<String>,
+        /// Why it is foreign (the listener's `why`).
+        why: String,
+    },
+    /// An sshd another unit manages (a second sshd) runs a replaced
+    /// binary: that unit's to restart, not ssh.service's.
+    OtherUnitOutdated {
+        /// Its process id.
+        pid: u32,
+        /// The unit that manages it.
+        unit: String,
+        /// Its binary.
+        exe: String,
     },
     /// sshd session processes: logins in progress.
     Sessions {
@@ -220,10 +238,15 @@ impl fmt::Display for LeftAlone {
                 comm,
                 uid,
                 addresses,
+                why,
             } => write!(
                 f,
-                "pid {pid} ({comm}, uid {uid}) also listens on {}: not a root sshd, never touched",
+                "pid {pid} ({comm}, uid {uid}) also listens on {}: {why}, never touched",
                 addresses.join(", ")
+            ),
+            LeftAlone::OtherUnitOutdated { pid, unit, exe } => write!(
+                f,
+                "pid {pid} ({unit}) runs the replaced binary {exe}; restart {unit} when convenient"
             ),
             LeftAlone::Sessions { count } => {
                 write!(f, "{count} sshd session process(es): never touched")
@@ -323,8 +346,10 @@ pub struct Facts<'a> {
     stale: Vec<&'a Listener>,
     /// Anything on an ssh port that is not a root sshd.
     foreign: Vec<&'a Listener>,
-    /// Managed listeners running a replaced binary.
+    /// Listeners ssh.service manages that run a replaced binary.
     outdated: Vec<&'a Listener>,
+    /// Listeners another unit manages that run a replaced binary.
+    other_outdated: Vec<&'a Listener>,
     /// The package is not fully installed.
     pkg_incomplete: bool,
 }
@@ -335,13 +360,24 @@ impl<'a> Facts<'a> {
         let of = |class: ListenerClass| -> Vec<&'a Listener> {
             s.listeners.iter().filter(|l| l.class == class).collect()
         };
+        // ssh.service's own listener: in its cgroup, or its main process. A
+        // second sshd under another unit is that unit's business.
+        let service = s.units.as_ref().map(|u| &u.service);
+        let is_ssh_service = |l: &&'a Listener| {
+            service.is_some_and(|u| {
+                l.unit.as_deref() == Some(u.name.as_str())
+                    || (u.is_active() && u.main_pid == Some(l.process.pid))
+            })
+        };
+        let (outdated, other_outdated) = of(ListenerClass::Managed)
+            .into_iter()
+            .filter(|l| l.exe_deleted)
+            .partition(is_ssh_service);
         Facts {
             stale: of(ListenerClass::Stale),
             foreign: of(ListenerClass::Foreign),
-            outdated: of(ListenerClass::Managed)
-                .into_iter()
-                .filter(|l| l.exe_deleted)
-                .collect(),
+            outdated,
+            other_outdated,
             pkg_incomplete: s.package.as_ref().is_some_and(|p| p.is_incomplete()),
         }
     }
@@ -373,6 +409,14 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
             comm: l.comm.clone(),
             uid: l.uid,
             addresses: l.addresses.clone(),
+            why: l.why.clone(),
+        });
+    }
+    for l in &facts.other_outdated {
+        left.push(LeftAlone::OtherUnitOutdated {
+            pid: l.process.pid,
+            unit: l.unit.clone().unwrap_or_else(|| "its unit".into()),
+            exe: l.exe.clone(),
         });
     }
     if s.sessions > 0 {
@@ -482,6 +526,7 @@ pub fn gate(s: &Snapshot, facts: &Facts, work: Work) -> Option<Refusal> {
             pid: f.process.pid,
             comm: f.comm.clone(),
             addresses: f.addresses.clone(),
+            why: f.why.clone(),
         });
     }
     // A socket on an ssh port whose holder cannot be seen: starting the
@@ -616,7 +661,26 @@ mod tests {
         }
     }
 
+    /// A listener as system::claims classifies it: in ssh.service's cgroup,
+    /// whose active main process is `main`.
     fn listener(pid: u32, comm: &str, exe: &str, uid: u32, main: Option<u32>) -> Listener {
+        let unit = crate::identity::CgroupUnit::Unit("ssh.service".into());
+        let st = UnitState {
+            name: "ssh.service".into(),
+            active_state: if main.is_some() { "active" } else { "inactive" }.into(),
+            main_pid: main,
+            ..Default::default()
+        };
+        let f = crate::identity::Facts {
+            pid,
+            uid,
+            comm,
+            exe,
+            other_ns: None,
+            unit: &unit,
+            ancestors: &[],
+        };
+        let j = crate::identity::judge(&f, Some(Ok(&st)));
         Listener {
             process: ProcessStamp {
                 pid,
@@ -627,9 +691,12 @@ mod tests {
             exe: exe.into(),
             exe_deleted: exe.ends_with("(deleted)"),
             cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
-            cgroup: "0::/system.slice/cron.service".into(),
+            cgroup: "0::/system.slice/ssh.service".into(),
             addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
-            class: classify(pid, uid, comm, exe, main.as_slice()),
+            class: j.class,
+            unit: Some("ssh.service".into()),
+            unit_state: Some(st.active_state.clone()),
+            why: j.why,
         }
     }
 
@@ -993,6 +1060,59 @@ mod tests {
                 },
                 Step::VerifyBanner
             ]
+        );
+    }
+
+    /// A second sshd under its own unit, as system::claims classifies it.
+    fn mgmt_sshd(pid: u32, exe: &str) -> Listener {
+        let mut l = listener(pid, "sshd", exe, 0, Some(pid));
+        l.unit = Some("sshd-mgmt.service".into());
+        l.why = "main process of sshd-mgmt.service".into();
+        l.addresses = vec!["0.0.0.0:2222".into()];
+        l
+    }
+
+    #[test]
+    fn a_second_sshd_under_its_own_unit_is_left_alone_on_a_healthy_host() {
+        for t in [Topo::Socket, Topo::Classic] {
+            let mut s = healthy(t);
+            s.listeners.push(mgmt_sshd(600, "/usr/sbin/sshd"));
+            let p = decide_full(&s);
+            assert!(
+                p.steps.is_empty() && p.refused.is_none() && p.findings.is_empty(),
+                "{t:?}: {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ssh_down_beside_a_second_sshd_restores_ssh_without_touching_it() {
+        let mut s = healthy(Topo::Socket);
+        s.units.as_mut().unwrap().socket = unit("ssh.socket", "inactive", "enabled", "success");
+        s.listeners = vec![mgmt_sshd(600, "/usr/sbin/sshd")];
+        let p = decide_full(&s);
+        assert!(stops(&p).is_empty(), "{p:?}");
+        assert!(p.steps.contains(&Step::StartUnit {
+            unit: "ssh.socket".into()
+        }));
+        // With the incident's stale listener too: only that one is stopped.
+        s.listeners
+            .push(listener(4242, "sshd", "/usr/sbin/sshd (deleted)", 0, None));
+        assert_eq!(stops(&decide_full(&s)), vec![4242]);
+    }
+
+    #[test]
+    fn a_second_sshd_on_a_replaced_binary_is_its_units_business_not_a_restart_of_ssh() {
+        let mut s = healthy(Topo::Classic);
+        s.listeners.push(mgmt_sshd(600, "/usr/sbin/sshd (deleted)"));
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty(), "{p:?}");
+        assert!(
+            p.left_alone.iter().any(|l| matches!(
+                l,
+                LeftAlone::OtherUnitOutdated { pid: 600, unit, .. } if unit == "sshd-mgmt.service"
+            )),
+            "{p:?}"
         );
     }
 

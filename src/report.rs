@@ -107,8 +107,8 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
         push_line(
             &mut o,
             &format!(
-                "  listeners   {:<8} {:<8} {:<5} {:<28} EXE",
-                "CLASS", "PID", "UID", "ADDRESSES"
+                "  listeners   {:<8} {:<8} {:<5} {:<28} {:<24} EXE",
+                "CLASS", "PID", "UID", "ADDRESSES", "UNIT"
             ),
         );
         for l in &s.listeners {
@@ -121,14 +121,16 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
             push_line(
                 &mut o,
                 &format!(
-                    "              {:<8} {:<8} {:<5} {:<28} {}",
+                    "              {:<8} {:<8} {:<5} {:<28} {:<24} {}",
                     class,
                     l.process.pid,
                     l.uid,
                     l.addresses.join(","),
+                    l.unit.as_deref().unwrap_or("-"),
                     l.exe
                 ),
             );
+            let _ = writeln!(o, "              {:<8} {}", "", l.why);
         }
     }
     for a in &s.unowned_sockets {

@@ -18,9 +18,13 @@ listener_on() {
 stale_on_2222() {
 	csh 'systemctl stop ssh.service' || fail "cannot stop ssh.service"
 	csh "systemd-run --quiet --collect --unit=e2e-cron-watchdog-$1 -p KillMode=process \\
-		/bin/sh -c 'mkdir -p /run/sshd && exec /usr/sbin/sshd -f /etc/ssh/other_config'" ||
+		/bin/sh -c 'mkdir -p /run/sshd && /usr/sbin/sshd -f /etc/ssh/other_config'" ||
 		fail "cannot start the stale sshd"
 	wait_until 10 "the stale sshd on :2222" listener_on 2222 || fail "the stale sshd did not listen on :2222"
+	# Without exec: the script is the unit's main process and ends; the
+	# daemon stays behind in its cgroup (see make_stale_listener).
+	wait_until 10 "the cron-like unit's script to end" \
+		csh "! systemctl is-active -q e2e-cron-watchdog-$1.service" || fail "fixture: the cron-like unit still runs"
 	STALE_PID=$(listener_on 2222)
 	STALE_START=$(proc_start "$STALE_PID")
 	log "stale listener on :2222: pid $STALE_PID"

@@ -24,8 +24,12 @@ run_scenario() {
 	install_guard
 	csh 'systemctl stop ssh.service' || fail "cannot stop ssh.service"
 	csh 'systemd-run --quiet --collect --unit=e2e-cron-watchdog -p KillMode=process \
-		/bin/sh -c "mkdir -p /run/sshd && exec /usr/sbin/sshd"' || fail "cannot start the stale sshd"
+		/bin/sh -c "mkdir -p /run/sshd && /usr/sbin/sshd"' || fail "cannot start the stale sshd"
 	wait_until 10 "the stale sshd on fe80::1" scoped_listener || fail "the stale sshd did not listen"
+	# Without exec: the script is the unit's main process and ends; the
+	# daemon stays behind in its cgroup (see make_stale_listener).
+	wait_until 10 "the cron-like unit's script to end" \
+		csh "! systemctl is-active -q e2e-cron-watchdog.service" || fail "fixture: the cron-like unit still runs"
 	STALE_PID=$(scoped_listener)
 	STALE_START=$(proc_start "$STALE_PID")
 
