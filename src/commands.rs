@@ -4,10 +4,11 @@
 
 use crate::config::Config;
 use crate::marker::Marker;
-use crate::metrics::{self, Observed, PluginState};
+use crate::metrics::{self, Observed, PluginState, RoadSignals};
 use crate::model::{ListenerClass, Snapshot, Topology, Units};
 use crate::plan::{decide, Mode, Plan};
 use crate::report::{self, PREFIX};
+use crate::roads::Roads;
 use crate::system::fsx::RunDir;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
 use crate::system::snapshot::{self, Fresh, MARKER_FILE};
@@ -253,6 +254,7 @@ fn observed_from(ctx: &Ctx, s: &Snapshot, inhibited: bool) -> Observed {
             .filter(|l| l.class == ListenerClass::Stale)
             .count(),
         inhibited,
+        roads: RoadSignals::of(&Roads::of(s.units.as_ref())),
     }
 }
 
@@ -268,6 +270,9 @@ fn observed_fast(ctx: &Ctx, units: &Units, package_ok: Option<bool>, inhibited: 
         ssh_up: units.look_healthy(),
         stale_listeners: 0,
         inhibited,
+        // Called when the units look healthy: neither is failed, so
+        // neither hit a start limit (Result need not be read).
+        roads: RoadSignals::default(),
     }
 }
 
@@ -624,6 +629,7 @@ pub fn status(ctx: &Ctx, json: bool) -> i32 {
             "healthy": healthy,
             "snapshot": snap,
             "plan": plan,
+            "roads": Roads::of(snap.units.as_ref()),
         });
         match serde_json::to_string_pretty(&v) {
             Ok(s) => println!("{s}"),

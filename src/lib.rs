@@ -14,6 +14,7 @@ pub mod model;
 pub mod plan;
 pub mod repair;
 pub mod report;
+pub mod roads;
 pub mod sshd;
 pub mod system;
 

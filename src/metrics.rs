@@ -55,13 +55,31 @@ impl Counters {
 }
 
 /// What one run knows about the machine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Observed {
     pub package: String,
     pub package_ok: bool,
     pub ssh_up: bool,
     pub stale_listeners: usize,
     pub inhibited: bool,
+    pub roads: RoadSignals,
+}
+
+/// The neighbouring roads (crate::roads) as a fleet alerts on them. On the
+/// hooks' healthy path each is known to be clear without another read (a
+/// unit that is active did not hit its start limit).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoadSignals {
+    /// Road a: ssh.service or ssh.socket failed with a start or trigger limit.
+    pub start_limit_hit: bool,
+}
+
+impl RoadSignals {
+    pub fn of(r: &crate::roads::Roads) -> RoadSignals {
+        RoadSignals {
+            start_limit_hit: !r.start_limit.is_empty(),
+        }
+    }
 }
 
 fn escape(v: &str) -> String {
@@ -104,6 +122,12 @@ pub fn render(o: &Observed, c: &Counters, version: &str, now: u64) -> String {
         "Whether a package manager run inhibits watchdog action (1) or not (0).",
         "",
         b(o.inhibited),
+    );
+    gauge(
+        "ssh_upgrade_guard_start_limit_hit",
+        "Whether ssh.service or ssh.socket had failed with systemd's start or trigger limit (start request repeated too quickly) at the last run (1) or not (0).",
+        "",
+        b(o.roads.start_limit_hit),
     );
     gauge(
         "ssh_upgrade_guard_watchdog_gave_up",
@@ -214,6 +238,7 @@ mod tests {
             ssh_up: true,
             stale_listeners: 0,
             inhibited: false,
+            roads: RoadSignals::default(),
         }
     }
 
@@ -235,6 +260,10 @@ mod tests {
         assert!(t.contains("ssh_upgrade_guard_last_repair_timestamp_seconds 1700000000\n"));
         assert!(t.contains("ssh_upgrade_guard_build_info{version=\"0.1.0\"} 1\n"));
         assert!(t.contains("ssh_upgrade_guard_watchdog_gave_up 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_start_limit_hit 0\n"));
+        let mut o = obs();
+        o.roads.start_limit_hit = true;
+        assert!(render(&o, &c, "0.1.0", 0).contains("ssh_upgrade_guard_start_limit_hit 1\n"));
         // Every sample line has a HELP and TYPE before it.
         for line in t.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();

@@ -38,6 +38,9 @@ pub struct UnitState {
     pub main_pid: Option<u32>,
     /// ssh.socket only: ListenStream addresses as systemd reports them.
     pub listen: Vec<String>,
+    /// ssh.service only: systemd's automatic restarts (Restart=) since the
+    /// unit was last started by hand (Service.NRestarts); None when not read.
+    pub n_restarts: Option<u32>,
 }
 
 impl UnitState {

@@ -313,6 +313,7 @@ mod tests {
             unit_file_state: file.into(),
             main_pid: None,
             listen: vec![],
+            n_restarts: None,
         }
     }
 

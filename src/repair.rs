@@ -6,15 +6,20 @@
 use crate::config::Config;
 use crate::model::Snapshot;
 use crate::plan::Step;
+use crate::system::fsx::{Entry, RunDir};
 use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
 use crate::system::snapshot::probe_targets;
 use crate::system::systemd::Systemd;
-use crate::system::{dpkg, locks, sshd, Roots};
+use crate::system::{dpkg, locks, now_secs, sshd, Roots};
 use anyhow::{anyhow, Result};
 use std::time::Duration;
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The guard's own unit starts, one "UNIXTIME UNIT" line each, under the
+/// run directory (see roads::start_budget).
+pub const START_LEDGER: &str = "unit-starts";
 
 /// What a repair did, in the order it happened.
 #[derive(Debug, Default)]
@@ -137,6 +142,33 @@ pub fn execute(
 ) -> Outcome {
     let mut out = Outcome::default();
     let procfs = Procfs::new(&roots.proc);
+    // The guard's own starts are never the storm (issue 12, road a):
+    // checked before anything is stopped, so a refusal leaves the running
+    // listener alone.
+    let starts: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::StartUnit { unit } | Step::RestartUnit { unit } => Some(unit.as_str()),
+            _ => None,
+        })
+        .collect();
+    let run_dir = RunDir::open(roots, true).ok().flatten();
+    let ledger = || match run_dir.as_ref().map(|d| d.read(START_LEDGER, 64 * 1024)) {
+        Some(Entry::File(t)) => t,
+        _ => String::new(),
+    };
+    if let Some(why) = crate::roads::start_budget(&ledger(), &starts, now_secs()) {
+        out.failed(why);
+        return out;
+    }
+    let record_start = |unit: &str| {
+        if let Some(d) = &run_dir {
+            let text = crate::roads::ledger_add(&ledger(), unit, now_secs());
+            if let Err(e) = d.write_atomic(START_LEDGER, &text, 0o644) {
+                log::info!("{e:#}");
+            }
+        }
+    };
     // Everything that can be done before a stale listener is stopped is
     // done first, so that between its exit and systemd listening again there
     // is only the start request: subscribe to job signals, and reset-failed
@@ -184,12 +216,16 @@ pub fn execute(
             Step::ResetFailed { unit } => sd
                 .reset_failed(unit)
                 .map(|_| out.did(format!("reset the failed state of {unit}"))),
-            Step::StartUnit { unit } => sd
-                .job("start", unit, JOB_TIMEOUT)
-                .map(|_| out.did(format!("started {unit}"))),
-            Step::RestartUnit { unit } => sd
-                .job("restart", unit, JOB_TIMEOUT)
-                .map(|_| out.did(format!("restarted {unit}"))),
+            Step::StartUnit { unit } => {
+                record_start(unit);
+                sd.job("start", unit, JOB_TIMEOUT)
+                    .map(|_| out.did(format!("started {unit}")))
+            }
+            Step::RestartUnit { unit } => {
+                record_start(unit);
+                sd.job("restart", unit, JOB_TIMEOUT)
+                    .map(|_| out.did(format!("restarted {unit}")))
+            }
             Step::VerifyBanner => {
                 if !verify(roots, cfg, sd, snap, &mut out) {
                     // The package step would restart ssh again; stop here.

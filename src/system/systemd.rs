@@ -152,6 +152,9 @@ impl Systemd {
                 (true, Some("service")) => &[
                     ("org.freedesktop.systemd1.Service", "MainPID"),
                     ("org.freedesktop.systemd1.Service", "Result"),
+                    // Restarts systemd made by itself (Restart=): a unit
+                    // that dies and comes back is a storm in the making.
+                    ("org.freedesktop.systemd1.Service", "NRestarts"),
                 ],
                 (true, Some("socket")) => &[
                     ("org.freedesktop.systemd1.Socket", "Listen"),
@@ -225,6 +228,7 @@ impl Systemd {
                 "UnitFileState" => st.unit_file_state = text(),
                 "Result" => st.result = text(),
                 "MainPID" => st.main_pid = u32::try_from(v).ok().filter(|p| *p != 0),
+                "NRestarts" => st.n_restarts = u32::try_from(v).ok(),
                 "Listen" => {
                     st.listen = <Vec<(String, String)>>::try_from(v)
                         .unwrap_or_default()
