@@ -8,7 +8,7 @@ use crate::metrics::{self, Observed, PluginState, RoadSignals};
 use crate::model::{ListenerClass, Snapshot, Topology, Units};
 use crate::plan::{decide, Mode, Plan};
 use crate::report::{self, PREFIX};
-use crate::roads::Roads;
+use crate::roads::{self, Roads};
 use crate::system::fsx::RunDir;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
 use crate::system::snapshot::{self, Fresh, MARKER_FILE};
@@ -254,7 +254,7 @@ fn observed_from(ctx: &Ctx, s: &Snapshot, inhibited: bool) -> Observed {
             .filter(|l| l.class == ListenerClass::Stale)
             .count(),
         inhibited,
-        roads: RoadSignals::of(&Roads::of(s.units.as_ref())),
+        roads: RoadSignals::of(&Roads::of(s)),
     }
 }
 
@@ -271,8 +271,12 @@ fn observed_fast(ctx: &Ctx, units: &Units, package_ok: Option<bool>, inhibited: 
         stale_listeners: 0,
         inhibited,
         // Called when the units look healthy: neither is failed, so
-        // neither hit a start limit (Result need not be read).
-        roads: RoadSignals::default(),
+        // neither hit a start limit (Result need not be read). Road b is
+        // read only when a unit is masked.
+        roads: RoadSignals {
+            postinst_restart_blocked: blocked_restart(ctx, units).is_some(),
+            ..Default::default()
+        },
     }
 }
 
@@ -332,6 +336,53 @@ fn report_and_publish(
         None,
     );
     healthy
+}
+
+// ---------------------------------------------------------------- roads
+
+/// Road b from the units the caller already read: the packaging's records
+/// are read only when a unit is masked (LoadState, read on every path).
+fn blocked_restart(ctx: &Ctx, units: &Units) -> Option<roads::BlockedRestart> {
+    if !roads::any_masked(units) {
+        return None;
+    }
+    roads::blocked_restart(units, &snapshot::packaging_records(&ctx.roots, &ctx.cfg))
+}
+
+/// After dpkg (or in the watchdog): a package left half-configured by a
+/// masked unit's restart is said precisely, with the commands that fix it;
+/// nothing is started and dpkg is not run again (the postinst would fail
+/// the same way). Returns true when this was the case.
+fn report_blocked_restart(ctx: &Ctx, units: &Units, inhibited: bool) -> bool {
+    let Some(b) = blocked_restart(ctx, units) else {
+        return false;
+    };
+    let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package).ok();
+    let mut text = String::new();
+    if let Some(p) = pkg.as_ref().filter(|p| p.is_incomplete()) {
+        text.push_str(&format!(
+            "found: {} is not fully installed ({})\n",
+            p.name,
+            p.summary()
+        ));
+    }
+    text.push_str(&format!("found: {b}\n"));
+    let configure = if pkg.as_ref().is_some_and(|p| p.is_incomplete()) {
+        format!("; then 'dpkg --configure {}'", ctx.cfg.package)
+    } else {
+        String::new()
+    };
+    text.push_str(&format!("PROBLEM REMAINS: {}{configure}\n", b.advice()));
+    say(&text);
+    let mut o = observed_fast(
+        ctx,
+        units,
+        pkg.as_ref().map(|p| p.is_installed_ok()),
+        inhibited,
+    );
+    o.roads.postinst_restart_blocked = true;
+    publish(ctx, Some(o), Some(RepairResult::Refused), None);
+    true
 }
 
 // ---------------------------------------------------------------- hooks
@@ -467,6 +518,21 @@ fn preflight(ctx: &Ctx) -> Result<()> {
     // failed. A stale listener keeps the holder from being active.
     let sd = ctx.systemd()?;
     let units = snapshot::units(&sd, &ctx.cfg, false)?;
+    // Road b, said before dpkg runs (apt's hook cannot tell which packages
+    // this run configures; the check costs nothing unless a unit is masked).
+    if let Some(b) = blocked_restart(ctx, &units) {
+        say(&format!(
+            "WARNING: if this run configures {}, its postinst will fail: {b}\nfix: {}",
+            ctx.cfg.package,
+            b.advice()
+        ));
+        if metrics_enabled(ctx) {
+            let mut o = observed_fast(ctx, &units, None, true);
+            o.roads.postinst_restart_blocked = true;
+            publish(ctx, Some(o), None, None);
+        }
+        return Ok(());
+    }
     let nothing_to_guard =
         units.service.load_state != "loaded" && units.socket.load_state != "loaded";
     if nothing_to_guard || units.look_healthy() {
@@ -535,6 +601,9 @@ pub fn post_invoke(ctx: &Ctx) -> i32 {
                 return Ok(());
             }
             drop(sd);
+            if report_blocked_restart(ctx, &units, false) {
+                return Ok(());
+            }
             let Diagnosis { plan, before, done } = diagnose_and_repair(ctx, Mode::Full, false)?;
             match done {
                 Some((outcome, after)) => {
@@ -629,7 +698,7 @@ pub fn status(ctx: &Ctx, json: bool) -> i32 {
             "healthy": healthy,
             "snapshot": snap,
             "plan": plan,
-            "roads": Roads::of(snap.units.as_ref()),
+            "roads": Roads::of(&snap),
         });
         match serde_json::to_string_pretty(&v) {
             Ok(s) => println!("{s}"),
@@ -764,16 +833,26 @@ pub fn watchdog(ctx: &Ctx) -> i32 {
         };
         if answers {
             log::info!("ssh is healthy ({})", units.topology());
-            publish(
-                ctx,
-                metrics_enabled(ctx).then(|| observed_fast(ctx, &units, installed, false)),
-                None,
-                Some(false),
-            );
+            // Road d's metric stays true between status runs: the watchdog
+            // compares the three truths (cached sshd -T, one D-Bus read,
+            // one sock_diag dump) when there is a metrics file to write.
+            let observed = metrics_enabled(ctx).then(|| {
+                let mut o = observed_fast(ctx, &units, installed, false);
+                let drift = snapshot::socket_drift_now(&ctx.roots, &ctx.cfg, &sd, &units);
+                if let Some(d) = &drift {
+                    log::info!("WARNING: {d}");
+                }
+                o.roads.socket_drift = drift.is_some();
+                o
+            });
+            publish(ctx, observed, None, Some(false));
             return exit::OK;
         }
     }
     drop(sd);
+    if report_blocked_restart(ctx, &units, false) {
+        return exit::PROBLEM;
+    }
     let dir = match RunDir::open(&ctx.roots, true)
         .and_then(|d| d.ok_or_else(|| anyhow!("run directory missing")))
     {

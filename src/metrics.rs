@@ -72,12 +72,19 @@ pub struct Observed {
 pub struct RoadSignals {
     /// Road a: ssh.service or ssh.socket failed with a start or trigger limit.
     pub start_limit_hit: bool,
+    /// Road b: the unit openssh-server's postinst restarts is masked and
+    /// running, so the next openssh-server upgrade fails.
+    pub postinst_restart_blocked: bool,
+    /// Road d: sshd_config, ssh.socket and the listening sockets disagree.
+    pub socket_drift: bool,
 }
 
 impl RoadSignals {
     pub fn of(r: &crate::roads::Roads) -> RoadSignals {
         RoadSignals {
             start_limit_hit: !r.start_limit.is_empty(),
+            postinst_restart_blocked: r.postinst_restart_blocked.is_some(),
+            socket_drift: r.socket_drift.is_some(),
         }
     }
 }
@@ -128,6 +135,18 @@ pub fn render(o: &Observed, c: &Counters, version: &str, now: u64) -> String {
         "Whether ssh.service or ssh.socket had failed with systemd's start or trigger limit (start request repeated too quickly) at the last run (1) or not (0).",
         "",
         b(o.roads.start_limit_hit),
+    );
+    gauge(
+        "ssh_upgrade_guard_postinst_restart_blocked",
+        "Whether the ssh unit openssh-server's postinst restarts is masked but running, so that the next upgrade of the package fails (1) or not (0).",
+        "",
+        b(o.roads.postinst_restart_blocked),
+    );
+    gauge(
+        "ssh_upgrade_guard_socket_drift",
+        "Whether sshd_config, ssh.socket and the sockets really listening disagree about where ssh listens (1) or not (0): a port changed in one place only.",
+        "",
+        b(o.roads.socket_drift),
     );
     gauge(
         "ssh_upgrade_guard_watchdog_gave_up",
@@ -199,13 +218,19 @@ impl PluginState {
 
 /// The verdict of `check`: CRITICAL when openssh-server is not fully
 /// installed, ssh is down or a stale listener holds the port; WARNING when
-/// the only problem is one a running package manager may still be fixing;
+/// the only problem is one a running package manager may still be fixing,
+/// or when ssh is healthy but its addresses drifted (road d);
 /// UNKNOWN when systemd cannot be asked.
 pub fn plugin_state(o: &Observed, systemd_ok: bool, problems: usize) -> PluginState {
     if !systemd_ok {
         return PluginState::Unknown;
     }
     if problems == 0 && o.package_ok && o.ssh_up && o.stale_listeners == 0 {
+        // ssh answers, but where it listens is not what sshd_config says:
+        // the next firewall change can lock people out.
+        if o.roads.socket_drift {
+            return PluginState::Warning;
+        }
         return PluginState::Ok;
     }
     if o.inhibited {
@@ -261,6 +286,8 @@ mod tests {
         assert!(t.contains("ssh_upgrade_guard_build_info{version=\"0.1.0\"} 1\n"));
         assert!(t.contains("ssh_upgrade_guard_watchdog_gave_up 0\n"));
         assert!(t.contains("ssh_upgrade_guard_start_limit_hit 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_postinst_restart_blocked 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_socket_drift 0\n"));
         let mut o = obs();
         o.roads.start_limit_hit = true;
         assert!(render(&o, &c, "0.1.0", 0).contains("ssh_upgrade_guard_start_limit_hit 1\n"));
@@ -299,6 +326,9 @@ mod tests {
     #[test]
     fn check_mapping_for_each_state() {
         assert_eq!(plugin_state(&obs(), true, 0), PluginState::Ok);
+        let mut o = obs();
+        o.roads.socket_drift = true;
+        assert_eq!(plugin_state(&o, true, 0), PluginState::Warning);
         assert_eq!(plugin_state(&obs(), false, 0), PluginState::Unknown);
         let mut o = obs();
         o.package_ok = false;

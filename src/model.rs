@@ -207,6 +207,17 @@ pub struct Snapshot {
     pub locks: Vec<LockView>,
     /// Problems met while gathering the snapshot (unreadable files, ...).
     pub warnings: Vec<String>,
+    /// deb-systemd-helper's records of the ssh units (what the postinst
+    /// asks before restarting one).
+    pub packaging_records: crate::roads::PackagingRecords,
+    /// Where `sshd -T` says sshd listens (sshd_config's Port and
+    /// ListenAddress), empty when sshd -T did not answer.
+    pub sshd_listen: Vec<String>,
+    /// Every address listening on an ssh port, whoever holds it.
+    pub listening: Vec<String>,
+    /// Whether Ubuntu's sshd-socket-generator is installed (it turns
+    /// sshd_config's Port/ListenAddress into ssh.socket's at daemon-reload).
+    pub socket_generator: bool,
 }
 
 #[cfg(test)]

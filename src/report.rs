@@ -18,6 +18,9 @@ pub fn verdict(s: &Snapshot, p: &Plan) -> String {
                     .unwrap_or("systemd not reachable")
             );
         }
+        if let Some(d) = crate::roads::Roads::of(s).socket_drift {
+            return format!("WARNING: {d}");
+        }
         return "OK: ssh is healthy".to_string();
     }
     let mut v = format!("PROBLEM: {}", p.findings.join("; "));

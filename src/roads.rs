@@ -139,18 +139,254 @@ pub fn start_budget(ledger: &str, units: &[&str], now: u64) -> Option<String> {
     None
 }
 
+// ---------------------------------------------------------------- road b
+
+/// deb-systemd-helper's was-enabled from its state file's text: every link
+/// listed (one absolute path per line) must still be a symlink.
+pub fn was_enabled_from(state: &str, is_symlink: impl Fn(&str) -> bool) -> bool {
+    // As deb-systemd-helper: lines are taken as they are (an empty line
+    // names no link, so it is missing), a missing file lists nothing.
+    state
+        .lines()
+        .all(|l| l.starts_with('/') && !l.split('/').any(|c| c == "..") && is_symlink(l))
+}
+
+/// What Debian's packaging records say about the ssh units
+/// (`deb-systemd-helper was-enabled`); None where it could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct PackagingRecords {
+    pub socket_was_enabled: Option<bool>,
+    pub service_was_enabled: Option<bool>,
+}
+
+/// Road b: the unit openssh-server's postinst will restart is masked and
+/// still running. Noble's postinst restarts ssh.socket when
+/// deb-systemd-helper says it was enabled (else ssh.service);
+/// deb-systemd-invoke skips a unit that is neither enabled nor running,
+/// but restarts a running one, and systemctl refuses a masked unit:
+/// "Failed to restart ssh.socket: Unit ssh.socket is masked.", then "Could
+/// not execute systemctl:" and the package stays half-configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockedRestart {
+    /// The unit the postinst will restart.
+    pub unit: String,
+    /// The other ssh unit (ssh.service when `unit` is ssh.socket).
+    pub other: String,
+    /// The commands that fix it, each a choice the admin makes: keep the
+    /// unit (unmask it), or keep it masked and tell the packaging so.
+    pub fixes: Vec<String>,
+}
+
+impl std::fmt::Display for BlockedRestart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{u} is masked but still running, and openssh-server's postinst restarts it (deb-systemd-helper still records it as enabled): 'systemctl restart {u}' fails with \"Unit {u} is masked.\" and openssh-server stays half-configured",
+            u = self.unit
+        )
+    }
+}
+
+impl BlockedRestart {
+    /// The advice line: what to run, as choices; the guard never unmasks.
+    pub fn advice(&self) -> String {
+        format!(
+            "the guard does not unmask or re-enable units (your decision). Either {}",
+            self.fixes.join("; or ")
+        )
+    }
+}
+
+/// Predicts road b from what systemd says about both units (LoadState and
+/// ActiveState, which the hooks read anyway) and the packaging's records.
+pub fn blocked_restart(units: &Units, rec: &PackagingRecords) -> Option<BlockedRestart> {
+    let (unit, other) = match (rec.socket_was_enabled, rec.service_was_enabled) {
+        (Some(true), _) => (&units.socket, &units.service),
+        (Some(false), Some(true)) => (&units.service, &units.socket),
+        _ => return None,
+    };
+    let masked = unit.load_state == "masked" || unit.unit_file_state.starts_with("masked");
+    if !masked || !unit.is_active() {
+        return None;
+    }
+    let (u, o) = (unit.name.as_str(), other.name.as_str());
+    let mut fixes = vec![format!("keep {u}: 'systemctl unmask {u}'")];
+    if u.ends_with(".socket") {
+        // Disable while unmasked, so that systemd removes the enable links
+        // ([Install]) the packaging reads; then mask it again.
+        fixes.push(format!(
+            "keep {u} masked and run {o} instead: 'systemctl unmask {u} && systemctl disable --now {u} && systemctl enable --now {o} && systemctl mask {u}'"
+        ));
+    }
+    Some(BlockedRestart {
+        unit: u.to_string(),
+        other: o.to_string(),
+        fixes,
+    })
+}
+
+/// Whether predicting road b needs the packaging's records at all: only
+/// when a unit is masked (nearly free: LoadState is read on every path).
+pub fn any_masked(units: &Units) -> bool {
+    [&units.socket, &units.service]
+        .iter()
+        .any(|u| u.load_state == "masked" || u.unit_file_state.starts_with("masked"))
+}
+
+// ---------------------------------------------------------------- road d
+
+/// Socket-activation drift: the three places that say where ssh listens
+/// disagree. On Ubuntu sshd_config's Port/ListenAddress reach ssh.socket
+/// only through `sshd-socket-generator` at `daemon-reload`, and a changed
+/// ssh.socket listens on its new addresses only once restarted; an admin
+/// who changes the port and the firewall in between locks themselves out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SocketDrift {
+    /// What `sshd -T` says (sshd_config).
+    pub sshd_config: Vec<String>,
+    /// ssh.socket's ListenStream, as systemd has loaded it.
+    pub socket_listen: Vec<String>,
+    /// What is really listening on the ssh ports.
+    pub listening: Vec<String>,
+    /// Which pair disagrees: `config-not-applied` (sshd_config vs
+    /// ssh.socket) or `socket-not-restarted` (ssh.socket vs the sockets).
+    pub kind: String,
+    /// The commands that apply the change (the guard never runs them).
+    pub apply: String,
+}
+
+impl std::fmt::Display for SocketDrift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let j = |v: &[String]| v.join(", ");
+        match self.kind.as_str() {
+            "config-not-applied" => write!(
+                f,
+                "sshd_config says ssh listens on {}, but ssh.socket listens on {} (socket activation: sshd's Port and ListenAddress do not reach ssh.socket by themselves); apply it with: {}",
+                j(&self.sshd_config),
+                j(&self.socket_listen),
+                self.apply
+            ),
+            _ => write!(
+                f,
+                "ssh.socket is set to listen on {}, but what listens is {} (ssh.socket was not restarted after the change); apply it with: {}",
+                j(&self.socket_listen),
+                j(&self.listening),
+                self.apply
+            ),
+        }
+    }
+}
+
+/// A set of listening addresses as a client sees it: a wildcard `[::]:P`
+/// without `0.0.0.0:P` beside it is dual-stack (systemd's and sshd's
+/// default), so it also serves IPv4.
+fn reach(addrs: &[std::net::SocketAddr]) -> std::collections::BTreeSet<std::net::SocketAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let mut out: std::collections::BTreeSet<SocketAddr> = addrs.iter().copied().collect();
+    for a in addrs {
+        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), a.port());
+        if a.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && !addrs.contains(&v4) {
+            out.insert(v4);
+        }
+    }
+    out
+}
+
+fn render(addrs: &[std::net::SocketAddr]) -> Vec<String> {
+    let mut v: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The commands that bring ssh.socket in line with sshd_config: Ubuntu's
+/// generator when it is installed, else a drop-in with the addresses.
+pub fn apply_commands(socket: &str, sshd: &[std::net::SocketAddr], generator: bool) -> String {
+    if generator {
+        return format!("systemctl daemon-reload && systemctl restart {socket}");
+    }
+    let mut lines = String::from("[Socket]\\nListenStream=\\n");
+    for a in render(sshd) {
+        lines.push_str(&format!("ListenStream={a}\\n"));
+    }
+    format!(
+        "mkdir -p /etc/systemd/system/{socket}.d && printf '{lines}' >/etc/systemd/system/{socket}.d/listen.conf && systemctl daemon-reload && systemctl restart {socket}"
+    )
+}
+
+/// Compares the three truths; only for a socket-activated ssh whose socket
+/// is active (a failed or stopped socket is another finding). `sshd`: the
+/// addresses `sshd -T` prints (empty when sshd -T did not answer: no
+/// verdict); `listening`: every address listening on the ssh ports.
+pub fn socket_drift(
+    units: &Units,
+    sshd: &[std::net::SocketAddr],
+    listening: &[std::net::SocketAddr],
+    generator: bool,
+) -> Option<SocketDrift> {
+    if units.topology() != Topology::SocketActivated || !units.socket.is_active() || sshd.is_empty()
+    {
+        return None;
+    }
+    let socket: Vec<std::net::SocketAddr> = units
+        .socket
+        .listen
+        .iter()
+        .filter_map(|a| crate::sshd::parse_listen(a))
+        .collect();
+    if socket.is_empty() {
+        return None;
+    }
+    let (s, k, r) = (reach(sshd), reach(&socket), reach(listening));
+    let kind = if s != k {
+        "config-not-applied"
+    } else if !r.is_superset(&k) {
+        // Something else may listen on an ssh port too (reported
+        // elsewhere); what matters is that the socket's addresses are up.
+        "socket-not-restarted"
+    } else {
+        return None;
+    };
+    let apply = if kind == "config-not-applied" {
+        apply_commands(&units.socket.name, sshd, generator)
+    } else {
+        format!("systemctl restart {}", units.socket.name)
+    };
+    Some(SocketDrift {
+        sshd_config: render(sshd),
+        socket_listen: render(&socket),
+        listening: render(listening),
+        kind: kind.to_string(),
+        apply,
+    })
+}
+
 /// What every road found in one snapshot: the `roads` object of
 /// `status --json` (fields are only ever added).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Roads {
     /// Road a: units failed with a start or trigger limit.
     pub start_limit: Vec<StartLimit>,
+    /// Road b: the unit the postinst restarts is masked and running (with
+    /// the commands that fix it), or null.
+    pub postinst_restart_blocked: Option<BlockedRestart>,
+    /// Road d: sshd_config, ssh.socket and the listening sockets disagree
+    /// (a WARNING: ssh still answers where the socket listens), or null.
+    pub socket_drift: Option<SocketDrift>,
 }
 
 impl Roads {
-    pub fn of(units: Option<&Units>) -> Roads {
+    pub fn of(s: &crate::model::Snapshot) -> Roads {
+        let units = s.units.as_ref();
         Roads {
             start_limit: units.map(start_limits).unwrap_or_default(),
+            postinst_restart_blocked: units.and_then(|u| blocked_restart(u, &s.packaging_records)),
+            socket_drift: units.and_then(|u| {
+                let p = |v: &[String]| -> Vec<std::net::SocketAddr> {
+                    v.iter().filter_map(|a| a.parse().ok()).collect()
+                };
+                socket_drift(u, &p(&s.sshd_listen), &p(&s.listening), s.socket_generator)
+            }),
         }
     }
 }
@@ -220,7 +456,10 @@ mod tests {
                 "{active} {result}"
             );
         }
-        assert_eq!(Roads::of(None), Roads::default());
+        assert_eq!(
+            Roads::of(&crate::model::Snapshot::default()),
+            Roads::default()
+        );
     }
 
     #[test]
@@ -260,6 +499,172 @@ mod tests {
         assert_eq!(
             ledger_starts("1800000000 ssh.socket\n", "ssh.socket", 1_700_000_000),
             0
+        );
+    }
+
+    fn masked(name: &str, active: &str) -> UnitState {
+        UnitState {
+            name: name.into(),
+            load_state: "masked".into(),
+            active_state: active.into(),
+            unit_file_state: "masked".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_masked_running_socket_the_postinst_restarts_is_predicted() {
+        // Reproduced on the noble fixture: `systemctl mask ssh.socket`
+        // (without --now), then apt-get upgrade fails in the postinst.
+        let units = Units {
+            service: unit("ssh.service", "inactive", ""),
+            socket: masked("ssh.socket", "active"),
+        };
+        let rec = PackagingRecords {
+            socket_was_enabled: Some(true),
+            service_was_enabled: Some(false),
+        };
+        let b = blocked_restart(&units, &rec).unwrap();
+        assert_eq!(b.unit, "ssh.socket");
+        assert!(
+            b.to_string().contains("\"Unit ssh.socket is masked.\""),
+            "{b}"
+        );
+        assert_eq!(b.fixes.len(), 2);
+        assert_eq!(b.fixes[0], "keep ssh.socket: 'systemctl unmask ssh.socket'");
+        assert!(b.fixes[1].contains("systemctl unmask ssh.socket && systemctl disable --now ssh.socket && systemctl enable --now ssh.service && systemctl mask ssh.socket"));
+        assert!(b.advice().starts_with("the guard does not unmask"));
+        assert!(any_masked(&units));
+    }
+
+    #[test]
+    fn what_deb_systemd_invoke_skips_is_not_predicted() {
+        let rec = PackagingRecords {
+            socket_was_enabled: Some(true),
+            service_was_enabled: Some(true),
+        };
+        // Masked and stopped: "is a disabled or a static unit not running,
+        // not starting it" (the field notes' measurement: apt exits 0).
+        let units = Units {
+            service: unit("ssh.service", "active", "enabled"),
+            socket: masked("ssh.socket", "inactive"),
+        };
+        assert_eq!(blocked_restart(&units, &rec), None);
+        // Not recorded as enabled: the postinst restarts ssh.service.
+        let units = Units {
+            service: unit("ssh.service", "active", "enabled"),
+            socket: masked("ssh.socket", "active"),
+        };
+        let rec2 = PackagingRecords {
+            socket_was_enabled: Some(false),
+            service_was_enabled: Some(true),
+        };
+        assert_eq!(blocked_restart(&units, &rec2), None);
+        // Unknown records: no prediction rather than a wrong one.
+        assert_eq!(blocked_restart(&units, &PackagingRecords::default()), None);
+        // A masked running ssh.service the postinst restarts is predicted,
+        // with only the unmask choice.
+        let units = Units {
+            service: masked("ssh.service", "active"),
+            socket: unit("ssh.socket", "inactive", "disabled"),
+        };
+        let b = blocked_restart(&units, &rec2).unwrap();
+        assert_eq!(b.unit, "ssh.service");
+        assert_eq!(b.fixes.len(), 1);
+    }
+
+    #[test]
+    fn was_enabled_reads_like_deb_systemd_helper() {
+        let links = ["/etc/systemd/system/sockets.target.wants/ssh.socket"];
+        let present = |l: &str| links.contains(&l);
+        assert!(was_enabled_from(
+            "/etc/systemd/system/sockets.target.wants/ssh.socket\n",
+            present
+        ));
+        assert!(!was_enabled_from(
+            "/etc/systemd/system/sockets.target.wants/ssh.socket\n/etc/systemd/system/ssh.service.requires/ssh.socket\n",
+            present
+        ));
+        // An empty (or missing) state file lists nothing: enabled, as in
+        // deb-systemd-helper.
+        assert!(was_enabled_from("", present));
+        // Relative or climbing paths are not links the packaging made.
+        assert!(!was_enabled_from("etc/x\n", |_| true));
+        assert!(!was_enabled_from("/etc/../x\n", |_| true));
+        assert!(!was_enabled_from("/a\n\n/b\n", |_| true));
+    }
+
+    fn socket_units(listen: &[&str]) -> Units {
+        let mut socket = unit("ssh.socket", "active", "");
+        socket.unit_file_state = "enabled".into();
+        socket.listen = listen.iter().map(|s| s.to_string()).collect();
+        Units {
+            service: unit("ssh.service", "inactive", ""),
+            socket,
+        }
+    }
+
+    fn addrs(v: &[&str]) -> Vec<std::net::SocketAddr> {
+        v.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_port_changed_in_sshd_config_only_is_drift_with_the_commands() {
+        let u = socket_units(&["0.0.0.0:22", "[::]:22"]);
+        let sshd = addrs(&["0.0.0.0:2222", "[::]:2222"]);
+        let now = addrs(&["0.0.0.0:22", "[::]:22"]);
+        let d = socket_drift(&u, &sshd, &now, true).unwrap();
+        assert_eq!(d.kind, "config-not-applied");
+        assert_eq!(
+            d.apply,
+            "systemctl daemon-reload && systemctl restart ssh.socket"
+        );
+        assert!(d.to_string().starts_with("sshd_config says ssh listens on 0.0.0.0:2222, [::]:2222, but ssh.socket listens on 0.0.0.0:22, [::]:22"), "{d}");
+        // Without Ubuntu's generator: a drop-in, addresses spelled out.
+        let d = socket_drift(&u, &sshd, &now, false).unwrap();
+        assert_eq!(d.apply, "mkdir -p /etc/systemd/system/ssh.socket.d && printf '[Socket]\\nListenStream=\\nListenStream=0.0.0.0:2222\\nListenStream=[::]:2222\\n' >/etc/systemd/system/ssh.socket.d/listen.conf && systemctl daemon-reload && systemctl restart ssh.socket");
+    }
+
+    #[test]
+    fn a_reloaded_but_not_restarted_socket_is_drift() {
+        let u = socket_units(&["0.0.0.0:2222", "[::]:2222"]);
+        let sshd = addrs(&["0.0.0.0:2222", "[::]:2222"]);
+        let d = socket_drift(&u, &sshd, &addrs(&["0.0.0.0:22", "[::]:22"]), true).unwrap();
+        assert_eq!(d.kind, "socket-not-restarted");
+        assert_eq!(d.apply, "systemctl restart ssh.socket");
+    }
+
+    #[test]
+    fn agreeing_truths_are_not_drift_whatever_the_spelling() {
+        // Debian's ListenStream=22 is one dual-stack [::]:22; sshd -T
+        // prints both wildcards for the default.
+        let u = socket_units(&["[::]:22"]);
+        let sshd = addrs(&["[::]:22", "0.0.0.0:22"]);
+        assert_eq!(socket_drift(&u, &sshd, &addrs(&["[::]:22"]), true), None);
+        let u = socket_units(&["0.0.0.0:22", "[::]:22"]);
+        assert_eq!(
+            socket_drift(
+                &u,
+                &sshd,
+                &addrs(&["0.0.0.0:22", "[::]:22", "127.0.0.1:22"]),
+                true
+            ),
+            None
+        );
+        // No verdict without sshd -T, without a socket, or for the service
+        // topology (sshd binds what sshd_config says itself).
+        assert_eq!(socket_drift(&u, &[], &[], true), None);
+        let mut classic = u.clone();
+        classic.socket.unit_file_state = "disabled".into();
+        assert_eq!(
+            socket_drift(&classic, &addrs(&["[::]:2222"]), &[], true),
+            None
+        );
+        let mut failed = u.clone();
+        failed.socket.active_state = "failed".into();
+        assert_eq!(
+            socket_drift(&failed, &addrs(&["[::]:2222"]), &[], true),
+            None
         );
     }
 

@@ -3,6 +3,7 @@
 //! /run/ssh-upgrade-guard. Everything else in the crate is pure.
 
 pub mod dpkg;
+pub mod dsh;
 pub mod fsx;
 pub mod locks;
 pub mod procs;

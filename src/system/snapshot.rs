@@ -244,6 +244,14 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
 
     log::debug!("{:.1} ms: sshd configuration known", crate::elapsed_ms());
     let listening = procfs.listening(&s.ports, &mut s.warnings);
+    s.listening = listening.values().map(|a| a.to_string()).collect();
+    s.listening.sort();
+    s.listening.dedup();
+    s.sshd_listen = listen
+        .as_ref()
+        .map(|l| l.addresses.iter().map(|a| a.to_string()).collect())
+        .unwrap_or_default();
+    s.socket_generator = socket_generator(roots);
     log::debug!("{:.1} ms: listening sockets read", crate::elapsed_ms());
     let scan = procfs.scan(&listening, survey);
     log::debug!("{:.1} ms: listeners found", crate::elapsed_ms());
@@ -296,7 +304,82 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     s.marker = marker_view(roots, cfg, false);
     s.locks = lock_views(roots);
     s.as_root = nix::unistd::geteuid().is_root();
+    s.packaging_records = packaging_records(roots, cfg);
     s
+}
+
+/// Road d outside a full snapshot (the watchdog's healthy path, every few
+/// minutes, so that the metric a fleet alerts on stays true): the last
+/// `sshd -T` answer while nothing it depends on changed (else sshd -T
+/// afresh), ssh.socket's Listen, and one sock_diag dump of the listening
+/// sockets. Socket-activated topology only.
+pub fn socket_drift_now(
+    roots: &Roots,
+    cfg: &Config,
+    sd: &Systemd,
+    units: &Units,
+) -> Option<crate::roads::SocketDrift> {
+    if units.topology() != Topology::SocketActivated {
+        return None;
+    }
+    let key = super::sshd::cache_key(roots);
+    let run_dir = RunDir::open(roots, nix::unistd::geteuid().is_root())
+        .ok()
+        .flatten();
+    let cached = run_dir
+        .as_ref()
+        .and_then(|d| super::sshd::load_cached(d, &key));
+    let (_, listen) = match cached {
+        Some(c) => c,
+        None => {
+            let (check, listen) = super::sshd::check_config(&roots.sshd);
+            if let Some(d) = &run_dir {
+                super::sshd::store_cached(d, key, &check, &listen);
+            }
+            (check, listen)
+        }
+    };
+    let sshd: Vec<SocketAddr> = listen.map(|l| l.addresses).unwrap_or_default();
+    let socket = sd.unit_state(&cfg.ssh_socket, true).ok()?;
+    let mut ports: Vec<u16> = sshd.iter().map(|a| a.port()).collect();
+    ports.extend(
+        socket
+            .listen
+            .iter()
+            .filter_map(|a| parse_listen(a))
+            .map(|a| a.port()),
+    );
+    ports.sort_unstable();
+    ports.dedup();
+    let listening: Vec<SocketAddr> = Procfs::new(&roots.proc)
+        .listening(&ports, &mut Vec::new())
+        .into_values()
+        .collect();
+    let units = Units {
+        service: units.service.clone(),
+        socket,
+    };
+    crate::roads::socket_drift(&units, &sshd, &listening, socket_generator(roots))
+}
+
+/// Ubuntu's generator that turns sshd_config's Port/ListenAddress into
+/// ssh.socket's ListenStream at daemon-reload (openssh-server >= 1:9.0 on
+/// Ubuntu >= 22.10).
+pub fn socket_generator(roots: &Roots) -> bool {
+    [
+        "/usr/lib/systemd/system-generators/sshd-socket-generator",
+        "/lib/systemd/system-generators/sshd-socket-generator",
+    ]
+    .iter()
+    .any(|p| roots.under(Path::new(p)).exists())
+}
+
+/// deb-systemd-helper's was-enabled for both ssh units (two small files).
+pub fn packaging_records(roots: &Roots, cfg: &Config) -> crate::roads::PackagingRecords {
+    crate::roads::PackagingRecords {
+        socket_was_enabled: super::dsh::was_enabled(roots, &cfg.ssh_socket),
+        service_was_enabled: super::dsh::was_enabled(roots, &cfg.ssh_service),
+    }
 }
 
 /// The addresses to probe for a banner.
