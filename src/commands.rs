@@ -796,6 +796,20 @@ fn recent_repairs(dir: &RunDir, now: u64) -> Vec<u64> {
 pub fn watchdog(ctx: &Ctx) -> i32 {
     if let Some(why) = inhibition(ctx) {
         log::info!("inhibited, not acting: {why}");
+        // Road e: a run stuck on a question is said (and published) while
+        // the watchdog stays inhibited. Only then is the metrics file
+        // rewritten during a package manager's run.
+        if let Some(p) = snapshot::dpkg_prompt(&ctx.roots, &snapshot::lock_views(&ctx.roots)) {
+            eprintln!("{PREFIX}: warning: {p}");
+            let units = ctx
+                .systemd()
+                .and_then(|sd| snapshot::units(&sd, &ctx.cfg, false));
+            if let (true, Ok(units)) = (metrics_enabled(ctx), units) {
+                let mut o = observed_fast(ctx, &units, None, true);
+                o.roads.dpkg_prompt_since = Some(p.since);
+                publish(ctx, Some(o), None, None);
+            }
+        }
         return exit::OK;
     }
     let sd = match ctx.systemd() {

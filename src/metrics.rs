@@ -77,6 +77,8 @@ pub struct RoadSignals {
     pub postinst_restart_blocked: bool,
     /// Road d: sshd_config, ssh.socket and the listening sockets disagree.
     pub socket_drift: bool,
+    /// Road e: Unix time since which dpkg waits for an answer, if it does.
+    pub dpkg_prompt_since: Option<u64>,
 }
 
 impl RoadSignals {
@@ -85,6 +87,7 @@ impl RoadSignals {
             start_limit_hit: !r.start_limit.is_empty(),
             postinst_restart_blocked: r.postinst_restart_blocked.is_some(),
             socket_drift: r.socket_drift.is_some(),
+            dpkg_prompt_since: r.dpkg_prompt.as_ref().map(|p| p.since),
         }
     }
 }
@@ -147,6 +150,12 @@ pub fn render(o: &Observed, c: &Counters, version: &str, now: u64) -> String {
         "Whether sshd_config, ssh.socket and the sockets really listening disagree about where ssh listens (1) or not (0): a port changed in one place only.",
         "",
         b(o.roads.socket_drift),
+    );
+    gauge(
+        "ssh_upgrade_guard_dpkg_prompt_since_timestamp_seconds",
+        "Unix time since which dpkg waits for an answer (a conffile question under the package manager holding its lock), 0 when it does not.",
+        "",
+        o.roads.dpkg_prompt_since.unwrap_or(0).to_string(),
     );
     gauge(
         "ssh_upgrade_guard_watchdog_gave_up",
@@ -219,7 +228,8 @@ impl PluginState {
 /// The verdict of `check`: CRITICAL when openssh-server is not fully
 /// installed, ssh is down or a stale listener holds the port; WARNING when
 /// the only problem is one a running package manager may still be fixing,
-/// or when ssh is healthy but its addresses drifted (road d);
+/// or when ssh is healthy but its addresses drifted (road d) or dpkg waits
+/// for an answer (road e);
 /// UNKNOWN when systemd cannot be asked.
 pub fn plugin_state(o: &Observed, systemd_ok: bool, problems: usize) -> PluginState {
     if !systemd_ok {
@@ -228,7 +238,7 @@ pub fn plugin_state(o: &Observed, systemd_ok: bool, problems: usize) -> PluginSt
     if problems == 0 && o.package_ok && o.ssh_up && o.stale_listeners == 0 {
         // ssh answers, but where it listens is not what sshd_config says:
         // the next firewall change can lock people out.
-        if o.roads.socket_drift {
+        if o.roads.socket_drift || o.roads.dpkg_prompt_since.is_some() {
             return PluginState::Warning;
         }
         return PluginState::Ok;
@@ -288,6 +298,7 @@ mod tests {
         assert!(t.contains("ssh_upgrade_guard_start_limit_hit 0\n"));
         assert!(t.contains("ssh_upgrade_guard_postinst_restart_blocked 0\n"));
         assert!(t.contains("ssh_upgrade_guard_socket_drift 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_dpkg_prompt_since_timestamp_seconds 0\n"));
         let mut o = obs();
         o.roads.start_limit_hit = true;
         assert!(render(&o, &c, "0.1.0", 0).contains("ssh_upgrade_guard_start_limit_hit 1\n"));
@@ -328,6 +339,10 @@ mod tests {
         assert_eq!(plugin_state(&obs(), true, 0), PluginState::Ok);
         let mut o = obs();
         o.roads.socket_drift = true;
+        assert_eq!(plugin_state(&o, true, 0), PluginState::Warning);
+        let mut o = obs();
+        o.roads.dpkg_prompt_since = Some(1);
+        o.inhibited = true;
         assert_eq!(plugin_state(&o, true, 0), PluginState::Warning);
         assert_eq!(plugin_state(&obs(), false, 0), PluginState::Unknown);
         let mut o = obs();

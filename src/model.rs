@@ -218,6 +218,8 @@ pub struct Snapshot {
     /// Whether Ubuntu's sshd-socket-generator is installed (it turns
     /// sshd_config's Port/ListenAddress into ssh.socket's at daemon-reload).
     pub socket_generator: bool,
+    /// dpkg waiting for an answer below the holder of its lock (road e).
+    pub dpkg_prompt: Option<crate::roads::DpkgPrompt>,
 }
 
 #[cfg(test)]

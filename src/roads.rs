@@ -361,6 +361,168 @@ pub fn socket_drift(
     })
 }
 
+// ---------------------------------------------------------------- road f
+
+/// ssh.service binds the ssh port itself while ssh is socket-activated:
+/// ssh.socket cannot listen ("Failed to create listening socket
+/// ([::]:22): Address already in use", Result: resources). It happens
+/// where ssh.socket does not declare RequiredBy=ssh.service (older socket
+/// units, local overrides), so restarting the socket does not stop the
+/// service first; the postinst's restart of ssh.socket then fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceHoldsPort {
+    pub service: String,
+    pub socket: String,
+    pub pid: u32,
+    pub addresses: Vec<String>,
+}
+
+impl std::fmt::Display for ServiceHoldsPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (pid {}) listens on {} itself while ssh is socket-activated, so {} cannot listen there (Address already in use)",
+            self.service,
+            self.pid,
+            self.addresses.join(", "),
+            self.socket
+        )
+    }
+}
+
+/// Road f from a snapshot: socket-activated topology, ssh.socket not
+/// active, and ssh.service's main process (a managed listener, not pid 1)
+/// holding an ssh address. A socket-activated sshd holds the same sockets
+/// as pid 1, so an active socket never matches.
+pub fn service_holds_port(
+    units: &Units,
+    listeners: &[crate::model::Listener],
+) -> Option<ServiceHoldsPort> {
+    if units.topology() != Topology::SocketActivated
+        || units.socket.is_active()
+        || !units.service.is_active()
+    {
+        return None;
+    }
+    let main = units.service.main_pid?;
+    let l = listeners
+        .iter()
+        .find(|l| l.pid == main && l.class == crate::model::ListenerClass::Managed)?;
+    Some(ServiceHoldsPort {
+        service: units.service.name.clone(),
+        socket: units.socket.name.clone(),
+        pid: main,
+        addresses: l.addresses.clone(),
+    })
+}
+
+// ---------------------------------------------------------------- road e
+
+/// One process, as road e needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcRow {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    pub args: Vec<String>,
+    /// Start, Unix time.
+    pub started: u64,
+}
+
+/// A conffile prompt that lives longer than this is waiting for someone:
+/// ucf merges a file in well under a second when nobody is asked.
+pub const PROMPT_AFTER_SECS: u64 = 10;
+
+/// Programs that ask a question during a package's configuration: ucf
+/// (openssh-server's sshd_config goes through it), and the dialogs debconf
+/// and ucf draw with.
+const PROMPTERS: [&str; 3] = ["ucf", "whiptail", "dialog"];
+
+/// dpkg waiting for an answer (mvo5/unattended-upgrades#168): a locally
+/// modified sshd_config under a run nobody watches leaves ucf asking, while
+/// the package manager holds dpkg's lock. The guard never answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DpkgPrompt {
+    /// The process that asks (ucf, whiptail, dialog).
+    pub pid: u32,
+    pub program: String,
+    /// The file the question is about, when known (ucf's destination).
+    pub about: Option<String>,
+    /// Unix time the question was asked (the asking process's start).
+    pub since: u64,
+    /// The package manager holding dpkg's lock.
+    pub holder_pid: u32,
+    pub holder_comm: String,
+}
+
+/// "03:12" (UTC) for a Unix time.
+pub fn hhmm_utc(t: u64) -> String {
+    let day = t % 86_400;
+    format!("{:02}:{:02}", day / 3600, (day % 3600) / 60)
+}
+
+impl std::fmt::Display for DpkgPrompt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "dpkg waits for an answer")?;
+        if let Some(a) = &self.about {
+            write!(f, " about {a}")?;
+        }
+        write!(
+            f,
+            " since {} UTC ({} pid {}, under {} pid {}); the guard stays inhibited and never answers for you: answer it where {} runs, or stop it and run 'dpkg --configure -a' yourself",
+            hhmm_utc(self.since),
+            self.program,
+            self.pid,
+            self.holder_comm,
+            self.holder_pid,
+            self.holder_comm
+        )
+    }
+}
+
+/// Finds a question below the lock holder that has waited at least
+/// PROMPT_AFTER_SECS. The oldest asker wins (ucf, under which whiptail
+/// runs, names the file).
+pub fn dpkg_prompt(rows: &[ProcRow], holder: u32, now: u64) -> Option<DpkgPrompt> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let holder_row = rows.iter().find(|r| r.pid == holder)?;
+    let mut children: BTreeMap<u32, Vec<&ProcRow>> = BTreeMap::new();
+    for r in rows {
+        children.entry(r.ppid).or_default().push(r);
+    }
+    // Descendants, breadth first; a pid is visited once (no cycles).
+    let mut seen = BTreeSet::from([holder]);
+    let mut queue = vec![holder];
+    let mut below: Vec<&ProcRow> = Vec::new();
+    while let Some(p) = queue.pop() {
+        for c in children.get(&p).into_iter().flatten() {
+            if seen.insert(c.pid) {
+                below.push(c);
+                queue.push(c.pid);
+            }
+        }
+    }
+    let about = below
+        .iter()
+        .filter(|r| r.comm == "ucf")
+        .filter_map(|r| r.args.last())
+        .find(|a| a.starts_with('/'))
+        .cloned();
+    let asker = below
+        .iter()
+        .filter(|r| PROMPTERS.contains(&r.comm.as_str()))
+        .filter(|r| r.started <= now && now - r.started >= PROMPT_AFTER_SECS)
+        .min_by_key(|r| (r.started, r.pid))?;
+    Some(DpkgPrompt {
+        pid: asker.pid,
+        program: asker.comm.clone(),
+        about,
+        since: asker.started,
+        holder_pid: holder,
+        holder_comm: holder_row.comm.clone(),
+    })
+}
+
 /// What every road found in one snapshot: the `roads` object of
 /// `status --json` (fields are only ever added).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -373,6 +535,10 @@ pub struct Roads {
     /// Road d: sshd_config, ssh.socket and the listening sockets disagree
     /// (a WARNING: ssh still answers where the socket listens), or null.
     pub socket_drift: Option<SocketDrift>,
+    /// Road e: dpkg waits for an answer under the lock holder, or null.
+    pub dpkg_prompt: Option<DpkgPrompt>,
+    /// Road f: ssh.service holds the port ssh.socket should, or null.
+    pub service_holds_port: Option<ServiceHoldsPort>,
 }
 
 impl Roads {
@@ -387,6 +553,8 @@ impl Roads {
                 };
                 socket_drift(u, &p(&s.sshd_listen), &p(&s.listening), s.socket_generator)
             }),
+            service_holds_port: units.and_then(|u| service_holds_port(u, &s.listeners)),
+            dpkg_prompt: s.dpkg_prompt.clone(),
         }
     }
 }
@@ -666,6 +834,104 @@ mod tests {
             socket_drift(&failed, &addrs(&["[::]:2222"]), &[], true),
             None
         );
+    }
+
+    fn listener(pid: u32, class: crate::model::ListenerClass) -> crate::model::Listener {
+        crate::model::Listener {
+            pid,
+            start_time: 1,
+            uid: 0,
+            comm: "sshd".into(),
+            exe: "/usr/sbin/sshd".into(),
+            exe_deleted: false,
+            cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
+            cgroup: "0::/system.slice/ssh.service".into(),
+            addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
+            class,
+        }
+    }
+
+    #[test]
+    fn a_service_holding_the_sockets_port_is_found_only_then() {
+        use crate::model::ListenerClass::*;
+        let mut u = socket_units(&["0.0.0.0:22", "[::]:22"]);
+        u.socket.active_state = "failed".into();
+        u.socket.result = "resources".into();
+        u.service.active_state = "active".into();
+        u.service.main_pid = Some(700);
+        let ls = vec![listener(700, Managed)];
+        let f = service_holds_port(&u, &ls).unwrap();
+        assert_eq!(f.to_string(), "ssh.service (pid 700) listens on 0.0.0.0:22, [::]:22 itself while ssh is socket-activated, so ssh.socket cannot listen there (Address already in use)");
+        // Socket-activated sshd shares pid 1's sockets: socket active.
+        let mut ok = u.clone();
+        ok.socket.active_state = "active".into();
+        assert_eq!(
+            service_holds_port(&ok, &[listener(1, Systemd), listener(700, Managed)]),
+            None
+        );
+        // A stale listener is another road; the classic topology is fine.
+        assert_eq!(service_holds_port(&u, &[listener(800, Stale)]), None);
+        let mut classic = u.clone();
+        classic.socket.unit_file_state = "disabled".into();
+        assert_eq!(service_holds_port(&classic, &ls), None);
+    }
+
+    fn row(pid: u32, ppid: u32, comm: &str, args: &[&str], started: u64) -> ProcRow {
+        ProcRow {
+            pid,
+            ppid,
+            comm: comm.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            started,
+        }
+    }
+
+    #[test]
+    fn ucf_asking_under_apt_is_a_prompt_about_its_file() {
+        // 03:12 UTC on some day.
+        let t = 1_700_000_000 - 1_700_000_000 % 86_400 + 3 * 3600 + 12 * 60;
+        let rows = vec![
+            row(1, 0, "systemd", &[], 0),
+            row(100, 1, "unattended-upgr", &["/usr/bin/python3"], t - 600),
+            row(110, 100, "dpkg", &["/usr/bin/dpkg", "--configure"], t - 5),
+            row(120, 110, "openssh-server.", &["/bin/sh", "postinst"], t - 4),
+            row(
+                130,
+                120,
+                "ucf",
+                &[
+                    "/bin/sh",
+                    "/usr/bin/ucf",
+                    "--three-way",
+                    "--debconf-ok",
+                    "/tmp/tmp.abc",
+                    "/etc/ssh/sshd_config",
+                ],
+                t,
+            ),
+            row(140, 130, "whiptail", &["whiptail", "--menu"], t + 1),
+            // An unrelated dialog elsewhere is not dpkg's.
+            row(200, 1, "whiptail", &["whiptail"], t - 1000),
+        ];
+        let p = dpkg_prompt(&rows, 100, t + 60).unwrap();
+        assert_eq!(p.pid, 130);
+        assert_eq!(p.about.as_deref(), Some("/etc/ssh/sshd_config"));
+        assert!(p.to_string().starts_with("dpkg waits for an answer about /etc/ssh/sshd_config since 03:12 UTC (ucf pid 130, under unattended-upgr pid 100)"), "{p}");
+        // Young: ucf merging quietly is not a prompt yet.
+        assert_eq!(dpkg_prompt(&rows, 100, t + 3), None);
+        // No holder, or nothing below it.
+        assert_eq!(dpkg_prompt(&rows, 999, t + 60), None);
+        assert_eq!(dpkg_prompt(&rows, 200, t + 60), None);
+    }
+
+    #[test]
+    fn a_parent_loop_in_hostile_rows_ends() {
+        let rows = vec![row(5, 6, "ucf", &[], 0), row(6, 5, "whiptail", &["x"], 0)];
+        let p = dpkg_prompt(&rows, 5, 100).unwrap();
+        assert_eq!(p.program, "whiptail");
+        assert_eq!(p.about, None);
+        assert_eq!(hhmm_utc(0), "00:00");
+        assert_eq!(hhmm_utc(86_399), "23:59");
     }
 
     proptest::proptest! {

@@ -7,6 +7,7 @@ pub mod dsh;
 pub mod fsx;
 pub mod locks;
 pub mod procs;
+pub mod prompt;
 pub mod publish;
 pub mod signal;
 pub mod snapshot;

@@ -303,6 +303,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     s.sessions = scan.sessions;
     s.marker = marker_view(roots, cfg, false);
     s.locks = lock_views(roots);
+    s.dpkg_prompt = dpkg_prompt(roots, &s.locks);
     s.as_root = nix::unistd::geteuid().is_root();
     s.packaging_records = packaging_records(roots, cfg);
     s
@@ -360,6 +361,24 @@ pub fn socket_drift_now(
         socket,
     };
     crate::roads::socket_drift(&units, &sshd, &listening, socket_generator(roots))
+}
+
+/// Road e: a question below the holder of dpkg's lock. Reads /proc only
+/// when a lock is held.
+pub fn dpkg_prompt(roots: &Roots, locks: &[LockView]) -> Option<crate::roads::DpkgPrompt> {
+    let holders: Vec<u32> = locks
+        .iter()
+        .filter_map(|l| l.holder_pid)
+        .filter(|p| *p > 1)
+        .collect();
+    if holders.is_empty() {
+        return None;
+    }
+    let rows = super::prompt::process_rows(&roots.proc);
+    let now = now_secs();
+    holders
+        .iter()
+        .find_map(|h| crate::roads::dpkg_prompt(&rows, *h, now))
 }
 
 /// Ubuntu's generator that turns sshd_config's Port/ListenAddress into

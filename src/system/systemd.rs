@@ -21,6 +21,7 @@ trait Manager {
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
     fn subscribe(&self) -> zbus::Result<()>;
     fn start_transient_unit(
@@ -304,6 +305,9 @@ impl Systemd {
         match verb {
             "start" => self.run_job(&what, timeout, |m| m.start_unit(unit, "replace")),
             "restart" => self.run_job(&what, timeout, |m| m.restart_unit(unit, "replace")),
+            // Road f: handing the port back to ssh.socket. ssh.service's
+            // KillMode=process stops only its main process: sessions stay.
+            "stop" => self.run_job(&what, timeout, |m| m.stop_unit(unit, "replace")),
             _ => bail!("unknown job {verb}"),
         }
     }

@@ -1,0 +1,78 @@
+# shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
+# Issue 12, road f: a unit that binds the port itself. ssh.socket is enabled
+# (socket activation) but a local copy of the unit lacks
+# RequiredBy=ssh.service (as older socket units did), so nothing stops
+# ssh.service when the socket restarts; ssh.service was started by hand and
+# binds :22 itself. The postinst's `deb-systemd-invoke restart ssh.socket`
+# then fails ("ssh.socket: Socket service ssh.service already active,
+# refusing."; with the port taken, "Address already in use"), openssh-server
+# half-configured. The emulated noble unit has RequiredBy=ssh.service and
+# does not fail (FIELD-NOTES §9): the local override is what makes it.
+# The guard hands the port back to the socket: stop ssh.service (its
+# KillMode=process keeps sessions), start ssh.socket, prove ssh answers;
+# before dpkg (pre-invoke), and after dpkg when the preflight is off.
+SUITE=bookworm
+TIMEOUT=300
+
+# service_binds_port: ssh.socket enabled but stopped, ssh.service listening
+# on :22 by itself. Sets SVC_PID.
+service_binds_port() {
+	csh 'systemctl stop ssh.socket && systemctl start ssh.service' || fail "fixture: cannot start ssh.service by itself"
+	SVC_PID=$(cexec systemctl show -p MainPID --value ssh.service)
+	cexec ss -Hltnp 'sport = :22' | grep -q "pid=$SVC_PID," || fail "fixture: ssh.service's pid $SVC_PID does not hold :22: $(listeners)"
+	[[ $(cexec systemctl is-enabled ssh.socket) == enabled ]] || fail "fixture: ssh.socket is not enabled"
+}
+
+# assert_socket_holds_port: ssh.socket listens, ssh.service's own listener is gone.
+assert_socket_holds_port() {
+	assert_pkg_installed openssh-server
+	assert_unit_active ssh.socket
+	cexec ss -Hltnp 'sport = :22' | grep -q 'pid=1,' || fail "pid 1 does not hold :22: $(listeners)"
+	! cexec ss -Hltnp 'sport = :22' | grep -q "pid=$SVC_PID," || fail "ssh.service's own listener (pid $SVC_PID) still holds :22"
+	assert_banner 127.0.0.1 ::1
+}
+
+run_scenario() {
+	start_machine "$SUITE"
+	install_guard
+	csh 'cp /lib/systemd/system/ssh.socket /etc/systemd/system/ssh.socket &&
+		sed -i /RequiredBy/d /etc/systemd/system/ssh.socket &&
+		sed -i "/ssh.service.requires/d" /var/lib/systemd/deb-systemd-helper-enabled/ssh.socket.dsh-also &&
+		rm /etc/systemd/system/ssh.service.requires/ssh.socket && systemctl daemon-reload' ||
+		fail "fixture: cannot install the local ssh.socket without RequiredBy"
+	service_binds_port
+	open_session
+
+	if [[ $GUARD != off ]]; then
+		run_in "$GUARD_BIN" status --json
+		python3 -c '
+import json, sys
+d = json.load(sys.stdin)["roads"]["service_holds_port"]
+assert d["pid"] == int(sys.argv[1]), d' "$SVC_PID" <<<"$OUT" || fail "status --json: no roads.service_holds_port for pid $SVC_PID"
+		run_in "$GUARD_BIN" check
+		((RC == 2)) || fail "check exited $RC with ssh.service holding ssh.socket's port (expected 2)"
+		expect_in "$OUT" "ssh.service \\(pid $SVC_PID\\) listens on 0.0.0.0:22, \\[::\\]:22 itself while ssh is socket-activated" "check's line"
+	fi
+
+	# 1. Before dpkg: pre-invoke hands the port back; the upgrade succeeds.
+	apt_get upgrade
+	((RC == 0)) || fail "apt-get upgrade exited $RC: $(grep -E '^(E:|dpkg: error|Could not)' <<<"$OUT" | head -n 3 | tr '\n' ' ')$(cexec journalctl -q -u ssh.socket --no-pager | tail -n 2 | tr '\n' ' ')"
+	expect_in "$OUT" "found: ssh.service \\(pid $SVC_PID\\) listens on 0.0.0.0:22, \\[::\\]:22 itself while ssh is socket-activated" "pre-invoke's report"
+	expect_in "$OUT" 'did: stopped ssh.service' "pre-invoke's report"
+	expect_in "$OUT" 'did: started ssh.socket' "pre-invoke's report"
+	assert_socket_holds_port
+	assert_session "after the preflight"
+
+	# 2. After dpkg: with the preflight off the postinst fails, and
+	# post-invoke hands the port back and completes the package.
+	csh 'echo PREFLIGHT=no >>/etc/default/ssh-upgrade-guard'
+	service_binds_port
+	apt_get install --reinstall openssh-server
+	expect_in "$OUT" 'dpkg: error processing package openssh-server' "apt's output (the postinst must fail first)"
+	# apt reports dpkg's failure whatever Post-Invoke does afterwards.
+	((RC != 0)) || fail "apt-get exited 0 although the postinst failed"
+	expect_in "$OUT" 'did: stopped ssh.service' "post-invoke's report"
+	expect_in "$OUT" 'the dpkg error above is resolved' "post-invoke's report"
+	assert_socket_holds_port
+	assert_session "after post-invoke"
+}
