@@ -220,6 +220,9 @@ pub struct Snapshot {
     pub socket_generator: bool,
     /// dpkg waiting for an answer below the holder of its lock (road e).
     pub dpkg_prompt: Option<crate::roads::DpkgPrompt>,
+    /// The main process of the guard's rescue sshd, when it runs (road g:
+    /// it must run the binaries dpkg unpacked).
+    pub rescue_pid: Option<u32>,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! the plan, `status --json`, `check` and the metrics share. Pure: no
 //! system call; the facts come in from `system`, a verdict goes out.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use crate::model::{Topology, UnitState, Units};
 use serde::Serialize;
@@ -60,6 +61,7 @@ impl std::fmt::Display for StartLimit {
     }
 }
 
+/// One unit's start limit, if it is failed with one.
 fn start_limit(u: &UnitState) -> Option<StartLimit> {
     (u.is_failed() && LIMIT_RESULTS.contains(&u.result.as_str())).then(|| StartLimit {
         unit: u.name.clone(),
@@ -292,6 +294,7 @@ fn reach(addrs: &[std::net::SocketAddr]) -> std::collections::BTreeSet<std::net:
     out
 }
 
+/// Addresses as sorted, distinct strings (for reports and JSON).
 fn render(addrs: &[std::net::SocketAddr]) -> Vec<String> {
     let mut v: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     v.sort();
@@ -559,13 +562,6 @@ impl Roads {
     }
 }
 
-/// Which unit holds the port in this topology.
-pub fn holder(units: &Units) -> &UnitState {
-    match units.topology() {
-        Topology::SocketActivated => &units.socket,
-        Topology::Service => &units.service,
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -279,6 +279,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
                     r.main_pid.unwrap_or(0)
                 ));
                 managed.extend(r.main_pid);
+                s.rescue_pid = r.main_pid;
             }
             _ => {}
         }
