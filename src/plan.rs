@@ -35,6 +35,11 @@ pub enum Step {
     RestartUnit {
         unit: String,
     },
+    /// systemctl stop UNIT: ssh.service handing the port back to
+    /// ssh.socket (road f). Its KillMode=process keeps the sessions.
+    StopUnit {
+        unit: String,
+    },
     /// An SSH-2.0 banner must answer on every address ssh listens on.
     VerifyBanner,
     /// dpkg --configure PACKAGE, then the packages left unconfigured because of it.
@@ -53,6 +58,10 @@ impl std::fmt::Display for Step {
             Step::ResetFailed { unit } => write!(f, "systemctl reset-failed {unit}"),
             Step::StartUnit { unit } => write!(f, "systemctl start {unit}"),
             Step::RestartUnit { unit } => write!(f, "systemctl restart {unit}"),
+            Step::StopUnit { unit } => write!(
+                f,
+                "systemctl stop {unit} (its listener only: sessions stay)"
+            ),
             Step::VerifyBanner => write!(
                 f,
                 "check that an SSH-2.0 banner answers on every ssh address"
@@ -97,10 +106,12 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
         .iter()
         .filter(|l| l.class == ListenerClass::Foreign)
         .collect();
+    // The rescue sshd is restarted as itself (road g), never as ssh.service.
     let outdated: Vec<_> = s
         .listeners
         .iter()
         .filter(|l| l.class == ListenerClass::Managed && l.exe_deleted)
+        .filter(|l| Some(l.pid) != s.rescue_pid)
         .collect();
 
     for l in &stale {
@@ -175,14 +186,30 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
             l.pid, l.exe
         ));
     }
+    // Road f: ssh.service bound the port ssh.socket should hold.
+    let service_holds = crate::roads::service_holds_port(units, &s.listeners);
+    if let Some(f) = &service_holds {
+        p.findings.push(f.to_string());
+    }
+    // Road g: after dpkg, a rescue sshd still on the replaced binary is
+    // restarted on the unpacked one (before dpkg it would be replaced again).
+    let stale_rescue = crate::roads::stale_rescue(s).filter(|_| mode == Mode::Full);
+    if let Some(g) = &stale_rescue {
+        p.findings.push(g.to_string());
+    }
 
     let any_failed = units.socket.is_failed() || units.service.is_failed();
     let listener_work = match mode {
         // Before dpkg: only what makes the postinst's restart fail. An
         // inactive ssh.socket is started by the postinst itself.
-        Mode::Preflight => !stale.is_empty() || any_failed,
+        Mode::Preflight => !stale.is_empty() || any_failed || service_holds.is_some(),
         Mode::Full => {
-            !stale.is_empty() || any_failed || !holder.is_active() || !outdated.is_empty()
+            !stale.is_empty()
+                || any_failed
+                || !holder.is_active()
+                || !outdated.is_empty()
+                || service_holds.is_some()
+                || stale_rescue.is_some()
         }
     };
     let pkg_work = mode == Mode::Full && pkg_incomplete;
@@ -256,15 +283,27 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
             exe: l.exe.clone(),
         });
     }
+    if stale_rescue.is_some() {
+        // First: a failed unit start below skips to the banner check.
+        p.steps.push(Step::RestartUnit {
+            unit: crate::system::systemd::RESCUE_UNIT.to_string(),
+        });
+    }
     if listener_work {
         match topology {
             Topology::SocketActivated => {
+                if service_holds.is_some() {
+                    p.steps.push(Step::StopUnit {
+                        unit: service.to_string(),
+                    });
+                }
                 if !stale.is_empty() || !units.socket.is_active() {
                     p.steps.push(Step::StartUnit {
                         unit: socket.to_string(),
                     });
                 }
-                if !outdated.is_empty() {
+                // A service just stopped is started again by the socket.
+                if !outdated.is_empty() && service_holds.is_none() {
                     p.steps.push(Step::RestartUnit {
                         unit: service.to_string(),
                     });
@@ -698,6 +737,106 @@ mod tests {
                 Step::VerifyBanner
             ]
         );
+    }
+
+    #[test]
+    fn a_service_holding_the_sockets_port_hands_it_back_in_both_modes() {
+        // Road f: ssh.socket enabled but not listening, ssh.service bound
+        // :22 itself (a socket unit without RequiredBy=ssh.service).
+        let mut s = healthy(Topo::Socket);
+        let u = s.units.as_mut().unwrap();
+        u.socket = unit("ssh.socket", "inactive", "enabled", "success");
+        u.service = unit("ssh.service", "active", "disabled", "success");
+        u.service.main_pid = Some(700);
+        s.listeners = vec![listener(700, "sshd", "/usr/sbin/sshd", 0, Some(700))];
+        for m in [Mode::Preflight, Mode::Full] {
+            let p = decide(&s, "ssh.service", "ssh.socket", "openssh-server", m);
+            assert!(
+                p.findings.iter().any(|f| f
+                    .starts_with("ssh.service (pid 700) listens on 0.0.0.0:22, [::]:22 itself")),
+                "{m:?}: {:?}",
+                p.findings
+            );
+            assert_eq!(
+                p.steps,
+                vec![
+                    Step::StopUnit {
+                        unit: "ssh.service".into()
+                    },
+                    Step::StartUnit {
+                        unit: "ssh.socket".into()
+                    },
+                    Step::VerifyBanner
+                ],
+                "{m:?}"
+            );
+            assert!(stops(&p).is_empty(), "a managed sshd is never signalled");
+        }
+        // With a replaced binary it is still stopped, not restarted.
+        s.listeners[0].exe = "/usr/sbin/sshd (deleted)".into();
+        s.listeners[0].exe_deleted = true;
+        let p = decide_full(&s);
+        assert!(
+            !p.steps
+                .iter()
+                .any(|st| matches!(st, Step::RestartUnit { .. })),
+            "{p:?}"
+        );
+        // A bad configuration still blocks it: stopping could lock out.
+        s.sshd_config.valid = Some(false);
+        assert!(decide_full(&s).steps.is_empty());
+    }
+
+    #[test]
+    fn a_rescue_on_a_replaced_binary_is_restarted_as_itself_after_dpkg() {
+        // Road g: the rescue (pid 900) started before dpkg replaced sshd.
+        let mut s = healthy(Topo::Socket);
+        s.units.as_mut().unwrap().socket = unit("ssh.socket", "failed", "enabled", "resources");
+        s.listeners = vec![listener(
+            900,
+            "sshd",
+            "/usr/sbin/sshd (deleted)",
+            0,
+            Some(900),
+        )];
+        s.rescue_pid = Some(900);
+        let p = decide_full(&s);
+        assert!(
+            p.findings.contains(&"the guard's rescue sshd (pid 900) still runs the replaced binary /usr/sbin/sshd (deleted)".to_string()),
+            "{:?}",
+            p.findings
+        );
+        assert!(
+            !p.findings.iter().any(|f| f.starts_with("ssh.service")),
+            "the rescue is not ssh.service: {:?}",
+            p.findings
+        );
+        let restart = Step::RestartUnit {
+            unit: crate::system::systemd::RESCUE_UNIT.into(),
+        };
+        let at = p
+            .steps
+            .iter()
+            .position(|st| *st == restart)
+            .expect("restarts the rescue");
+        let start = p
+            .steps
+            .iter()
+            .position(|st| matches!(st, Step::StartUnit { .. }))
+            .unwrap();
+        assert!(at < start, "before anything that may fail: {:?}", p.steps);
+        assert!(!p.steps.contains(&Step::RestartUnit {
+            unit: "ssh.service".into()
+        }));
+        // Before dpkg it would only be replaced again.
+        let p = decide(
+            &s,
+            "ssh.service",
+            "ssh.socket",
+            "openssh-server",
+            Mode::Preflight,
+        );
+        assert!(!p.steps.contains(&restart), "{p:?}");
     }
 
     #[test]

@@ -226,6 +226,9 @@ pub fn execute(
                 sd.job("restart", unit, JOB_TIMEOUT)
                     .map(|_| out.did(format!("restarted {unit}")))
             }
+            Step::StopUnit { unit } => sd
+                .job("stop", unit, JOB_TIMEOUT)
+                .map(|_| out.did(format!("stopped {unit} (sessions kept)"))),
             Step::VerifyBanner => {
                 if !verify(roots, cfg, sd, snap, &mut out) {
                     // The package step would restart ssh again; stop here.
