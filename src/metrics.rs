@@ -79,6 +79,10 @@ pub struct RoadSignals {
     pub socket_drift: bool,
     /// Road e: Unix time since which dpkg waits for an answer, if it does.
     pub dpkg_prompt_since: Option<u64>,
+    /// Road f: ssh.service holds the port ssh.socket should.
+    pub service_holds_port: bool,
+    /// Road g: the rescue sshd runs a binary dpkg replaced.
+    pub stale_rescue: bool,
 }
 
 impl RoadSignals {
@@ -88,6 +92,8 @@ impl RoadSignals {
             postinst_restart_blocked: r.postinst_restart_blocked.is_some(),
             socket_drift: r.socket_drift.is_some(),
             dpkg_prompt_since: r.dpkg_prompt.as_ref().map(|p| p.since),
+            service_holds_port: r.service_holds_port.is_some(),
+            stale_rescue: r.stale_rescue.is_some(),
         }
     }
 }
@@ -156,6 +162,18 @@ pub fn render(o: &Observed, c: &Counters, version: &str, now: u64) -> String {
         "Unix time since which dpkg waits for an answer (a conffile question under the package manager holding its lock), 0 when it does not.",
         "",
         o.roads.dpkg_prompt_since.unwrap_or(0).to_string(),
+    );
+    gauge(
+        "ssh_upgrade_guard_service_holds_port",
+        "Whether ssh.service listens on the ssh port itself while ssh is socket-activated, so that ssh.socket cannot (1) or not (0).",
+        "",
+        b(o.roads.service_holds_port),
+    );
+    gauge(
+        "ssh_upgrade_guard_rescue_on_replaced_binary",
+        "Whether the guard's rescue sshd runs a binary dpkg has replaced (1) or not (0).",
+        "",
+        b(o.roads.stale_rescue),
     );
     gauge(
         "ssh_upgrade_guard_watchdog_gave_up",
@@ -298,6 +316,8 @@ mod tests {
         assert!(t.contains("ssh_upgrade_guard_start_limit_hit 0\n"));
         assert!(t.contains("ssh_upgrade_guard_postinst_restart_blocked 0\n"));
         assert!(t.contains("ssh_upgrade_guard_socket_drift 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_service_holds_port 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_rescue_on_replaced_binary 0\n"));
         assert!(t.contains("ssh_upgrade_guard_dpkg_prompt_since_timestamp_seconds 0\n"));
         let mut o = obs();
         o.roads.start_limit_hit = true;
