@@ -236,6 +236,14 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
             return p;
         }
     }
+    // Road b: a masked unit the postinst restarts. Starting units around
+    // it fails ("Unit ssh.socket is masked."), and so would dpkg: the
+    // admin decides whether to unmask; the guard says how.
+    if let Some(b) = crate::roads::blocked_restart(units, &s.packaging_records) {
+        p.findings.push(b.to_string());
+        p.refused = Some(b.advice());
+        return p;
+    }
     if let Some(f) = foreign.first() {
         p.refused = Some(format!(
             "pid {} ({}) holds {} and is not a root sshd; the guard does not stop it and cannot restore ssh while it is there",
@@ -837,6 +845,26 @@ mod tests {
             Mode::Preflight,
         );
         assert!(!p.steps.contains(&restart), "{p:?}");
+    }
+
+    #[test]
+    fn a_masked_running_socket_the_postinst_restarts_is_refused_with_the_fix() {
+        let mut s = healthy(Topo::Socket);
+        let u = s.units.as_mut().unwrap();
+        u.socket.load_state = "masked".into();
+        u.socket.unit_file_state = "masked".into();
+        s.package = Some(pkg("half-configured"));
+        s.packaging_records = crate::roads::PackagingRecords {
+            socket_was_enabled: Some(true),
+            service_was_enabled: Some(false),
+        };
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty(), "{p:?}");
+        assert!(p
+            .findings
+            .iter()
+            .any(|f| f.starts_with("ssh.socket is masked but still running")));
+        assert!(p.refused.unwrap().contains("'systemctl unmask ssh.socket'"));
     }
 
     #[test]
