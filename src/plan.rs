@@ -329,7 +329,15 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
                 }
             }
         }
-        p.steps.push(Step::VerifyBanner);
+        // Road f with the package to complete: a banner check now would
+        // make the socket start ssh.service again, and the postinst's
+        // restart of a socket whose service runs is refused ("Socket
+        // service ssh.service already active, refusing.") when the socket
+        // does not stop it first. dpkg goes first; the check after it
+        // proves ssh answers (and brings the rescue if it does not).
+        if !(service_holds.is_some() && pkg_work) {
+            p.steps.push(Step::VerifyBanner);
+        }
     }
     if pkg_work {
         p.steps.push(Step::ConfigurePackage {
@@ -780,6 +788,26 @@ mod tests {
             );
             assert!(stops(&p).is_empty(), "a managed sshd is never signalled");
         }
+        // With the package to complete, dpkg runs before the banner check
+        // (which would start ssh.service through the socket again).
+        s.package = Some(pkg("half-configured"));
+        let p = decide_full(&s);
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::StopUnit {
+                    unit: "ssh.service".into()
+                },
+                Step::StartUnit {
+                    unit: "ssh.socket".into()
+                },
+                Step::ConfigurePackage {
+                    package: "openssh-server".into()
+                },
+                Step::VerifyBanner
+            ]
+        );
+        s.package = Some(pkg("installed"));
         // With a replaced binary it is still stopped, not restarted.
         s.listeners[0].exe = "/usr/sbin/sshd (deleted)".into();
         s.listeners[0].exe_deleted = true;
