@@ -30,7 +30,7 @@ run_scenario() {
 	cexec bash -c 'sleep 600 | DEBIAN_FRONTEND=teletype apt-get -y -o Dpkg::Use-Pty=0 upgrade >/tmp/apt.out 2>&1' &
 	wait_until 90 "ucf asking about sshd_config" cexec pgrep -x ucf || fail "fixture: ucf never ran: $(cexec tail -n 5 /tmp/apt.out)"
 	local ucf
-	ucf=$(cexec pgrep -x ucf)
+	ucf=$(cexec pgrep -o -x ucf)
 	sleep 12
 	cexec grep -q 'What do you want to do about modified configuration file sshd_config' /tmp/apt.out ||
 		fail "fixture: ucf does not ask: $(cexec tail -n 3 /tmp/apt.out)"
