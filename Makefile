@@ -51,12 +51,27 @@ deb:
 SCENARIOS ?=
 export GUARD JOBS E2E_CACHE
 
-.PHONY: check e2e demo
+.PHONY: check e2e demo shellcheck setup-host
 
-check:
+# As root, installs the host packages that are missing; otherwise names them.
+setup-host:
+	@tests/e2e/setup-host
+
+# Every shell script: the e2e harness and scenarios, the benchmark driver,
+# CI, the maintainer scripts. Sourced files are followed (-x).
+SHELL_SCRIPTS := tests/e2e/run tests/e2e/demo tests/e2e/setup-host \
+	tests/e2e/lib/*.sh tests/e2e/lib/run-one \
+	tests/e2e/fixture/make-noble-debs tests/e2e/fixture/make-sleeper-deb \
+	tests/e2e/fixture/noble-postinst-restart tests/e2e/scenarios/*.sh \
+	benches/run .ci/run debian/*.postrm
+shellcheck:
+	shellcheck -x -P SCRIPTDIR --severity=warning $(SHELL_SCRIPTS)
+
+check: setup-host
 ifneq ($(E2E),skip)
 	@tests/e2e/run --preflight
 endif
+	$(MAKE) shellcheck
 	cargo fmt --check
 	cargo test --locked
 	cargo clippy --locked --all-targets -- -D warnings
@@ -71,7 +86,7 @@ endif
 e2e:
 	tests/e2e/run $(SCENARIOS)
 
-demo:
+demo: setup-host
 	@tests/e2e/demo
 
 # ---- Benchmark (issue 5; benches/run, BENCHMARKS.md) ------------------------

@@ -1,6 +1,7 @@
 //! Settings from /etc/default/ssh-upgrade-guard (Debian's KEY=value
 //! convention). Parsing is pure: a bad value yields a warning naming the key
 //! and the default stays in force, so a typo never disables the guard.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! with the journal in /var/lib/dpkg/updates/ (dpkg replays the journal on
 //! every database open, so the status file alone can be stale after an
 //! interrupted run). Pure parsing; reading files is in system::dpkg.
+#![forbid(unsafe_code)]
 
 use serde::Serialize;
 

@@ -1,29 +1,39 @@
 //! ssh-upgrade-guard keeps unattended openssh-server upgrades from ending
 //! half-configured and repairs ssh without ever locking anyone out.
 //!
-//! Layout: `model`, `plan`, and the parsers (`dpkg`, `sshd`, `marker`,
-//! `config`) are pure; everything that touches the OS is under `system`;
-//! `commands` holds the entry points that tie them together.
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod dpkg;
-pub mod marker;
-pub mod metrics;
-pub mod model;
-pub mod plan;
-pub mod repair;
-pub mod report;
-pub mod roads;
-pub mod sshd;
-pub mod system;
+//!
+//! Layout (ARCHITECTURE.md): `model`, `plan`, and the parsers (`dpkg`,
+//! `sshd`, `marker`, `config`, `metrics`) are pure; everything that touches
+//! the OS is under `system`; `commands` holds the entry points that tie them
+//! together. Only [`main`] is exported: every module is private to the
+//! crate, so the compiler finds what nothing uses. Every module forbids
+//! unsafe code except `system::signal` and `system::locks` (pidfd syscalls,
+//! a C struct), where each block carries a SAFETY comment.
 
-use cli::{Cli, Command};
+#![deny(missing_docs)]
+
+// cli.rs is also include!d by build.rs, where an inner attribute cannot be.
+#[forbid(unsafe_code)]
+mod cli;
+mod commands;
+mod config;
+mod dpkg;
+mod marker;
+mod metrics;
+mod model;
+mod plan;
+mod repair;
+mod report;
+mod roads;
+mod sshd;
+mod system;
+
+use cli::Cli;
 
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 /// Milliseconds since the program started, for -vv timing lines.
-pub fn elapsed_ms() -> f64 {
+pub(crate) fn elapsed_ms() -> f64 {
     STARTED
         .get_or_init(std::time::Instant::now)
         .elapsed()
@@ -56,6 +66,8 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 /// Parses the command line, loads the settings and runs the command.
 /// Returns the process exit status.
+// The settings file is read here, before anything else exists to read it.
+#[allow(clippy::disallowed_methods)]
 pub fn main() -> i32 {
     use clap::Parser;
     let _ = elapsed_ms();
@@ -81,15 +93,7 @@ pub fn main() -> i32 {
         roots: system::Roots::from_env(),
         cfg,
     };
-    let code = match cli.command {
-        Command::PreInvoke(_) => commands::pre_invoke(&ctx),
-        Command::PostInvoke(_) => commands::post_invoke(&ctx),
-        Command::Inhibited => commands::inhibited(&ctx),
-        Command::Status(a) => commands::status(&ctx, a.json),
-        Command::Repair(a) => commands::repair(&ctx, a.dry_run),
-        Command::Watchdog => commands::watchdog(&ctx),
-        Command::Check(a) => commands::check(&ctx, a.npd),
-    };
+    let code = commands::run(&ctx, cli.command);
     log::debug!("{:.1} ms: done, exit status {code}", elapsed_ms());
     code
 }

@@ -17,21 +17,33 @@
 //! A marker holds while all of these are true: same boot id; a process with
 //! holder_pid exists and has the same start time (so a reused PID does not
 //! count); it is younger than the maximum age. Otherwise it is stale.
+#![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
+use crate::model::ProcessStamp;
 use serde::Serialize;
 
+/// A marker larger than this is garbage.
 pub const MAX_MARKER_BYTES: usize = 4096;
 
+/// The inhibit marker's content (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Marker {
+    /// The package manager process holding it.
     pub holder_pid: u32,
+    /// Its start time (field 22 of /proc/PID/stat).
     pub holder_start_time: u64,
+    /// Its name.
     pub holder_comm: String,
+    /// /proc/sys/kernel/random/boot_id when it was written.
     pub boot_id: String,
+    /// When it was written (Unix time).
     pub created: u64,
+    /// Why, for the admin.
     pub reason: String,
 }
 
+/// Control characters become spaces, and at most 200 characters are kept.
 fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -40,6 +52,15 @@ fn clean(s: &str) -> String {
 }
 
 impl Marker {
+    /// The holder's identity as recorded.
+    pub fn holder(&self) -> ProcessStamp {
+        ProcessStamp {
+            pid: self.holder_pid,
+            start_time: self.holder_start_time,
+        }
+    }
+
+    /// The file's text (version 1).
     pub fn render(&self) -> String {
         format!(
             "# ssh-upgrade-guard inhibit marker: watchdogs must not touch sshd while it holds.\n\
@@ -54,6 +75,7 @@ impl Marker {
         )
     }
 
+    /// Parses a marker file; Err says what is wrong with it.
     pub fn parse(text: &str) -> Result<Marker, String> {
         if text.len() > MAX_MARKER_BYTES {
             return Err(format!("larger than {MAX_MARKER_BYTES} bytes"));
@@ -111,9 +133,59 @@ impl Marker {
 pub enum Holder {
     /// A process with that PID exists and started at this time.
     Running {
+        /// Its current start time.
         start_time: u64,
     },
+    /// No process has that pid.
     Gone,
+}
+
+/// Why a marker no longer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Staleness {
+    /// Written before the last reboot (another boot id).
+    OtherBoot,
+    /// No process with the holder's pid runs.
+    HolderGone {
+        /// The holder's name as recorded.
+        comm: String,
+        /// The holder's pid as recorded.
+        pid: u32,
+    },
+    /// The pid now belongs to another process (another start time).
+    PidReused {
+        /// The recorded pid.
+        pid: u32,
+        /// The start time of the process that has it now.
+        now: u64,
+        /// The recorded start time.
+        recorded: u64,
+    },
+    /// Older than MARKER_MAX_AGE.
+    TooOld {
+        /// Its age in seconds.
+        age: u64,
+        /// MARKER_MAX_AGE in seconds.
+        max: u64,
+    },
+}
+
+impl std::fmt::Display for Staleness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Staleness::OtherBoot => f.write_str("it was written before the last reboot"),
+            Staleness::HolderGone { comm, pid } => {
+                write!(f, "its holder {comm} (pid {pid}) is gone")
+            }
+            Staleness::PidReused { pid, now, recorded } => write!(
+                f,
+                "pid {pid} now belongs to another process (start time {now}, not {recorded})"
+            ),
+            Staleness::TooOld { age, max } => {
+                write!(f, "it is {age} s old, more than MARKER_MAX_AGE ({max} s)")
+            }
+        }
+    }
 }
 
 /// Why a marker no longer holds, or None when it holds.
@@ -123,30 +195,32 @@ pub fn staleness(
     now: u64,
     max_age_secs: u64,
     holder: Holder,
-) -> Option<String> {
+) -> Option<Staleness> {
     if m.boot_id != boot_id {
-        return Some("it was written before the last reboot".into());
+        return Some(Staleness::OtherBoot);
     }
     match holder {
         Holder::Gone => {
-            return Some(format!(
-                "its holder {} (pid {}) is gone",
-                m.holder_comm, m.holder_pid
-            ))
+            return Some(Staleness::HolderGone {
+                comm: m.holder_comm.clone(),
+                pid: m.holder_pid,
+            })
         }
         Holder::Running { start_time } if start_time != m.holder_start_time => {
-            return Some(format!(
-                "pid {} now belongs to another process (start time {start_time}, not {})",
-                m.holder_pid, m.holder_start_time
-            ))
+            return Some(Staleness::PidReused {
+                pid: m.holder_pid,
+                now: start_time,
+                recorded: m.holder_start_time,
+            })
         }
         Holder::Running { .. } => {}
     }
     let age = now.saturating_sub(m.created);
     if age > max_age_secs {
-        return Some(format!(
-            "it is {age} s old, more than MARKER_MAX_AGE ({max_age_secs} s)"
-        ));
+        return Some(Staleness::TooOld {
+            age,
+            max: max_age_secs,
+        });
     }
     None
 }
@@ -185,21 +259,39 @@ mod tests {
     fn staleness_rules() {
         let r = Holder::Running { start_time: 1000 };
         assert_eq!(staleness(&m(), "b", 600, 3600, r), None);
-        assert!(staleness(&m(), "other", 600, 3600, r)
-            .unwrap()
-            .contains("reboot"));
-        assert!(staleness(&m(), "b", 600, 3600, Holder::Gone)
-            .unwrap()
-            .contains("gone"));
+        assert_eq!(
+            staleness(&m(), "other", 600, 3600, r),
+            Some(Staleness::OtherBoot)
+        );
+        assert_eq!(
+            staleness(&m(), "b", 600, 3600, Holder::Gone),
+            Some(Staleness::HolderGone {
+                comm: "apt-get".into(),
+                pid: 42
+            })
+        );
         let reused = Holder::Running { start_time: 2000 };
-        assert!(staleness(&m(), "b", 600, 3600, reused)
-            .unwrap()
-            .contains("another process"));
-        assert!(staleness(&m(), "b", 500 + 3601, 3600, r)
-            .unwrap()
-            .contains("old"));
+        assert_eq!(
+            staleness(&m(), "b", 600, 3600, reused),
+            Some(Staleness::PidReused {
+                pid: 42,
+                now: 2000,
+                recorded: 1000
+            })
+        );
+        assert_eq!(
+            staleness(&m(), "b", 500 + 3601, 3600, r),
+            Some(Staleness::TooOld {
+                age: 3601,
+                max: 3600
+            })
+        );
         // A clock that went backwards does not make a marker stale.
         assert_eq!(staleness(&m(), "b", 0, 3600, r), None);
+        assert_eq!(
+            Staleness::TooOld { age: 7, max: 5 }.to_string(),
+            "it is 7 s old, more than MARKER_MAX_AGE (5 s)"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! node_exporter's textfile collector, and the monitoring-plugin verdict of
 //! `check` (Nagios, Icinga, Sensu, monit; node-problem-detector). Pure: the
 //! values go in, text and exit codes come out.
+#![forbid(unsafe_code)]
 
 use std::fmt::Write;
 

@@ -1,10 +1,14 @@
 //! The snapshot: everything the guard knows about ssh at one moment, as plain
 //! data. Gathered by `system::snapshot`, judged by `plan::decide`, printed by
 //! `report`. Field names here are the `status --json` interface.
+#![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use crate::dpkg::PackageState;
 use crate::marker::Marker;
+use crate::sshd::{parse_listen, SshdListen};
 use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// How the admin runs ssh: noble's default is ssh.socket enabled (systemd
 /// holds the port, sshd starts on demand); the classic layout runs
@@ -12,7 +16,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Topology {
+    /// ssh.socket enabled: systemd holds the port.
     SocketActivated,
+    /// ssh.service binds the port itself.
     Service,
 }
 
@@ -28,11 +34,17 @@ impl std::fmt::Display for Topology {
 /// systemd's view of one unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct UnitState {
+    /// The unit's name.
     pub name: String,
+    /// LoadState (loaded, not-found, ...).
     pub load_state: String,
+    /// ActiveState (active, failed, inactive, ...).
     pub active_state: String,
+    /// SubState (listening, running, dead, ...).
     pub sub_state: String,
+    /// Result of the last run (success, resources, exit-code, ...).
     pub result: String,
+    /// UnitFileState (enabled, disabled, ...).
     pub unit_file_state: String,
     /// ssh.service only: systemd's main process, None when 0.
     pub main_pid: Option<u32>,
@@ -44,15 +56,19 @@ pub struct UnitState {
 }
 
 impl UnitState {
+    /// Active or reloading.
     pub fn is_active(&self) -> bool {
         self.active_state == "active" || self.active_state == "reloading"
     }
+    /// In the failed state.
     pub fn is_failed(&self) -> bool {
         self.active_state == "failed"
     }
+    /// Enabled (enabled or enabled-runtime).
     pub fn is_enabled(&self) -> bool {
         self.unit_file_state.starts_with("enabled")
     }
+    /// Active and sub state, and the result when it is not success.
     pub fn describe(&self) -> String {
         let mut s = format!("{} {}", self.active_state, self.sub_state);
         if !self.result.is_empty() && self.result != "success" {
@@ -62,9 +78,12 @@ impl UnitState {
     }
 }
 
+/// systemd's view of both ssh units.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Units {
+    /// ssh.service (or the configured service).
     pub service: UnitState,
+    /// ssh.socket (or the configured socket).
     pub socket: UnitState,
 }
 
@@ -91,6 +110,7 @@ impl Units {
     }
 }
 
+/// Who a listener on an ssh port is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ListenerClass {
@@ -104,20 +124,39 @@ pub enum ListenerClass {
     Foreign,
 }
 
+/// The identity of a process: its pid and its start time (field 22 of
+/// /proc/PID/stat, clock ticks since boot). A pid alone can be reused; the
+/// pair cannot, so every decision about a process carries this, and it is
+/// re-checked right before the process is signalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct ProcessStamp {
+    /// The process id.
+    pub pid: u32,
+    /// Field 22 of /proc/PID/stat.
+    pub start_time: u64,
+}
+
 /// A process holding a LISTEN socket on an ssh port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Listener {
-    pub pid: u32,
-    /// Field 22 of /proc/PID/stat: with the pid, identifies the process.
-    pub start_time: u64,
+    /// Which process (`pid` and `start_time` in status --json).
+    #[serde(flatten)]
+    pub process: ProcessStamp,
+    /// Its user id.
     pub uid: u32,
+    /// Its name (/proc/PID/comm).
     pub comm: String,
     /// The /proc/PID/exe link, " (deleted)" included when the file was replaced.
     pub exe: String,
+    /// Whether the binary was replaced since it started.
     pub exe_deleted: bool,
+    /// Its command line.
     pub cmdline: String,
+    /// Its cgroup (which unit, if any, started it).
     pub cgroup: String,
+    /// The ssh addresses it listens on.
     pub addresses: Vec<String>,
+    /// Who it is.
     pub class: ListenerClass,
 }
 
@@ -133,6 +172,7 @@ pub fn is_sshd_name(comm: &str, exe: &str) -> bool {
     comm == "sshd" || base == "sshd"
 }
 
+/// True for OpenSSH >= 9.8 session processes (sshd-session, sshd-auth).
 pub fn is_sshd_session_name(comm: &str) -> bool {
     comm == "sshd-session" || comm == "sshd-auth"
 }
@@ -152,22 +192,29 @@ pub fn classify(pid: u32, uid: u32, comm: &str, exe: &str, managed: &[u32]) -> L
     }
 }
 
+/// The inhibit marker as found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct MarkerView {
+    /// Its path.
     pub path: String,
+    /// Whether something is at that path.
     pub present: bool,
     /// True when the marker holds (its holder runs; same boot; not too old).
     pub live: bool,
+    /// Its content, when it could be parsed.
     pub marker: Option<Marker>,
     /// Why it does not hold, or why it could not be read.
     pub problem: Option<String>,
 }
 
+/// One of dpkg's locks as found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LockView {
+    /// Its path.
     pub path: String,
     /// The process holding it, None when free (or the file does not exist).
     pub holder_pid: Option<u32>,
+    /// The holder's name.
     pub holder_comm: Option<String>,
     /// Why the lock's state is unknown (it could not be read): then
     /// holder_pid None does not mean free.
@@ -183,18 +230,26 @@ pub struct ConfigCheck {
     pub error: Option<String>,
 }
 
+/// Everything the guard knows about ssh at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Snapshot {
+    /// The package's dpkg state.
     pub package: Option<PackageState>,
+    /// Why the dpkg state could not be read.
     pub package_error: Option<String>,
     /// TCP ports treated as ssh ports.
     pub ports: Vec<u16>,
     /// Addresses ssh should answer on (ssh.socket's Listen when socket-activated, else sshd -T).
     pub addresses: Vec<String>,
+    /// sshd -T on the installed binary and configuration.
     pub sshd_config: ConfigCheck,
+    /// systemd's view of the units, when it answered.
     pub units: Option<Units>,
+    /// Why systemd did not answer.
     pub systemd_error: Option<String>,
+    /// The topology, when systemd answered.
     pub topology: Option<Topology>,
+    /// Every process listening on an ssh port.
     pub listeners: Vec<Listener>,
     /// Listening sockets on ssh ports whose process was not found.
     pub unowned_sockets: Vec<String>,
@@ -203,7 +258,9 @@ pub struct Snapshot {
     pub as_root: bool,
     /// sshd session processes (never touched).
     pub sessions: usize,
+    /// The inhibit marker.
     pub marker: MarkerView,
+    /// dpkg's locks (lock-frontend, lock).
     pub locks: Vec<LockView>,
     /// Problems met while gathering the snapshot (unreadable files, ...).
     pub warnings: Vec<String>,
@@ -223,6 +280,62 @@ pub struct Snapshot {
     /// The main process of the guard's rescue sshd, when it runs (road g:
     /// it must run the binaries dpkg unpacked).
     pub rescue_pid: Option<u32>,
+}
+
+/// The ssh ports and the addresses ssh should answer on, from what systemd
+/// and `sshd -T` say: ssh.socket's Listen when socket-activated, else
+/// sshd's ListenAddress, else every address on each port. Ports are sshd's,
+/// ssh.socket's and the configured extra ones (22 when none is known).
+/// "[::]:N" alone is dual-stack, so 0.0.0.0:N is added to be probed too.
+pub fn ssh_addresses(
+    units: Option<&Units>,
+    sshd: Option<&SshdListen>,
+    extra_ports: &[u16],
+) -> (Vec<u16>, Vec<String>) {
+    let mut ports: Vec<u16> = Vec::new();
+    let socket_addrs: Vec<SocketAddr> = units
+        .map(|u| {
+            u.socket
+                .listen
+                .iter()
+                .filter_map(|a| parse_listen(a))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(l) = sshd {
+        ports.extend(&l.ports);
+    }
+    ports.extend(socket_addrs.iter().map(|a| a.port()));
+    ports.extend(extra_ports);
+    if ports.is_empty() {
+        ports.push(22);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    let socket_activated = units.is_some_and(|u| u.topology() == Topology::SocketActivated);
+    let addrs: Vec<SocketAddr> = if socket_activated && !socket_addrs.is_empty() {
+        socket_addrs
+    } else if let Some(l) = sshd.filter(|l| !l.addresses.is_empty()) {
+        l.addresses.clone()
+    } else {
+        ports
+            .iter()
+            .flat_map(|p| {
+                [
+                    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *p),
+                    SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), *p),
+                ]
+            })
+            .collect()
+    };
+    let mut expanded = addrs.clone();
+    for a in &addrs {
+        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), a.port());
+        if a.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && !expanded.contains(&v4) {
+            expanded.push(v4);
+        }
+    }
+    (ports, expanded.iter().map(|a| a.to_string()).collect())
 }
 
 #[cfg(test)]
@@ -294,5 +407,52 @@ mod tests {
             socket: unit("ssh.socket", "failed", "disabled"),
         };
         assert!(!u.look_healthy());
+    }
+
+    fn socket_units(listen: &[&str]) -> Units {
+        let mut socket = unit("ssh.socket", "active", "enabled");
+        socket.listen = listen.iter().map(|s| s.to_string()).collect();
+        Units {
+            service: unit("ssh.service", "inactive", "disabled"),
+            socket,
+        }
+    }
+
+    fn sshd_t(ports: &[u16], addrs: &[&str]) -> SshdListen {
+        SshdListen {
+            ports: ports.to_vec(),
+            addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn socket_activated_addresses_come_from_the_socket_and_bare_v6_is_dual_stack() {
+        let u = socket_units(&["[::]:22"]);
+        let (ports, addrs) = ssh_addresses(Some(&u), Some(&sshd_t(&[22], &["0.0.0.0:22"])), &[]);
+        assert_eq!(ports, vec![22]);
+        assert_eq!(addrs, vec!["[::]:22", "0.0.0.0:22"]);
+        // An explicit v4 entry is not added twice; ports are merged.
+        let u = socket_units(&["0.0.0.0:2222", "[::]:2222"]);
+        let (ports, addrs) = ssh_addresses(Some(&u), Some(&sshd_t(&[22], &[])), &[22, 8022]);
+        assert_eq!(ports, vec![22, 2222, 8022]);
+        assert_eq!(addrs, vec!["0.0.0.0:2222", "[::]:2222"]);
+    }
+
+    #[test]
+    fn classic_addresses_come_from_sshd_or_every_address_of_each_port() {
+        let classic = Units {
+            service: unit("ssh.service", "active", "enabled"),
+            socket: unit("ssh.socket", "inactive", "disabled"),
+        };
+        let (_, addrs) =
+            ssh_addresses(Some(&classic), Some(&sshd_t(&[22], &["192.0.2.1:22"])), &[]);
+        assert_eq!(addrs, vec!["192.0.2.1:22"]);
+        let (ports, addrs) = ssh_addresses(Some(&classic), Some(&sshd_t(&[2222], &[])), &[]);
+        assert_eq!(ports, vec![2222]);
+        assert_eq!(addrs, vec!["0.0.0.0:2222", "[::]:2222"]);
+        // Nothing known at all: port 22 on every address.
+        let (ports, addrs) = ssh_addresses(None, None, &[]);
+        assert_eq!(ports, vec![22]);
+        assert_eq!(addrs, vec!["0.0.0.0:22", "[::]:22"]);
     }
 }

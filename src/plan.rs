@@ -2,58 +2,306 @@
 //! every invariant (never touch a session, never stop a listener when sshd
 //! rejects its configuration, only stale listeners are signalled) is tested
 //! here on fixtures without a machine.
+//!
+//! A decision is made in three steps, each a function of its own:
+//! [`findings`] (what is wrong, what is left alone), [`gate`] (whether the
+//! guard may act at all: the no-lockout rules) and [`steps`] (what to do,
+//! in which order). Findings, refusals and steps are types: code branches on
+//! variants, and their `Display` is the wording the admin reads.
 #![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
-use crate::model::{ListenerClass, Snapshot, Topology};
+use crate::config::Config;
+use crate::model::{Listener, ListenerClass, ProcessStamp, Snapshot, Topology, UnitState, Units};
 use serde::Serialize;
+use std::fmt;
 
 /// When the plan is made: the pre-invoke preflight fixes only what would
 /// make the coming dpkg run fail (a stale listener, failed units) and leaves
 /// the package to dpkg; everything else completes the package too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// pre-invoke, before dpkg runs.
     Preflight,
+    /// post-invoke, repair, watchdog, status.
     Full,
 }
 
+/// Serializes a value as its `Display` text: findings, refusals and
+/// left-alone notes are strings in `status --json` (schema 1).
+macro_rules! serialize_as_display {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )*};
+}
+
+/// What is wrong, one line each in every report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// A root sshd on an ssh port that systemd does not manage: the incident.
+    StaleListener {
+        /// Its process id.
+        pid: u32,
+        /// Its /proc/PID/exe.
+        exe: String,
+        /// The addresses it listens on.
+        addresses: Vec<String>,
+    },
+    /// The package is not fully installed (dpkg --audit's sense).
+    PackageIncomplete {
+        /// The package name.
+        package: String,
+        /// want, eflag and status as dpkg records them.
+        summary: String,
+    },
+    /// A unit is in the failed state.
+    UnitFailed {
+        /// The unit's name.
+        unit: String,
+        /// systemd's Result property (empty when unknown).
+        result: String,
+    },
+    /// The unit that should hold the port is neither active nor failed.
+    NotRunning {
+        /// The unit's name.
+        unit: String,
+        /// Its active and sub state, as [`UnitState::describe`] words them.
+        state: String,
+    },
+    /// A unit failed with systemd's start or trigger limit (road a); its
+    /// text starts as UnitFailed's does.
+    StartLimit(crate::roads::StartLimit),
+    /// The unit openssh-server's postinst restarts is masked and running
+    /// (road b).
+    PostinstRestartBlocked(crate::roads::BlockedRestart),
+    /// ssh.service holds the port ssh.socket should (road f).
+    ServiceHoldsPort(crate::roads::ServiceHoldsPort),
+    /// The rescue sshd runs a replaced binary (road g).
+    StaleRescue(crate::roads::StaleRescue),
+    /// The managed sshd still runs a binary the package replaced.
+    OutdatedBinary {
+        /// The service unit.
+        service: String,
+        /// Its main process.
+        pid: u32,
+        /// Its /proc/PID/exe, " (deleted)" included.
+        exe: String,
+    },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::StaleListener {
+                pid,
+                exe,
+                addresses,
+            } => write!(
+                f,
+                "stale sshd listener pid {pid} ({exe}) holds {}; systemd does not manage it",
+                addresses.join(", ")
+            ),
+            Finding::PackageIncomplete { package, summary } => {
+                write!(f, "{package} is not fully installed ({summary})")
+            }
+            Finding::UnitFailed { unit, result } => {
+                let result = if result.is_empty() { "unknown" } else { result };
+                write!(f, "{unit} failed (result {result})")
+            }
+            Finding::NotRunning { unit, state } => write!(f, "{unit} is not running ({state})"),
+            Finding::StartLimit(x) => x.fmt(f),
+            Finding::PostinstRestartBlocked(x) => x.fmt(f),
+            Finding::ServiceHoldsPort(x) => x.fmt(f),
+            Finding::StaleRescue(x) => x.fmt(f),
+            Finding::OutdatedBinary { service, pid, exe } => write!(
+                f,
+                "{service} (pid {pid}) still runs the replaced binary {exe}"
+            ),
+        }
+    }
+}
+
+/// Why the guard will not act. Each is a no-lockout rule: acting could only
+/// fail, or could cut off the logins that still work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// systemd did not answer: nothing can be restored safely.
+    NoSystemd {
+        /// Why (the connection error), when known.
+        error: Option<String>,
+    },
+    /// `sshd -t` rejects the configuration: stopping the running listener
+    /// could lock everyone out.
+    ConfigRejected {
+        /// sshd's own words.
+        sshd_says: Option<String>,
+    },
+    /// The configuration could not be checked.
+    ConfigUnchecked {
+        /// Why sshd -t did not run.
+        why: Option<String>,
+    },
+    /// Something that is not a root sshd holds an ssh port.
+    ForeignHolder {
+        /// Its process id.
+        pid: u32,
+        /// Its name.
+        comm: String,
+        /// The addresses it holds.
+        addresses: Vec<String>,
+    },
+    /// Road b: starting units around a masked unit the postinst restarts
+    /// only fails; unmasking is the admin's decision.
+    PostinstRestartBlocked(crate::roads::BlockedRestart),
+    /// A socket on an ssh port whose process cannot be seen.
+    UnseenHolder {
+        /// The sockets' addresses.
+        addresses: Vec<String>,
+        /// Whether the snapshot was taken as root.
+        as_root: bool,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NoSystemd { error } => write!(
+                f,
+                "cannot reach systemd ({}); nothing was changed",
+                error.as_deref().unwrap_or("unknown error")
+            ),
+            Refusal::ConfigRejected { sshd_says } => write!(
+                f,
+                "sshd rejects its configuration, so the running listener is left alone (stopping it could lock you out). sshd -t says: {}",
+                sshd_says.as_deref().unwrap_or("(no message)")
+            ),
+            Refusal::ConfigUnchecked { why } => write!(
+                f,
+                "could not check the sshd configuration ({}), so nothing was stopped",
+                why.as_deref().unwrap_or("sshd -t did not run")
+            ),
+            Refusal::ForeignHolder {
+                pid,
+                comm,
+                addresses,
+            } => write!(
+                f,
+                "pid {pid} ({comm}) holds {} and is not a root sshd; the guard does not stop it and cannot restore ssh while it is there",
+                addresses.join(", ")
+            ),
+            Refusal::PostinstRestartBlocked(b) => f.write_str(&b.advice()),
+            Refusal::UnseenHolder { addresses, as_root } => write!(
+                f,
+                "{} {} held by a process the guard cannot see{}; it cannot restore ssh while that is so",
+                addresses.join(", "),
+                if addresses.len() == 1 { "is" } else { "are" },
+                if *as_root {
+                    ""
+                } else {
+                    " (not run as root: run it as root to see every process)"
+                }
+            ),
+        }
+    }
+}
+
+/// What is seen and deliberately left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeftAlone {
+    /// Another process on an ssh port (not a root sshd).
+    Foreign {
+        /// Its process id.
+        pid: u32,
+        /// Its name.
+        comm: String,
+        /// Its user id.
+        uid: u32,
+        /// The addresses it listens on.
+        addresses: Vec<String>,
+    },
+    /// sshd session processes: logins in progress.
+    Sessions {
+        /// How many.
+        count: usize,
+    },
+}
+
+impl fmt::Display for LeftAlone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LeftAlone::Foreign {
+                pid,
+                comm,
+                uid,
+                addresses,
+            } => write!(
+                f,
+                "pid {pid} ({comm}, uid {uid}) also listens on {}: not a root sshd, never touched",
+                addresses.join(", ")
+            ),
+            LeftAlone::Sessions { count } => {
+                write!(f, "{count} sshd session process(es): never touched")
+            }
+        }
+    }
+}
+
+serialize_as_display!(Finding, Refusal, LeftAlone);
+
+/// One action of a repair, in the order the plan lists them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Step {
     /// SIGTERM (then SIGKILL) to a stale listener, after re-checking that the
     /// pid still is this process (start time and binary).
     StopStale {
-        pid: u32,
-        start_time: u64,
+        /// Which process (`pid` and `start_time` in status --json).
+        #[serde(flatten)]
+        process: ProcessStamp,
+        /// Its /proc/PID/exe.
         exe: String,
     },
+    /// systemctl reset-failed UNIT.
     ResetFailed {
+        /// The unit.
         unit: String,
     },
+    /// systemctl start UNIT.
     StartUnit {
+        /// The unit.
         unit: String,
     },
+    /// systemctl restart UNIT.
     RestartUnit {
+        /// The unit.
         unit: String,
     },
     /// systemctl stop UNIT: ssh.service handing the port back to
     /// ssh.socket (road f). Its KillMode=process keeps the sessions.
     StopUnit {
+        /// The unit.
         unit: String,
     },
     /// An SSH-2.0 banner must answer on every address ssh listens on.
     VerifyBanner,
     /// dpkg --configure PACKAGE, then the packages left unconfigured because of it.
     ConfigurePackage {
+        /// The package.
         package: String,
     },
 }
 
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::StopStale { pid, exe, .. } => write!(
+            Step::StopStale { process, exe } => write!(
                 f,
-                "stop stale sshd listener pid {pid} ({exe}): SIGTERM, SIGKILL if it lingers"
+                "stop stale sshd listener pid {} ({exe}): SIGTERM, SIGKILL if it lingers",
+                process.pid
             ),
             Step::ResetFailed { unit } => write!(f, "systemctl reset-failed {unit}"),
             Step::StartUnit { unit } => write!(f, "systemctl start {unit}"),
@@ -74,257 +322,312 @@ impl std::fmt::Display for Step {
     }
 }
 
+/// The decision about one snapshot. Field names are part of `status --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Plan {
     /// What is wrong, one line each.
-    pub findings: Vec<String>,
+    pub findings: Vec<Finding>,
+    /// What to do, in order; empty when there is nothing to do or the guard
+    /// refuses.
     pub steps: Vec<Step>,
     /// Set when the guard will not act, with the reason.
-    pub refused: Option<String>,
+    pub refused: Option<Refusal>,
     /// What is seen and deliberately left alone.
-    pub left_alone: Vec<String>,
+    pub left_alone: Vec<LeftAlone>,
 }
 
 impl Plan {
-    pub fn is_noop(&self) -> bool {
-        self.steps.is_empty() && self.refused.is_none()
+    /// Whether the package was found not fully installed.
+    pub fn found_package_incomplete(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| matches!(f, Finding::PackageIncomplete { .. }))
     }
 }
 
-/// Decides what to do about the snapshot. Settings that matter here are the
-/// unit names and the package name.
-pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mode) -> Plan {
-    let mut p = Plan::default();
+/// The snapshot's facts the decision rests on, sorted once.
+pub struct Facts<'a> {
+    /// Stale listeners: the only processes ever signalled.
+    stale: Vec<&'a Listener>,
+    /// Anything on an ssh port that is not a root sshd.
+    foreign: Vec<&'a Listener>,
+    /// Managed listeners running a replaced binary.
+    outdated: Vec<&'a Listener>,
+    /// The package is not fully installed.
+    pkg_incomplete: bool,
+    /// Road f: ssh.service holds the port ssh.socket should.
+    service_holds: Option<crate::roads::ServiceHoldsPort>,
+    /// Road g: the rescue sshd runs a replaced binary.
+    stale_rescue: Option<crate::roads::StaleRescue>,
+    /// Road b: the unit the postinst restarts is masked and running.
+    blocked: Option<crate::roads::BlockedRestart>,
+}
 
-    let stale: Vec<_> = s
-        .listeners
-        .iter()
-        .filter(|l| l.class == ListenerClass::Stale)
-        .collect();
-    let foreign: Vec<_> = s
-        .listeners
-        .iter()
-        .filter(|l| l.class == ListenerClass::Foreign)
-        .collect();
-    // The rescue sshd is restarted as itself (road g), never as ssh.service.
-    let outdated: Vec<_> = s
-        .listeners
-        .iter()
-        .filter(|l| l.class == ListenerClass::Managed && l.exe_deleted)
-        .filter(|l| Some(l.pid) != s.rescue_pid)
-        .collect();
-
-    for l in &stale {
-        p.findings.push(format!(
-            "stale sshd listener pid {} ({}) holds {}; systemd does not manage it",
-            l.pid,
-            l.exe,
-            l.addresses.join(", ")
-        ));
-    }
-    for l in &foreign {
-        p.left_alone.push(format!(
-            "pid {} ({}, uid {}) also listens on {}: not a root sshd, never touched",
-            l.pid,
-            l.comm,
-            l.uid,
-            l.addresses.join(", ")
-        ));
-    }
-    if s.sessions > 0 {
-        p.left_alone.push(format!(
-            "{} sshd session process(es): never touched",
-            s.sessions
-        ));
-    }
-
-    let pkg_incomplete = s.package.as_ref().is_some_and(|p| p.is_incomplete());
-    if let Some(pk) = s.package.as_ref().filter(|_| pkg_incomplete) {
-        p.findings.push(format!(
-            "{} is not fully installed ({})",
-            pk.name,
-            pk.summary()
-        ));
-    }
-
-    let Some(units) = &s.units else {
-        // Without systemd we cannot restore anything safely; only report.
-        if !stale.is_empty() || pkg_incomplete {
-            p.refused = Some(format!(
-                "cannot reach systemd ({}); nothing was changed",
-                s.systemd_error.as_deref().unwrap_or("unknown error")
-            ));
+impl<'a> Facts<'a> {
+    /// Sorts the snapshot's listeners and reads the package state.
+    pub fn of(s: &'a Snapshot) -> Facts<'a> {
+        let of = |class: ListenerClass| -> Vec<&'a Listener> {
+            s.listeners.iter().filter(|l| l.class == class).collect()
+        };
+        Facts {
+            stale: of(ListenerClass::Stale),
+            foreign: of(ListenerClass::Foreign),
+            // The rescue sshd is restarted as itself (road g), never as
+            // ssh.service.
+            outdated: of(ListenerClass::Managed)
+                .into_iter()
+                .filter(|l| l.exe_deleted && Some(l.process.pid) != s.rescue_pid)
+                .collect(),
+            pkg_incomplete: s.package.as_ref().is_some_and(|p| p.is_incomplete()),
+            service_holds: s
+                .units
+                .as_ref()
+                .and_then(|u| crate::roads::service_holds_port(u, &s.listeners)),
+            stale_rescue: crate::roads::stale_rescue(s),
+            blocked: s
+                .units
+                .as_ref()
+                .and_then(|u| crate::roads::blocked_restart(u, &s.packaging_records)),
         }
-        return p;
-    };
-    let topology = units.topology();
-    let holder = match topology {
+    }
+}
+
+/// The unit that should hold the ssh port in this topology.
+fn holder(units: &Units) -> &UnitState {
+    match units.topology() {
         Topology::SocketActivated => &units.socket,
         Topology::Service => &units.service,
+    }
+}
+
+/// What is wrong and what is left alone. `service`: the ssh service unit's
+/// name, for the outdated-binary finding.
+pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Vec<LeftAlone>) {
+    let mut found = Vec::new();
+    let mut left = Vec::new();
+    for l in &facts.stale {
+        found.push(Finding::StaleListener {
+            pid: l.process.pid,
+            exe: l.exe.clone(),
+            addresses: l.addresses.clone(),
+        });
+    }
+    for l in &facts.foreign {
+        left.push(LeftAlone::Foreign {
+            pid: l.process.pid,
+            comm: l.comm.clone(),
+            uid: l.uid,
+            addresses: l.addresses.clone(),
+        });
+    }
+    if s.sessions > 0 {
+        left.push(LeftAlone::Sessions { count: s.sessions });
+    }
+    if let Some(pk) = s.package.as_ref().filter(|_| facts.pkg_incomplete) {
+        found.push(Finding::PackageIncomplete {
+            package: pk.name.clone(),
+            summary: pk.summary(),
+        });
+    }
+    let Some(units) = &s.units else {
+        return (found, left);
     };
+    let limits = crate::roads::start_limits(units);
     for u in [&units.socket, &units.service] {
-        if u.is_failed() {
-            let result = if u.result.is_empty() {
-                "unknown"
-            } else {
-                u.result.as_str()
-            };
-            p.findings
-                .push(format!("{} failed (result {result})", u.name));
+        if let Some(l) = limits.iter().find(|l| l.unit == u.name) {
+            found.push(Finding::StartLimit(l.clone()));
+        } else if u.is_failed() {
+            found.push(Finding::UnitFailed {
+                unit: u.name.clone(),
+                result: u.result.clone(),
+            });
         }
     }
+    let holder = holder(units);
     if !holder.is_active() && !holder.is_failed() {
-        p.findings.push(format!(
-            "{} is not running ({})",
-            holder.name,
-            holder.describe()
-        ));
+        found.push(Finding::NotRunning {
+            unit: holder.name.clone(),
+            state: holder.describe(),
+        });
     }
-    for l in &outdated {
-        p.findings.push(format!(
-            "{service} (pid {}) still runs the replaced binary {}",
-            l.pid, l.exe
-        ));
+    for l in &facts.outdated {
+        found.push(Finding::OutdatedBinary {
+            service: service.to_string(),
+            pid: l.process.pid,
+            exe: l.exe.clone(),
+        });
     }
-    // Road f: ssh.service bound the port ssh.socket should hold.
-    let service_holds = crate::roads::service_holds_port(units, &s.listeners);
-    if let Some(f) = &service_holds {
-        p.findings.push(f.to_string());
+    if let Some(b) = &facts.blocked {
+        found.push(Finding::PostinstRestartBlocked(b.clone()));
     }
-    // Road g: after dpkg, a rescue sshd still on the replaced binary is
-    // restarted on the unpacked one (before dpkg it would be replaced again).
-    let stale_rescue = crate::roads::stale_rescue(s).filter(|_| mode == Mode::Full);
-    if let Some(g) = &stale_rescue {
-        p.findings.push(g.to_string());
+    if let Some(f) = &facts.service_holds {
+        found.push(Finding::ServiceHoldsPort(f.clone()));
     }
+    if let Some(g) = &facts.stale_rescue {
+        found.push(Finding::StaleRescue(g.clone()));
+    }
+    (found, left)
+}
 
+/// What a run is there to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Work {
+    /// Listeners and units: stop stale listeners, (re)start units.
+    pub listeners: bool,
+    /// Complete the package's configuration.
+    pub package: bool,
+    /// Restart the rescue sshd on the unpacked binaries (road g; after
+    /// dpkg only: before it, dpkg would replace them again).
+    pub rescue: bool,
+}
+
+impl Work {
+    /// Whether there is anything to do.
+    pub fn any(self) -> bool {
+        self.listeners || self.package || self.rescue
+    }
+}
+
+/// What this mode has to fix. Without systemd there is nothing it could.
+pub fn work(s: &Snapshot, facts: &Facts, mode: Mode) -> Work {
+    let Some(units) = &s.units else {
+        return Work::default();
+    };
     let any_failed = units.socket.is_failed() || units.service.is_failed();
-    let listener_work = match mode {
+    let stale = !facts.stale.is_empty();
+    let listeners = match mode {
         // Before dpkg: only what makes the postinst's restart fail. An
         // inactive ssh.socket is started by the postinst itself.
-        Mode::Preflight => !stale.is_empty() || any_failed || service_holds.is_some(),
+        Mode::Preflight => stale || any_failed || facts.service_holds.is_some(),
         Mode::Full => {
-            !stale.is_empty()
+            stale
                 || any_failed
-                || !holder.is_active()
-                || !outdated.is_empty()
-                || service_holds.is_some()
-                || stale_rescue.is_some()
+                || !holder(units).is_active()
+                || !facts.outdated.is_empty()
+                || facts.service_holds.is_some()
         }
     };
-    let pkg_work = mode == Mode::Full && pkg_incomplete;
-    if !listener_work && !pkg_work {
-        return p;
+    Work {
+        listeners,
+        package: mode == Mode::Full && facts.pkg_incomplete,
+        rescue: mode == Mode::Full && facts.stale_rescue.is_some(),
     }
+}
 
+/// The no-lockout rules: Some(reason) when the guard must not act on this
+/// snapshot although there is work (or, without systemd, a problem).
+pub fn gate(s: &Snapshot, facts: &Facts, work: Work) -> Option<Refusal> {
+    let Some(units) = &s.units else {
+        // Without systemd we cannot restore anything safely; only report.
+        return (!facts.stale.is_empty() || facts.pkg_incomplete).then(|| Refusal::NoSystemd {
+            error: s.systemd_error.clone(),
+        });
+    };
+    if !work.any() {
+        return None;
+    }
     // No lockout: nothing that stops or restarts sshd unless the installed
     // sshd accepts its configuration.
-    match (&s.sshd_config.valid, &s.sshd_config.error) {
-        (Some(true), _) => {}
-        (Some(false), e) => {
-            p.refused = Some(format!(
-                "sshd rejects its configuration, so the running listener is left alone (stopping it could lock you out). sshd -t says: {}",
-                e.as_deref().unwrap_or("(no message)")
-            ));
-            return p;
+    match s.sshd_config.valid {
+        Some(true) => {}
+        Some(false) => {
+            return Some(Refusal::ConfigRejected {
+                sshd_says: s.sshd_config.error.clone(),
+            })
         }
-        (None, e) => {
-            p.refused = Some(format!(
-                "could not check the sshd configuration ({}), so nothing was stopped",
-                e.as_deref().unwrap_or("sshd -t did not run")
-            ));
-            return p;
+        None => {
+            return Some(Refusal::ConfigUnchecked {
+                why: s.sshd_config.error.clone(),
+            })
         }
     }
-    // Road b: a masked unit the postinst restarts. Starting units around
-    // it fails ("Unit ssh.socket is masked."), and so would dpkg: the
-    // admin decides whether to unmask; the guard says how.
-    if let Some(b) = crate::roads::blocked_restart(units, &s.packaging_records) {
-        p.findings.push(b.to_string());
-        p.refused = Some(b.advice());
-        return p;
+    // Road b: starting units around a masked unit the postinst restarts
+    // fails ("Unit ssh.socket is masked."), and so would dpkg: the admin
+    // decides whether to unmask; the guard says how.
+    if let Some(b) = &facts.blocked {
+        return Some(Refusal::PostinstRestartBlocked(b.clone()));
     }
-    if let Some(f) = foreign.first() {
-        p.refused = Some(format!(
-            "pid {} ({}) holds {} and is not a root sshd; the guard does not stop it and cannot restore ssh while it is there",
-            f.pid,
-            f.comm,
-            f.addresses.join(", ")
-        ));
-        return p;
+    if let Some(f) = facts.foreign.first() {
+        return Some(Refusal::ForeignHolder {
+            pid: f.process.pid,
+            comm: f.comm.clone(),
+            addresses: f.addresses.clone(),
+        });
     }
-
     // A socket on an ssh port whose holder cannot be seen: starting the
     // unit could only fail to bind, and the holder is nobody the guard may
     // stop. Without root this is every root process's socket.
-    let will_bind = listener_work && (!holder.is_active() || !stale.is_empty());
+    let will_bind = work.listeners && (!holder(units).is_active() || !facts.stale.is_empty());
     if will_bind && !s.unowned_sockets.is_empty() {
-        p.refused = Some(format!(
-            "{} {} held by a process the guard cannot see{}; it cannot restore ssh while that is so",
-            s.unowned_sockets.join(", "),
-            if s.unowned_sockets.len() == 1 { "is" } else { "are" },
-            if s.as_root {
-                ""
-            } else {
-                " (not run as root: run it as root to see every process)"
-            }
-        ));
-        return p;
+        return Some(Refusal::UnseenHolder {
+            addresses: s.unowned_sockets.clone(),
+            as_root: s.as_root,
+        });
     }
+    None
+}
 
+/// The steps for `work`, in order; only called when [`gate`] let it pass.
+pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let Some(units) = &s.units else {
+        return steps;
+    };
     // reset-failed first: it is harmless while the stale listener still
     // runs, and every round trip left between its exit and systemd
     // listening again is a window of refused connections.
-    if listener_work {
+    if work.listeners {
         for u in [&units.service, &units.socket] {
             if u.is_failed() {
-                p.steps.push(Step::ResetFailed {
+                steps.push(Step::ResetFailed {
                     unit: u.name.clone(),
                 });
             }
         }
     }
-    for l in &stale {
-        p.steps.push(Step::StopStale {
-            pid: l.pid,
-            start_time: l.start_time,
+    for l in &facts.stale {
+        steps.push(Step::StopStale {
+            process: l.process,
             exe: l.exe.clone(),
         });
     }
-    if stale_rescue.is_some() {
+    let stale = !facts.stale.is_empty();
+    let outdated = !facts.outdated.is_empty();
+    if work.rescue {
         // First: a failed unit start below skips to the banner check.
-        p.steps.push(Step::RestartUnit {
+        steps.push(Step::RestartUnit {
             unit: crate::system::systemd::RESCUE_UNIT.to_string(),
         });
     }
-    if listener_work {
-        match topology {
+    let holds = facts.service_holds.is_some();
+    if work.listeners {
+        match units.topology() {
             Topology::SocketActivated => {
-                if service_holds.is_some() {
-                    p.steps.push(Step::StopUnit {
-                        unit: service.to_string(),
+                if holds {
+                    steps.push(Step::StopUnit {
+                        unit: cfg.ssh_service.clone(),
                     });
                 }
-                if !stale.is_empty() || !units.socket.is_active() {
-                    p.steps.push(Step::StartUnit {
-                        unit: socket.to_string(),
+                if stale || !units.socket.is_active() {
+                    steps.push(Step::StartUnit {
+                        unit: cfg.ssh_socket.clone(),
                     });
                 }
                 // A service just stopped is started again by the socket.
-                if !outdated.is_empty() && service_holds.is_none() {
-                    p.steps.push(Step::RestartUnit {
-                        unit: service.to_string(),
+                if outdated && !holds {
+                    steps.push(Step::RestartUnit {
+                        unit: cfg.ssh_service.clone(),
                     });
                 }
             }
             Topology::Service => {
                 if !units.service.is_active() {
-                    p.steps.push(Step::StartUnit {
-                        unit: service.to_string(),
+                    steps.push(Step::StartUnit {
+                        unit: cfg.ssh_service.clone(),
                     });
-                } else if !stale.is_empty() || !outdated.is_empty() {
-                    p.steps.push(Step::RestartUnit {
-                        unit: service.to_string(),
+                } else if stale || outdated {
+                    steps.push(Step::RestartUnit {
+                        unit: cfg.ssh_service.clone(),
                     });
                 }
             }
@@ -335,17 +638,40 @@ pub fn decide(s: &Snapshot, service: &str, socket: &str, package: &str, mode: Mo
         // service ssh.service already active, refusing.") when the socket
         // does not stop it first. dpkg goes first; the check after it
         // proves ssh answers (and brings the rescue if it does not).
-        if !(service_holds.is_some() && pkg_work) {
-            p.steps.push(Step::VerifyBanner);
+        if !(holds && work.package) {
+            steps.push(Step::VerifyBanner);
         }
+    } else if work.rescue {
+        steps.push(Step::VerifyBanner);
     }
-    if pkg_work {
-        p.steps.push(Step::ConfigurePackage {
-            package: package.to_string(),
+    if work.package {
+        steps.push(Step::ConfigurePackage {
+            package: cfg.package.clone(),
         });
-        p.steps.push(Step::VerifyBanner);
+        steps.push(Step::VerifyBanner);
     }
-    p
+    steps
+}
+
+/// Decides what to do about the snapshot: [`findings`], then [`gate`],
+/// then [`steps`]. The settings that matter here are the unit names and
+/// the package name.
+pub fn decide(s: &Snapshot, cfg: &Config, mode: Mode) -> Plan {
+    let facts = Facts::of(s);
+    let (findings, left_alone) = findings(s, &facts, &cfg.ssh_service);
+    let work = work(s, &facts, mode);
+    let refused = gate(s, &facts, work);
+    let steps = if refused.is_none() {
+        steps(s, &facts, work, cfg)
+    } else {
+        Vec::new()
+    };
+    Plan {
+        findings,
+        steps,
+        refused,
+        left_alone,
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +679,12 @@ mod tests {
     use super::*;
     use crate::dpkg::PackageState;
     use crate::model::*;
+
+    impl Plan {
+        fn is_noop_for_test(&self) -> bool {
+            self.steps.is_empty() && self.refused.is_none()
+        }
+    }
 
     fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
         UnitState {
@@ -374,8 +706,10 @@ mod tests {
 
     fn listener(pid: u32, comm: &str, exe: &str, uid: u32, main: Option<u32>) -> Listener {
         Listener {
-            pid,
-            start_time: 777,
+            process: ProcessStamp {
+                pid,
+                start_time: 777,
+            },
             uid,
             comm: comm.into(),
             exe: exe.into(),
@@ -439,14 +773,14 @@ mod tests {
     }
 
     fn decide_full(s: &Snapshot) -> Plan {
-        decide(s, "ssh.service", "ssh.socket", "openssh-server", Mode::Full)
+        decide(s, &Config::default(), Mode::Full)
     }
 
     fn stops(p: &Plan) -> Vec<u32> {
         p.steps
             .iter()
             .filter_map(|s| match s {
-                Step::StopStale { pid, .. } => Some(*pid),
+                Step::StopStale { process, .. } => Some(process.pid),
                 _ => None,
             })
             .collect()
@@ -470,14 +804,8 @@ mod tests {
     fn healthy_is_a_noop_in_both_topologies_and_modes() {
         for t in [Topo::Socket, Topo::Classic] {
             for m in [Mode::Preflight, Mode::Full] {
-                let p = decide(
-                    &healthy(t),
-                    "ssh.service",
-                    "ssh.socket",
-                    "openssh-server",
-                    m,
-                );
-                assert!(p.is_noop(), "{t:?} {m:?}: {p:?}");
+                let p = decide(&healthy(t), &Config::default(), m);
+                assert!(p.is_noop_for_test(), "{t:?} {m:?}: {p:?}");
                 assert!(p.findings.is_empty());
             }
         }
@@ -492,12 +820,13 @@ mod tests {
         s.as_root = false;
         let p = decide_full(&s);
         assert!(p.steps.is_empty(), "{p:?}");
-        let r = p.refused.unwrap();
-        assert!(
-            r.contains("0.0.0.0:22, [::]:22 are held by a process the guard cannot see"),
-            "{r}"
+        assert_eq!(
+            p.refused,
+            Some(Refusal::UnseenHolder {
+                addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
+                as_root: false
+            })
         );
-        assert!(r.contains("not run as root"), "{r}");
         // As root it is still refused (starting would only fail to bind),
         // without the hint, and with a stale listener beside it too.
         let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd");
@@ -505,10 +834,12 @@ mod tests {
         s.as_root = true;
         let p = decide_full(&s);
         assert!(p.steps.is_empty(), "{p:?}");
-        let r = p.refused.unwrap();
-        assert!(
-            r.contains("[::]:22 is held by") && !r.contains("root"),
-            "{r}"
+        assert_eq!(
+            p.refused,
+            Some(Refusal::UnseenHolder {
+                addresses: vec!["[::]:22".into()],
+                as_root: true
+            })
         );
     }
 
@@ -521,7 +852,7 @@ mod tests {
             s.listeners.clear();
             s.unowned_sockets = vec!["0.0.0.0:22".into()];
             let p = decide_full(&s);
-            assert!(p.is_noop(), "{t:?}: {p:?}");
+            assert!(p.is_noop_for_test(), "{t:?}: {p:?}");
         }
     }
 
@@ -537,8 +868,10 @@ mod tests {
                     unit: "ssh.socket".into()
                 },
                 Step::StopStale {
-                    pid: 4242,
-                    start_time: 777,
+                    process: ProcessStamp {
+                        pid: 4242,
+                        start_time: 777
+                    },
                     exe: "/usr/sbin/sshd (deleted)".into()
                 },
                 Step::StartUnit {
@@ -547,10 +880,15 @@ mod tests {
                 Step::VerifyBanner,
             ]
         );
-        assert!(p.findings[0].contains("stale sshd listener pid 4242"));
+        assert!(matches!(
+            p.findings[0],
+            Finding::StaleListener { pid: 4242, .. }
+        ));
         assert!(
-            p.findings
-                .contains(&"ssh.socket failed (result resources)".to_string()),
+            p.findings.contains(&Finding::UnitFailed {
+                unit: "ssh.socket".into(),
+                result: "resources".into()
+            }),
             "{:?}",
             p.findings
         );
@@ -571,13 +909,7 @@ mod tests {
     fn preflight_stops_stale_but_leaves_the_package_to_dpkg() {
         let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
         s.package = Some(pkg("half-configured"));
-        let p = decide(
-            &s,
-            "ssh.service",
-            "ssh.socket",
-            "openssh-server",
-            Mode::Preflight,
-        );
+        let p = decide(&s, &Config::default(), Mode::Preflight);
         assert_eq!(stops(&p), vec![4242]);
         assert!(!p
             .steps
@@ -600,14 +932,7 @@ mod tests {
         let mut s = healthy(Topo::Socket);
         s.units.as_mut().unwrap().socket = unit("ssh.socket", "inactive", "enabled", "success");
         s.listeners.clear();
-        assert!(decide(
-            &s,
-            "ssh.service",
-            "ssh.socket",
-            "openssh-server",
-            Mode::Preflight
-        )
-        .is_noop());
+        assert!(decide(&s, &Config::default(), Mode::Preflight).is_noop_for_test());
         let p = decide_full(&s);
         assert_eq!(
             p.steps,
@@ -639,7 +964,7 @@ mod tests {
             );
             s.listeners.clear();
             for m in [Mode::Preflight, Mode::Full] {
-                let p = decide(&s, "ssh.service", "ssh.socket", "openssh-server", m);
+                let p = decide(&s, &Config::default(), m);
                 assert!(
                     p.steps.contains(&Step::ResetFailed {
                         unit: "ssh.socket".into()
@@ -674,14 +999,7 @@ mod tests {
                 ],
                 "{t:?}"
             );
-            assert!(decide(
-                &s,
-                "ssh.service",
-                "ssh.socket",
-                "openssh-server",
-                Mode::Preflight
-            )
-            .is_noop());
+            assert!(decide(&s, &Config::default(), Mode::Preflight).is_noop_for_test());
         }
     }
 
@@ -695,10 +1013,16 @@ mod tests {
                 error: Some("/etc/ssh/sshd_config line 3: Bad configuration option: Bogus".into()),
             };
             for m in [Mode::Preflight, Mode::Full] {
-                let p = decide(&s, "ssh.service", "ssh.socket", "openssh-server", m);
+                let p = decide(&s, &Config::default(), m);
                 assert!(p.steps.is_empty(), "{t:?} {m:?}");
-                let r = p.refused.unwrap();
-                assert!(r.contains("Bad configuration option: Bogus"), "{r}");
+                assert_eq!(
+                    p.refused,
+                    Some(Refusal::ConfigRejected {
+                        sshd_says: Some(
+                            "/etc/ssh/sshd_config line 3: Bad configuration option: Bogus".into()
+                        )
+                    })
+                );
             }
             s.sshd_config = ConfigCheck {
                 valid: None,
@@ -718,7 +1042,10 @@ mod tests {
                 .push(listener(998, "sshd", "/usr/sbin/sshd", 1000, None));
             let p = decide_full(&s);
             assert!(p.steps.is_empty(), "{p:?}");
-            assert!(p.refused.unwrap().contains("pid 999"));
+            assert!(matches!(
+                p.refused,
+                Some(Refusal::ForeignHolder { pid: 999, .. })
+            ));
             assert_eq!(p.left_alone.len(), 3, "{:?}", p.left_alone);
         }
     }
@@ -728,7 +1055,7 @@ mod tests {
         let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
         s.sessions = 5;
         let p = decide_full(&s);
-        assert!(p.left_alone.iter().any(|l| l.contains("5 sshd session")));
+        assert!(p.left_alone.contains(&LeftAlone::Sessions { count: 5 }));
         assert_eq!(stops(&p), vec![4242]);
     }
 
@@ -756,6 +1083,21 @@ mod tests {
     }
 
     #[test]
+    fn no_systemd_means_no_action() {
+        let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
+        s.units = None;
+        s.systemd_error = Some("no D-Bus".into());
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty());
+        assert_eq!(
+            p.refused,
+            Some(Refusal::NoSystemd {
+                error: Some("no D-Bus".into())
+            })
+        );
+    }
+
+    #[test]
     fn a_service_holding_the_sockets_port_hands_it_back_in_both_modes() {
         // Road f: ssh.socket enabled but not listening, ssh.service bound
         // :22 itself (a socket unit without RequiredBy=ssh.service).
@@ -766,9 +1108,10 @@ mod tests {
         u.service.main_pid = Some(700);
         s.listeners = vec![listener(700, "sshd", "/usr/sbin/sshd", 0, Some(700))];
         for m in [Mode::Preflight, Mode::Full] {
-            let p = decide(&s, "ssh.service", "ssh.socket", "openssh-server", m);
+            let p = decide(&s, &Config::default(), m);
             assert!(
                 p.findings.iter().any(|f| f
+                    .to_string()
                     .starts_with("ssh.service (pid 700) listens on 0.0.0.0:22, [::]:22 itself")),
                 "{m:?}: {:?}",
                 p.findings
@@ -791,9 +1134,8 @@ mod tests {
         // With the package to complete, dpkg runs before the banner check
         // (which would start ssh.service through the socket again).
         s.package = Some(pkg("half-configured"));
-        let p = decide_full(&s);
         assert_eq!(
-            p.steps,
+            decide_full(&s).steps,
             vec![
                 Step::StopUnit {
                     unit: "ssh.service".into()
@@ -837,15 +1179,14 @@ mod tests {
         )];
         s.rescue_pid = Some(900);
         let p = decide_full(&s);
+        let found: Vec<String> = p.findings.iter().map(|f| f.to_string()).collect();
         assert!(
-            p.findings.contains(&"the guard's rescue sshd (pid 900) still runs the replaced binary /usr/sbin/sshd (deleted)".to_string()),
-            "{:?}",
-            p.findings
+            found.contains(&"the guard's rescue sshd (pid 900) still runs the replaced binary /usr/sbin/sshd (deleted)".to_string()),
+            "{found:?}"
         );
         assert!(
-            !p.findings.iter().any(|f| f.starts_with("ssh.service")),
-            "the rescue is not ssh.service: {:?}",
-            p.findings
+            !found.iter().any(|f| f.starts_with("ssh.service")),
+            "the rescue is not ssh.service: {found:?}"
         );
         let restart = Step::RestartUnit {
             unit: crate::system::systemd::RESCUE_UNIT.into(),
@@ -861,22 +1202,25 @@ mod tests {
             .position(|st| matches!(st, Step::StartUnit { .. }))
             .unwrap();
         assert!(at < start, "before anything that may fail: {:?}", p.steps);
-        assert!(!p.steps.contains(&Step::RestartUnit {
-            unit: "ssh.service".into()
-        }));
         // Before dpkg it would only be replaced again.
-        let p = decide(
-            &s,
-            "ssh.service",
-            "ssh.socket",
-            "openssh-server",
-            Mode::Preflight,
-        );
+        let p = decide(&s, &Config::default(), Mode::Preflight);
         assert!(!p.steps.contains(&restart), "{p:?}");
+        // Alone (units healthy), it is restarted and checked.
+        let mut s2 = healthy(Topo::Socket);
+        s2.listeners.push(listener(
+            900,
+            "sshd",
+            "/usr/sbin/sshd (deleted)",
+            0,
+            Some(900),
+        ));
+        s2.rescue_pid = Some(900);
+        assert_eq!(decide_full(&s2).steps, vec![restart, Step::VerifyBanner]);
     }
 
     #[test]
     fn a_masked_running_socket_the_postinst_restarts_is_refused_with_the_fix() {
+        // Road b.
         let mut s = healthy(Topo::Socket);
         let u = s.units.as_mut().unwrap();
         u.socket.load_state = "masked".into();
@@ -888,21 +1232,94 @@ mod tests {
         };
         let p = decide_full(&s);
         assert!(p.steps.is_empty(), "{p:?}");
-        assert!(p
-            .findings
-            .iter()
-            .any(|f| f.starts_with("ssh.socket is masked but still running")));
-        assert!(p.refused.unwrap().contains("'systemctl unmask ssh.socket'"));
+        let r = p.refused.unwrap().to_string();
+        assert!(r.contains("'systemctl unmask ssh.socket'"), "{r}");
+        assert!(p.findings.iter().any(|f| f
+            .to_string()
+            .starts_with("ssh.socket is masked but still running")));
     }
 
     #[test]
-    fn no_systemd_means_no_action() {
-        let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
-        s.units = None;
-        s.systemd_error = Some("no D-Bus".into());
+    fn a_start_limit_keeps_the_failed_units_wording_and_adds_systemds() {
+        // Road a.
+        let mut s = healthy(Topo::Socket);
+        let u = s.units.as_mut().unwrap();
+        u.socket = unit("ssh.socket", "failed", "enabled", "service-start-limit-hit");
+        u.service = unit("ssh.service", "failed", "disabled", "start-limit-hit");
+        s.listeners.clear();
         let p = decide_full(&s);
-        assert!(p.steps.is_empty());
-        assert!(p.refused.unwrap().contains("no D-Bus"));
+        let found: Vec<String> = p.findings.iter().map(|f| f.to_string()).collect();
+        assert!(
+            found.contains(&"ssh.service failed (result start-limit-hit): \"Start request repeated too quickly\"".to_string()),
+            "{found:?}"
+        );
+        assert!(p.steps.contains(&Step::ResetFailed {
+            unit: "ssh.service".into()
+        }));
+        assert!(p.steps.contains(&Step::StartUnit {
+            unit: "ssh.socket".into()
+        }));
+    }
+
+    #[test]
+    fn findings_gates_and_steps_each_decide_their_part() {
+        let s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
+        let facts = Facts::of(&s);
+        let (found, left) = findings(&s, &facts, "ssh.service");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(left, vec![LeftAlone::Sessions { count: 2 }]);
+        let w = work(&s, &facts, Mode::Preflight);
+        assert_eq!(
+            w,
+            Work {
+                listeners: true,
+                package: false,
+                rescue: false
+            }
+        );
+        assert_eq!(gate(&s, &facts, w), None);
+        assert_eq!(
+            gate(&s, &facts, Work::default()),
+            None,
+            "no work, no refusal"
+        );
+        let steps = steps(&s, &facts, w, &Config::default());
+        assert_eq!(
+            steps.first(),
+            Some(&Step::ResetFailed {
+                unit: "ssh.socket".into()
+            })
+        );
+        let mut bad = s.clone();
+        bad.sshd_config.valid = None;
+        assert_eq!(
+            gate(&bad, &Facts::of(&bad), w),
+            Some(Refusal::ConfigUnchecked { why: None })
+        );
+    }
+
+    #[test]
+    fn display_is_the_wording_reports_and_json_use() {
+        assert_eq!(
+            Finding::UnitFailed {
+                unit: "ssh.socket".into(),
+                result: String::new()
+            }
+            .to_string(),
+            "ssh.socket failed (result unknown)"
+        );
+        assert_eq!(
+            serde_json::to_string(&Refusal::NoSystemd { error: None }).unwrap(),
+            "\"cannot reach systemd (unknown error); nothing was changed\""
+        );
+        assert_eq!(
+            Refusal::UnseenHolder {
+                addresses: vec!["[::]:22".into()],
+                as_root: false
+            }
+            .to_string(),
+            "[::]:22 is held by a process the guard cannot see (not run as root: run it as root to see every process); it cannot restore ssh while that is so"
+        );
     }
 
     #[test]
@@ -935,9 +1352,9 @@ mod tests {
                     }
                 }
                 for m in [Mode::Preflight, Mode::Full] {
-                    let p = decide(&s, "ssh.service", "ssh.socket", "openssh-server", m);
+                    let p = decide(&s, &Config::default(), m);
                     for pid in stops(&p) {
-                        let l = s.listeners.iter().find(|l| l.pid == pid).unwrap();
+                        let l = s.listeners.iter().find(|l| l.process.pid == pid).unwrap();
                         assert_eq!(l.class, ListenerClass::Stale);
                         assert_eq!(l.uid, 0);
                     }

@@ -2,19 +2,28 @@
 //! if sshd accepts its configuration; a stale pid is re-verified through its
 //! pidfd) and after (an SSH-2.0 banner must answer on every address; if it
 //! does not, a rescue sshd is started so nobody is locked out).
+//!
+//! [`execute`] holds the ordering rules and acts only through the
+//! [`UnitControl`] seam: [`Machine`] is the real one (systemd, signals, dpkg,
+//! sockets); tests drive the rules with a recording fake.
+#![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
 
 use crate::config::Config;
-use crate::model::Snapshot;
+use crate::model::{ProcessStamp, Snapshot};
 use crate::plan::Step;
 use crate::system::fsx::{Entry, RunDir};
 use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
 use crate::system::snapshot::probe_targets;
-use crate::system::systemd::Systemd;
+use crate::system::sshd::Answer;
+use crate::system::systemd::{Systemd, RESCUE_UNIT};
 use crate::system::{dpkg, locks, now_secs, sshd, Roots};
 use anyhow::{anyhow, Result};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+/// How long a systemd job may take.
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The guard's own unit starts, one "UNIXTIME UNIT" line each, under the
@@ -29,22 +38,117 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Records a step done.
     fn did(&mut self, s: String) {
         self.events.push((true, s));
     }
+    /// Records a step that failed.
     fn failed(&mut self, s: String) {
         self.events.push((false, s));
     }
+    /// Whether any step failed.
     pub fn any_failed(&self) -> bool {
         self.events.iter().any(|(ok, _)| !ok)
+    }
+}
+
+/// Everything a repair does to the machine. [`execute`] decides the order;
+/// an implementation only carries out one action.
+pub trait UnitControl {
+    /// Subscribes to systemd's job signals before anything is stopped.
+    fn prepare_jobs(&self) -> Result<()>;
+    /// systemctl reset-failed UNIT.
+    fn reset_failed(&self, unit: &str) -> Result<()>;
+    /// systemctl start UNIT, waiting for the job.
+    fn start(&self, unit: &str) -> Result<()>;
+    /// systemctl restart UNIT, waiting for the job.
+    fn restart(&self, unit: &str) -> Result<()>;
+    /// systemctl stop UNIT, waiting for the job (road f: ssh.service
+    /// handing the port back to ssh.socket; KillMode=process keeps sessions).
+    fn stop(&self, unit: &str) -> Result<()>;
+    /// The guard's own start ledger (see roads::start_budget) and now.
+    fn start_ledger(&self) -> (String, u64);
+    /// Records one start of `unit` by the guard in the ledger.
+    fn record_start(&self, unit: &str);
+    /// Stops a stale listener if it still is the process that was found.
+    fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped>;
+    /// Probes each target for an SSH-2.0 banner until all answer or the
+    /// banner timeout passes.
+    fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)>;
+    /// Starts the transient rescue sshd.
+    fn start_rescue_sshd(&self) -> Result<()>;
+    /// dpkg --configure the package and those waiting for it.
+    fn configure_package(&self, out: &mut Outcome) -> Result<()>;
+}
+
+/// The real machine: systemd over D-Bus, pidfd signals, sockets, dpkg.
+pub struct Machine<'a> {
+    /// Where everything lives.
+    pub roots: &'a Roots,
+    /// The settings (timeouts, package).
+    pub cfg: &'a Config,
+    /// The connection to systemd.
+    pub sd: &'a Systemd,
+}
+
+impl UnitControl for Machine<'_> {
+    fn prepare_jobs(&self) -> Result<()> {
+        self.sd.prepare_jobs()
+    }
+    fn reset_failed(&self, unit: &str) -> Result<()> {
+        self.sd.reset_failed(unit)
+    }
+    fn start(&self, unit: &str) -> Result<()> {
+        self.sd.job("start", unit, JOB_TIMEOUT)
+    }
+    fn restart(&self, unit: &str) -> Result<()> {
+        self.sd.job("restart", unit, JOB_TIMEOUT)
+    }
+    fn stop(&self, unit: &str) -> Result<()> {
+        self.sd.job("stop", unit, JOB_TIMEOUT)
+    }
+    fn start_ledger(&self) -> (String, u64) {
+        let text = match RunDir::open(self.roots, true)
+            .ok()
+            .flatten()
+            .map(|d| d.read(START_LEDGER, 64 * 1024))
+        {
+            Some(Entry::File(t)) => t,
+            _ => String::new(),
+        };
+        (text, now_secs())
+    }
+    fn record_start(&self, unit: &str) {
+        let Some(d) = RunDir::open(self.roots, true).ok().flatten() else {
+            return;
+        };
+        let (ledger, now) = self.start_ledger();
+        let text = crate::roads::ledger_add(&ledger, unit, now);
+        if let Err(e) = d.write_atomic(START_LEDGER, &text, 0o644) {
+            log::info!("{e:#}");
+        }
+    }
+    fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped> {
+        let procfs = Procfs::new(&self.roots.proc);
+        let still_same = || -> Result<bool> { Ok(procfs.still_is(process, exe)) };
+        signal::terminate(process.pid, self.cfg.stop_timeout, still_same)
+    }
+    fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)> {
+        sshd::wait_banners(targets, self.cfg.banner_timeout)
+    }
+    fn start_rescue_sshd(&self) -> Result<()> {
+        self.sd
+            .start_rescue_sshd(&self.roots.sshd.display().to_string(), JOB_TIMEOUT)
+    }
+    fn configure_package(&self, out: &mut Outcome) -> Result<()> {
+        configure_package(self.roots, self.cfg, out)
     }
 }
 
 /// Runs dpkg inside apt's hooks (apt holds lock-frontend and says so in
 /// DPKG_FRONTEND_LOCKED) or, outside apt, after taking lock-frontend itself.
 fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<()> {
-    let inside_apt = std::env::var_os("DPKG_FRONTEND_LOCKED").is_some();
-    let _lock = if inside_apt {
+    let _lock = if dpkg::inside_apt() {
         None
     } else {
         Some(
@@ -83,9 +187,10 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
     Ok(())
 }
 
-fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut Outcome) -> bool {
+/// The banner check after a repair; starts the rescue sshd when nothing answers. True when every address answers.
+fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
-    let res = sshd::wait_banners(&targets, cfg.banner_timeout);
+    let res = m.probe(&targets);
     let bad: Vec<String> = res
         .iter()
         .filter_map(|(_, r)| r.as_ref().err().cloned())
@@ -93,7 +198,7 @@ fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut 
     if bad.is_empty() {
         let good: Vec<String> = res
             .iter()
-            .filter(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")))
+            .filter(|(_, r)| matches!(r, Ok(Answer::Banner(_))))
             .map(|(a, _)| a.to_string())
             .collect();
         out.did(format!(
@@ -108,18 +213,14 @@ fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut 
     ));
     // Never leave the machine without a listener: start sshd as a transient
     // unit from the installed binary and say so loudly.
-    let any_answer = res
-        .iter()
-        .any(|(_, r)| r.as_ref().is_ok_and(|b| b.starts_with("SSH-")));
+    let any_answer = res.iter().any(|(_, r)| matches!(r, Ok(Answer::Banner(_))));
     if !any_answer {
-        match sd.start_rescue_sshd(&roots.sshd.display().to_string(), JOB_TIMEOUT) {
+        match m.start_rescue_sshd() {
             Ok(()) => {
-                let again = sshd::wait_banners(&targets, cfg.banner_timeout);
+                let again = m.probe(&targets);
                 if again.iter().any(|(_, r)| r.is_ok()) {
                     out.did(format!(
-                        "started a rescue sshd ({}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {}'",
-                        crate::system::systemd::RESCUE_UNIT,
-                        crate::system::systemd::RESCUE_UNIT
+                        "started a rescue sshd ({RESCUE_UNIT}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'"
                     ));
                 } else {
                     out.failed("the rescue sshd does not answer either".into());
@@ -132,16 +233,10 @@ fn verify(roots: &Roots, cfg: &Config, sd: &Systemd, snap: &Snapshot, out: &mut 
 }
 
 /// Executes the steps in order. A failed step that leaves ssh possibly down
-/// goes straight to the banner check (and its rescue).
-pub fn execute(
-    roots: &Roots,
-    cfg: &Config,
-    sd: &Systemd,
-    snap: &Snapshot,
-    steps: &[Step],
-) -> Outcome {
+/// goes straight to the banner check (and its rescue); a failed stop of a
+/// stale listener ends the repair (that listener still serves logins).
+pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Step]) -> Outcome {
     let mut out = Outcome::default();
-    let procfs = Procfs::new(&roots.proc);
     // The guard's own starts are never the storm (issue 12, road a):
     // checked before anything is stopped, so a refusal leaves the running
     // listener alone.
@@ -152,35 +247,23 @@ pub fn execute(
             _ => None,
         })
         .collect();
-    let run_dir = RunDir::open(roots, true).ok().flatten();
-    let ledger = || match run_dir.as_ref().map(|d| d.read(START_LEDGER, 64 * 1024)) {
-        Some(Entry::File(t)) => t,
-        _ => String::new(),
-    };
-    if let Some(why) = crate::roads::start_budget(&ledger(), &starts, now_secs()) {
+    let (ledger, now) = m.start_ledger();
+    if let Some(why) = crate::roads::start_budget(&ledger, &starts, now) {
         out.failed(why);
         return out;
     }
-    let record_start = |unit: &str| {
-        if let Some(d) = &run_dir {
-            let text = crate::roads::ledger_add(&ledger(), unit, now_secs());
-            if let Err(e) = d.write_atomic(START_LEDGER, &text, 0o644) {
-                log::info!("{e:#}");
-            }
-        }
-    };
     // Everything that can be done before a stale listener is stopped is
     // done first, so that between its exit and systemd listening again there
     // is only the start request: subscribe to job signals, and reset-failed
     // every unit about to be started (it also clears the start-rate counter,
     // which repeated repairs would otherwise hit: start-limit-hit).
-    if let Err(e) = sd.prepare_jobs() {
+    if let Err(e) = m.prepare_jobs() {
         out.failed(format!("{e:#}"));
         return out;
     }
     for step in steps {
         if let Step::StartUnit { unit } | Step::RestartUnit { unit } = step {
-            let _ = sd.reset_failed(unit);
+            let _ = m.reset_failed(unit);
         }
     }
     let mut skip_to_verify = false;
@@ -189,54 +272,44 @@ pub fn execute(
             continue;
         }
         let r: Result<()> = match step {
-            Step::StopStale {
-                pid,
-                start_time,
-                exe,
-            } => {
-                let still_same = || -> Result<bool> {
-                    Ok(procfs.start_time(*pid) == Some(*start_time)
-                        && procfs.exe(*pid).as_deref() == Some(exe.as_str()))
-                };
-                signal::terminate(*pid, cfg.stop_timeout, still_same).map(|how| {
-                    out.did(match how {
-                        Stopped::AlreadyGone => {
-                            format!("stale listener pid {pid} had already exited")
-                        }
-                        Stopped::Term => {
-                            format!("stopped stale sshd listener pid {pid} ({exe}) with SIGTERM")
-                        }
-                        Stopped::Kill => format!(
-                            "stopped stale sshd listener pid {pid} ({exe}) with SIGKILL after {} s",
-                            cfg.stop_timeout.as_secs()
-                        ),
-                    })
+            Step::StopStale { process, exe } => m.stop_stale(*process, exe).map(|how| {
+                let pid = process.pid;
+                out.did(match how {
+                    Stopped::AlreadyGone => {
+                        format!("stale listener pid {pid} had already exited")
+                    }
+                    Stopped::Term => {
+                        format!("stopped stale sshd listener pid {pid} ({exe}) with SIGTERM")
+                    }
+                    Stopped::Kill => format!(
+                        "stopped stale sshd listener pid {pid} ({exe}) with SIGKILL after {} s",
+                        cfg.stop_timeout.as_secs()
+                    ),
                 })
-            }
-            Step::ResetFailed { unit } => sd
+            }),
+            Step::ResetFailed { unit } => m
                 .reset_failed(unit)
                 .map(|_| out.did(format!("reset the failed state of {unit}"))),
             Step::StartUnit { unit } => {
-                record_start(unit);
-                sd.job("start", unit, JOB_TIMEOUT)
-                    .map(|_| out.did(format!("started {unit}")))
+                m.record_start(unit);
+                m.start(unit).map(|_| out.did(format!("started {unit}")))
             }
             Step::RestartUnit { unit } => {
-                record_start(unit);
-                sd.job("restart", unit, JOB_TIMEOUT)
+                m.record_start(unit);
+                m.restart(unit)
                     .map(|_| out.did(format!("restarted {unit}")))
             }
-            Step::StopUnit { unit } => sd
-                .job("stop", unit, JOB_TIMEOUT)
+            Step::StopUnit { unit } => m
+                .stop(unit)
                 .map(|_| out.did(format!("stopped {unit} (sessions kept)"))),
             Step::VerifyBanner => {
-                if !verify(roots, cfg, sd, snap, &mut out) {
+                if !verify(m, snap, &mut out) {
                     // The package step would restart ssh again; stop here.
                     return out;
                 }
                 Ok(())
             }
-            Step::ConfigurePackage { .. } => configure_package(roots, cfg, &mut out),
+            Step::ConfigurePackage { .. } => m.configure_package(&mut out),
         };
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
@@ -249,3 +322,6 @@ pub fn execute(
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,21 @@
 //! What the admin reads: the status table with its verdict line, and the
 //! short report a hook prints when it acted. Kept apart from debug logging.
+#![forbid(unsafe_code)]
 
 use crate::model::{ListenerClass, Snapshot};
 use crate::plan::Plan;
 use std::fmt::Write;
 
 pub const PREFIX: &str = "ssh-upgrade-guard";
+
+/// The items' `Display` texts joined by `sep`.
+pub fn join<T: std::fmt::Display>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
 
 /// One-line verdict for a snapshot and its plan.
 pub fn verdict(s: &Snapshot, p: &Plan) -> String {
@@ -31,7 +41,7 @@ pub fn verdict(s: &Snapshot, p: &Plan) -> String {
         }
         return "OK: ssh is healthy".to_string();
     }
-    let mut v = format!("PROBLEM: {}", p.findings.join("; "));
+    let mut v = format!("PROBLEM: {}", join(&p.findings, "; "));
     if let Some(r) = &p.refused {
         let _ = write!(v, "; will not repair: {r}");
     }
@@ -115,7 +125,7 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
                 o,
                 "              {:<8} {:<8} {:<5} {:<28} {}",
                 class,
-                l.pid,
+                l.process.pid,
                 l.uid,
                 l.addresses.join(","),
                 l.exe

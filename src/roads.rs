@@ -15,6 +15,7 @@ use serde::Serialize;
 /// watchdog) leaves ssh down with "Start request repeated too quickly".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StartLimit {
+    /// The unit.
     pub unit: String,
     /// systemd's Result: `start-limit-hit` (the unit's own start limit),
     /// `trigger-limit-hit` (a socket triggered too often) or
@@ -87,6 +88,7 @@ pub fn start_limits(units: &Units) -> Vec<StartLimit> {
 /// never more than one per unit in one run. Below systemd's default burst
 /// (5 in 10 s) even if every run came at once.
 pub const GUARD_START_BURST: usize = 3;
+/// The window of [`GUARD_START_BURST`], in seconds.
 pub const GUARD_START_WINDOW: u64 = 600;
 
 /// The guard's start ledger: one "UNIXTIME UNIT" line per start it made.
@@ -157,7 +159,9 @@ pub fn was_enabled_from(state: &str, is_symlink: impl Fn(&str) -> bool) -> bool 
 /// (`deb-systemd-helper was-enabled`); None where it could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub struct PackagingRecords {
+    /// `deb-systemd-helper was-enabled` for ssh.socket.
     pub socket_was_enabled: Option<bool>,
+    /// `deb-systemd-helper was-enabled` for ssh.service.
     pub service_was_enabled: Option<bool>,
 }
 
@@ -374,9 +378,13 @@ pub fn socket_drift(
 /// service first; the postinst's restart of ssh.socket then fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceHoldsPort {
+    /// The service unit.
     pub service: String,
+    /// The socket unit.
     pub socket: String,
+    /// The service's main process.
     pub pid: u32,
+    /// The addresses it holds.
     pub addresses: Vec<String>,
 }
 
@@ -410,7 +418,7 @@ pub fn service_holds_port(
     let main = units.service.main_pid?;
     let l = listeners
         .iter()
-        .find(|l| l.pid == main && l.class == crate::model::ListenerClass::Managed)?;
+        .find(|l| l.process.pid == main && l.class == crate::model::ListenerClass::Managed)?;
     Some(ServiceHoldsPort {
         service: units.service.name.clone(),
         socket: units.socket.name.clone(),
@@ -424,9 +432,13 @@ pub fn service_holds_port(
 /// One process, as road e needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcRow {
+    /// The process id.
     pub pid: u32,
+    /// Its parent's.
     pub ppid: u32,
+    /// Its name (/proc/PID/comm).
     pub comm: String,
+    /// Its arguments.
     pub args: Vec<String>,
     /// Start, Unix time.
     pub started: u64,
@@ -448,6 +460,7 @@ const PROMPTERS: [&str; 3] = ["ucf", "whiptail", "dialog"];
 pub struct DpkgPrompt {
     /// The process that asks (ucf, whiptail, dialog).
     pub pid: u32,
+    /// Its name.
     pub program: String,
     /// The file the question is about, when known (ucf's destination).
     pub about: Option<String>,
@@ -455,6 +468,7 @@ pub struct DpkgPrompt {
     pub since: u64,
     /// The package manager holding dpkg's lock.
     pub holder_pid: u32,
+    /// Its name.
     pub holder_comm: String,
 }
 
@@ -555,7 +569,10 @@ impl std::fmt::Display for StaleRescue {
 /// binary was replaced.
 pub fn stale_rescue(s: &crate::model::Snapshot) -> Option<StaleRescue> {
     let pid = s.rescue_pid?;
-    let l = s.listeners.iter().find(|l| l.pid == pid && l.exe_deleted)?;
+    let l = s
+        .listeners
+        .iter()
+        .find(|l| l.process.pid == pid && l.exe_deleted)?;
     Some(StaleRescue {
         pid,
         exe: l.exe.clone(),
@@ -583,6 +600,7 @@ pub struct Roads {
 }
 
 impl Roads {
+    /// What every road shows in this snapshot.
     pub fn of(s: &crate::model::Snapshot) -> Roads {
         let units = s.units.as_ref();
         Roads {
@@ -872,8 +890,7 @@ mod tests {
 
     fn listener(pid: u32, class: crate::model::ListenerClass) -> crate::model::Listener {
         crate::model::Listener {
-            pid,
-            start_time: 1,
+            process: crate::model::ProcessStamp { pid, start_time: 1 },
             uid: 0,
             comm: "sshd".into(),
             exe: "/usr/sbin/sshd".into(),

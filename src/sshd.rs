@@ -1,6 +1,7 @@
 //! What sshd and ssh.socket say about where ssh listens, and which loopback
 //! address proves each listening address answers. Pure parsing of `sshd -T`
 //! output and of systemd's socket Listen entries.
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -66,16 +67,6 @@ pub fn parse_listen(s: &str) -> Option<SocketAddr> {
     (a.port() != 0).then_some(a)
 }
 
-/// Ports and addresses from systemd's `Listen` property (a(ss)), keeping the
-/// stream entries only.
-pub fn socket_listen(listen: &[(String, String)]) -> Vec<SocketAddr> {
-    listen
-        .iter()
-        .filter(|(kind, _)| kind == "Stream")
-        .filter_map(|(_, a)| parse_listen(a))
-        .collect()
-}
-
 /// The addresses a client connects to, to prove each listening address
 /// answers: the wildcard of each family becomes that family's loopback.
 pub fn probe_targets(listening: &[SocketAddr]) -> Vec<SocketAddr> {
@@ -97,6 +88,16 @@ pub fn probe_targets(listening: &[SocketAddr]) -> Vec<SocketAddr> {
         }
     }
     out
+}
+
+/// [`probe_targets`], or 127.0.0.1:22 when there is nothing to probe
+/// (sshd -T gave no address): the watchdog's healthy-path check.
+pub fn probe_targets_or_default(listening: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut targets = probe_targets(listening);
+    if targets.is_empty() {
+        targets.push(SocketAddr::from(([127, 0, 0, 1], 22)));
+    }
+    targets
 }
 
 /// True when `line` is an SSH protocol identification (RFC 4253 4.2).
@@ -140,14 +141,10 @@ mod tests {
 
     #[test]
     fn systemd_listen_entries() {
-        let l = vec![
-            ("Stream".to_string(), "0.0.0.0:22".to_string()),
-            ("Stream".to_string(), "[::]:22".to_string()),
-            ("Datagram".to_string(), "0.0.0.0:53".to_string()),
-            ("Stream".to_string(), "[fe80::1%eth0]:22".to_string()),
-            ("Stream".to_string(), "/run/x.sock".to_string()),
-        ];
-        let a = socket_listen(&l);
+        // ssh.socket's Stream entries as systemd reports them (the
+        // Datagram ones are dropped when they are read from D-Bus).
+        let l = ["0.0.0.0:22", "[::]:22", "[fe80::1%eth0]:22", "/run/x.sock"];
+        let a: Vec<SocketAddr> = l.iter().filter_map(|a| parse_listen(a)).collect();
         assert_eq!(a.len(), 3);
         assert_eq!(a[2], "[fe80::1]:22".parse().unwrap());
         assert_eq!(parse_listen("22").unwrap().port(), 22);

@@ -1,6 +1,8 @@
 //! Integration tests: the real binary against a fake root (proc, dpkg admin
 //! dir, run dir) given through SSH_UPGRADE_GUARD_TEST_ROOT. No root, no
 //! network, no systemd needed. Named after the behaviour they pin.
+// Building a fake root and running the binary is what these tests are for.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::fs;
 use std::os::fd::AsFd;
@@ -8,28 +10,13 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "support/fake_proc.rs"]
+mod fake_proc;
+
 const BOOT: &str = "0d3c6a5e-1111-2222-3333-444455556666";
 
 struct Root {
     dir: tempfile::TempDir,
-}
-
-fn stat_line(pid: u32, comm: &str, ppid: u32, start: u64) -> String {
-    // 52 fields; field 22 is the start time. The comm may hold spaces and ')'.
-    let mut f: Vec<String> = vec![
-        pid.to_string(),
-        format!("({comm})"),
-        "S".into(),
-        ppid.to_string(),
-    ];
-    for i in 5..=52 {
-        f.push(if i == 22 {
-            start.to_string()
-        } else {
-            "0".into()
-        });
-    }
-    f.join(" ") + "\n"
 }
 
 impl Root {
@@ -55,10 +42,7 @@ impl Root {
     }
 
     fn add_proc(&self, pid: u32, comm: &str, ppid: u32, start: u64) {
-        let d = self.p(&format!("proc/{pid}"));
-        fs::create_dir_all(&d).unwrap();
-        fs::write(d.join("stat"), stat_line(pid, comm, ppid, start)).unwrap();
-        fs::write(d.join("comm"), format!("{comm}\n")).unwrap();
+        fake_proc::add_process(&self.p("proc"), pid, comm, ppid, start);
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -461,4 +445,119 @@ fn status_reuses_sshd_t_until_its_inputs_change() {
     fs::write(r.p("etc/ssh/sshd_config"), "Port 22\n#changed\n").unwrap();
     r.run(&["status", "--json"]);
     assert_eq!(count(), 3, "a changed sshd_config invalidates it");
+}
+
+/// `status` and `status --json` on one fixed fake machine (a stale sshd
+/// listener, an sshd session, a live marker, a half-configured package,
+/// a fake sshd -T), pinned byte for byte in tests/golden/ (the temporary
+/// root is written as <ROOT>). `GOLDEN_UPDATE=1 cargo test golden`
+/// rewrites the files after a deliberate change.
+#[test]
+fn golden_status_of_a_fixed_fake_machine() {
+    let r = Root::new();
+    r.make_run_dir();
+    fs::write(
+        r.p("var/lib/dpkg/updates/0001"),
+        "Package: openssh-server\nStatus: install ok half-configured\nVersion: 1:9.2p1-3\n",
+    )
+    .unwrap();
+    fs::create_dir_all(r.p("usr/sbin")).unwrap();
+    fs::write(
+        r.p("usr/sbin/sshd"),
+        "#!/bin/sh\necho 'port 22'\necho 'listenaddress 0.0.0.0:22'\n",
+    )
+    .unwrap();
+    fs::set_permissions(r.p("usr/sbin/sshd"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(r.p("proc/net")).unwrap();
+    fs::write(
+        r.p("proc/net/tcp"),
+        format!("{}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n", fake_proc::TCP_HEADER),
+    )
+    .unwrap();
+    for (pid, comm, exe, sockets) in [
+        (4242u32, "sshd", "/usr/sbin/sshd (deleted)", &[1001u64][..]),
+        (4300, "sshd-session", "/usr/lib/openssh/sshd-session", &[]),
+    ] {
+        fake_proc::add_root_process(
+            &r.p("proc"),
+            pid,
+            comm,
+            10_000 + u64::from(pid),
+            exe,
+            sockets,
+        );
+    }
+    r.write_marker(std::process::id(), 4242, "an-earlier-boot", 1_764_370_000);
+    let root = r.dir.path().display().to_string();
+    let normalize = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .replace(&root, "<ROOT>")
+            .replace(&format!("pid {}", std::process::id()), "pid <TEST>")
+            .replace(
+                &format!("\"holder_pid\": {}", std::process::id()),
+                "\"holder_pid\": <TEST>",
+            )
+            // Run as root or not: the one field and note that depend on it.
+            .replace("\"as_root\": false", "\"as_root\": true")
+            .lines()
+            .filter(|l| !l.starts_with("  note        not run as root"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    // The marker is from another boot, so it reads as stale; the status
+    // does not remove it.
+    let json = r.run(&["status", "--json"]);
+    assert_eq!(code(&json), 1, "{}", stderr(&json));
+    let text = r.run(&["status"]);
+    assert_eq!(code(&text), 1, "{}", stderr(&text));
+    let dry = r.run(&["repair", "--dry-run"]);
+    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    for (name, out) in [
+        ("fake-root-status.json", normalize(&json)),
+        (
+            "fake-root-status.txt",
+            normalize(&text) + "=== repair --dry-run\n" + &normalize(&dry),
+        ),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name);
+        if std::env::var_os("GOLDEN_UPDATE").is_some() {
+            fs::write(&path, &out).unwrap();
+            continue;
+        }
+        let golden = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (GOLDEN_UPDATE=1 writes it)", path.display()));
+        assert!(
+            golden == out,
+            "{} differs from this build's output:\n{out}",
+            path.display()
+        );
+    }
+}
+
+/// `status | head -0` and a cron job whose mail pipe broke: writing to a
+/// closed stdout must never panic the guard or change its exit status.
+#[test]
+fn a_closed_stdout_changes_nothing_but_the_text() {
+    let r = Root::new();
+    let cases: [(&[&str], i32); 4] = [
+        (&["status"], 3),
+        (&["status", "--json"], 3),
+        (&["check"], 3),
+        (&["repair", "--dry-run"], 0),
+    ];
+    for (args, want) in cases {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let o = Command::new(env!("CARGO_BIN_EXE_ssh-upgrade-guard"))
+            .args(["--config", "/nonexistent"])
+            .args(args)
+            .env("SSH_UPGRADE_GUARD_TEST_ROOT", r.dir.path())
+            .stdout(std::process::Stdio::from(write))
+            .output()
+            .unwrap();
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+        assert_eq!(code(&o), want, "{args:?}: {}", stderr(&o));
+    }
 }

@@ -1,5 +1,8 @@
 //! Reading dpkg's database from its admin directory and running
 //! `dpkg --configure`.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
 use crate::dpkg::{all_states, is_journal_name, package_state, PackageState};
 use anyhow::{bail, Context, Result};
@@ -73,4 +76,10 @@ pub fn configure(pkgs: &[String], frontend_locked: bool) -> Result<()> {
         bail!("dpkg --configure {} failed ({st})", pkgs.join(" "));
     }
     Ok(())
+}
+
+/// Whether we run inside apt's hooks: apt holds lock-frontend and says so
+/// in DPKG_FRONTEND_LOCKED.
+pub fn inside_apt() -> bool {
+    std::env::var_os("DPKG_FRONTEND_LOCKED").is_some()
 }

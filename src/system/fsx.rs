@@ -3,6 +3,9 @@
 //! the open handle (owner root, not group/world writable); every file in it
 //! is reached with openat and O_NOFOLLOW, and written by temp file + rename,
 //! so a planted symlink is never followed and readers never see half a file.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -23,10 +26,101 @@ pub struct RunDir {
 
 /// What sits at a path inside the run directory.
 pub enum Entry {
+    /// Nothing.
     Missing,
+    /// A regular file we may read, and its text.
     File(String),
-    /// Something that is not a regular file we may read; the text says what.
-    Refused(String),
+    /// Something that is not a regular file we may read.
+    Refused(Refused),
+}
+
+/// Why a file in the run directory was not read. Code branches on the
+/// variant; `Display` is the line the admin reads (it names the path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// A symlink, never followed.
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Opening it failed.
+    CannotOpen {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        errno: Errno,
+    },
+    /// fstat on the open handle failed.
+    CannotStat {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        errno: Errno,
+    },
+    /// A directory, fifo, socket or device.
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Owned by someone else, or writable by group or others.
+    Untrusted {
+        /// The path.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Reading it failed.
+    CannotRead {
+        /// The path.
+        path: PathBuf,
+        /// The error's kind.
+        kind: std::io::ErrorKind,
+        /// The error, as the OS words it.
+        error: String,
+    },
+    /// Larger than the caller's limit.
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// Not UTF-8.
+    NotText {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Symlink { path } => {
+                write!(f, "{} is a symlink (not followed)", path.display())
+            }
+            Refused::CannotOpen { path, errno } => {
+                write!(f, "cannot open {}: {errno}", path.display())
+            }
+            Refused::CannotStat { path, errno } => {
+                write!(f, "cannot stat {}: {errno}", path.display())
+            }
+            Refused::NotRegular { path } => write!(f, "{} is not a regular file", path.display()),
+            Refused::Untrusted { path, uid, mode } => write!(
+                f,
+                "{} is owned by uid {uid} with mode {mode:o}: not trusted",
+                path.display()
+            ),
+            Refused::CannotRead { path, error, .. } => {
+                write!(f, "cannot read {}: {error}", path.display())
+            }
+            Refused::TooLarge { path, max } => {
+                write!(f, "{} is larger than {max} bytes", path.display())
+            }
+            Refused::NotText { path } => write!(f, "{} is not text", path.display()),
+        }
+    }
 }
 
 fn open_dir_nofollow(path: &Path) -> Result<OwnedFd, Errno> {
@@ -135,26 +229,23 @@ impl RunDir {
         ) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Entry::Missing,
-            Err(Errno::ELOOP) => {
-                return Entry::Refused(format!("{} is a symlink (not followed)", p.display()))
-            }
-            Err(e) => return Entry::Refused(format!("cannot open {}: {e}", p.display())),
+            Err(Errno::ELOOP) => return Entry::Refused(Refused::Symlink { path: p }),
+            Err(errno) => return Entry::Refused(Refused::CannotOpen { path: p, errno }),
         };
         let st = match fstat(fd.as_fd()) {
             Ok(st) => st,
-            Err(e) => return Entry::Refused(format!("cannot stat {}: {e}", p.display())),
+            Err(errno) => return Entry::Refused(Refused::CannotStat { path: p, errno }),
         };
         let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
         if kind != SFlag::S_IFREG {
-            return Entry::Refused(format!("{} is not a regular file", p.display()));
+            return Entry::Refused(Refused::NotRegular { path: p });
         }
         if !self.roots.owner_ok(st.st_uid) || st.st_mode & 0o022 != 0 {
-            return Entry::Refused(format!(
-                "{} is owned by uid {} with mode {:o}: not trusted",
-                p.display(),
-                st.st_uid,
-                st.st_mode & 0o7777
-            ));
+            return Entry::Refused(Refused::Untrusted {
+                path: p,
+                uid: st.st_uid,
+                mode: st.st_mode & 0o7777,
+            });
         }
         let mut buf = Vec::new();
         let mut f = std::fs::File::from(fd);
@@ -162,14 +253,18 @@ impl RunDir {
             .take(max as u64 + 1)
             .read_to_end(&mut buf)
         {
-            return Entry::Refused(format!("cannot read {}: {e}", p.display()));
+            return Entry::Refused(Refused::CannotRead {
+                path: p,
+                kind: e.kind(),
+                error: e.to_string(),
+            });
         }
         if buf.len() > max {
-            return Entry::Refused(format!("{} is larger than {max} bytes", p.display()));
+            return Entry::Refused(Refused::TooLarge { path: p, max });
         }
         match String::from_utf8(buf) {
             Ok(s) => Entry::File(s),
-            Err(_) => Entry::Refused(format!("{} is not text", p.display())),
+            Err(_) => Entry::Refused(Refused::NotText { path: p }),
         }
     }
 

@@ -1,13 +1,18 @@
 //! dpkg's locks. apt and dpkg hold /var/lib/dpkg/lock-frontend and
 //! /var/lib/dpkg/lock with POSIX record locks (fcntl F_SETLK), so F_GETLK
 //! tells whether one is held and by which PID, without taking it.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use anyhow::{bail, Context, Result};
+use super::fsx::RunDir;
+use super::Roots;
+use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::Mode;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 pub const LOCK: &str = "lock";
 pub const LOCK_FRONTEND: &str = "lock-frontend";
@@ -71,5 +76,72 @@ pub fn take_frontend(admin: &Path) -> Result<FrontendLock> {
             }
         }
         Err(e) => bail!("cannot lock {}: {e}", path.display()),
+    }
+}
+
+/// Serializes repairs: an flock on repair.lock under the run directory,
+/// held for as long as the value lives. Waited for (a repair takes
+/// seconds, five minutes at most), so a second run finds the first one's
+/// result.
+pub struct RepairLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+const REPAIR_LOCK: &str = "repair.lock";
+
+impl RepairLock {
+    /// Takes the repair lock, waiting up to five minutes for another repair.
+    pub fn acquire(roots: &Roots) -> Result<RepairLock> {
+        Self::acquire_within(roots, Duration::from_secs(300))
+    }
+
+    fn acquire_within(roots: &Roots, wait: Duration) -> Result<RepairLock> {
+        let dir = RunDir::open(roots, true)?
+            .ok_or_else(|| anyhow!("{} missing", roots.run_dir.display()))?;
+        let mut file = dir.lock_file(REPAIR_LOCK)?;
+        let deadline = Instant::now() + wait;
+        let mut said = false;
+        loop {
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(RepairLock { _lock: lock }),
+                Err((f, Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                    if !said {
+                        log::info!("another repair is running; waiting for it to finish");
+                        said = true;
+                    }
+                    file = f;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err((_, e)) => {
+                    return Err(anyhow!(
+                        "cannot lock {}: {e}",
+                        dir.file_path(REPAIR_LOCK).display()
+                    ))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots(dir: &Path) -> Roots {
+        Roots::for_test(dir)
+    }
+
+    #[test]
+    fn the_repair_lock_is_held_until_dropped() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("run")).unwrap();
+        let r = roots(t.path());
+        let held = RepairLock::acquire_within(&r, Duration::ZERO).unwrap();
+        let Err(e) = RepairLock::acquire_within(&r, Duration::from_millis(120)) else {
+            panic!("a second repair lock while the first is held");
+        };
+        assert!(format!("{e:#}").contains("repair.lock"), "{e:#}");
+        drop(held);
+        RepairLock::acquire_within(&r, Duration::ZERO).expect("free again once dropped");
     }
 }

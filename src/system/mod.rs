@@ -1,6 +1,8 @@
 //! Every contact with the operating system lives here: /proc, the dpkg
 //! database and locks, systemd over D-Bus, sshd, signals and the files under
 //! /run/ssh-upgrade-guard. Everything else in the crate is pure.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod dpkg;
 pub mod dsh;
@@ -70,9 +72,44 @@ impl Roots {
         }
     }
 
+    /// Where systemd keeps transient units' files (/run/systemd/transient).
+    pub fn systemd_transient(&self) -> PathBuf {
+        self.under(std::path::Path::new("/run/systemd/transient"))
+    }
+
     pub fn owner_ok(&self, uid: u32) -> bool {
         uid == 0 || (self.test_root.is_some() && uid == nix::unistd::geteuid().as_raw())
     }
+}
+
+#[cfg(test)]
+impl Roots {
+    /// Every root under `dir`, as under the test-root variable.
+    pub fn for_test(dir: &std::path::Path) -> Roots {
+        Roots {
+            proc: dir.join("proc"),
+            dpkg_admin: dir.join("var/lib/dpkg"),
+            run_dir: dir.join("run/ssh-upgrade-guard"),
+            sshd: dir.join("usr/sbin/sshd"),
+            state_dir: dir.join("var/lib/ssh-upgrade-guard"),
+            test_root: Some(dir.to_path_buf()),
+        }
+    }
+}
+
+/// Whether we run as root (effective uid 0).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Our parent's pid; 0 when the parent is outside our PID namespace.
+pub fn parent_pid() -> u32 {
+    nix::unistd::getppid().as_raw() as u32
+}
+
+/// Our own pid.
+pub fn own_pid() -> u32 {
+    std::process::id()
 }
 
 /// Seconds since the Unix epoch.

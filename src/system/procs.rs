@@ -7,8 +7,11 @@
 //! pid 1 and sshd-family processes (by executable, one readlink each) have
 //! their fd tables read. Every other process is looked at only when a
 //! listening socket is still unaccounted for.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
-use crate::model::{is_sshd_name, is_sshd_session_name};
+use crate::model::{is_sshd_session_name, ProcessStamp};
 use procfs::process::Process;
 use procfs::{FromRead, FromReadSI};
 
@@ -30,10 +33,12 @@ fn exe_name(exe: &Path) -> String {
 /// Facts about one process, read once.
 #[derive(Debug, Clone)]
 pub struct ProcInfo {
-    pub pid: u32,
+    /// Which process.
+    pub process: ProcessStamp,
+    /// Its parent's pid (0 outside our PID namespace).
     pub ppid: u32,
+    /// Its name (/proc/PID/comm).
     pub comm: String,
-    pub start_time: u64,
 }
 
 pub struct Procfs {
@@ -43,8 +48,7 @@ pub struct Procfs {
 /// A process that holds listening sockets on ssh ports.
 #[derive(Debug, Clone)]
 pub struct RawListener {
-    pub pid: u32,
-    pub start_time: u64,
+    pub process: ProcessStamp,
     pub uid: u32,
     pub comm: String,
     pub exe: String,
@@ -89,15 +93,24 @@ impl Procfs {
         }
         let st = procfs::process::Stat::from_read(bytes.as_slice()).ok()?;
         Some(ProcInfo {
-            pid,
+            process: ProcessStamp {
+                pid,
+                start_time: st.starttime,
+            },
             ppid: u32::try_from(st.ppid).unwrap_or(0),
             comm: st.comm,
-            start_time: st.starttime,
         })
     }
 
-    pub fn start_time(&self, pid: u32) -> Option<u64> {
-        self.info(pid).map(|i| i.start_time)
+    /// The identity of the process that has `pid` now, if any.
+    pub fn stamp(&self, pid: u32) -> Option<ProcessStamp> {
+        self.info(pid).map(|i| i.process)
+    }
+
+    /// Whether `process` still runs (same pid, same start time) with the
+    /// executable `exe`: the re-check right before a signal.
+    pub fn still_is(&self, process: ProcessStamp, exe: &str) -> bool {
+        self.stamp(process.pid) == Some(process) && self.exe(process.pid).as_deref() == Some(exe)
     }
 
     pub fn exe(&self, pid: u32) -> Option<String> {
@@ -223,8 +236,7 @@ impl Procfs {
             .and_then(|c| c.lines().last().map(|l| l.to_string()))
             .unwrap_or_default();
         Some(RawListener {
-            pid,
-            start_time: info.start_time,
+            process: info.process,
             uid,
             comm: info.comm,
             exe,
@@ -339,7 +351,7 @@ impl Procfs {
             .filter(|(i, _)| !found.contains(i))
             .map(|(_, a)| *a)
             .collect();
-        scan.listeners.sort_by_key(|l| l.pid);
+        scan.listeners.sort_by_key(|l| l.process.pid);
         scan
     }
 }
@@ -448,34 +460,16 @@ pub const PACKAGE_MANAGERS: &[&str] = &[
     "cron-apt",
 ];
 
-pub fn sshd_name(comm: &str, exe: &str) -> bool {
-    is_sshd_name(comm, exe)
-}
+#[cfg(test)]
+#[path = "../../tests/support/fake_proc.rs"]
+mod fake_proc;
 
 #[cfg(test)]
 mod tests {
+    use super::fake_proc::{add_root_process, stat_line, TCP_HEADER};
     use super::*;
     use std::fs;
     use std::os::unix::fs::symlink;
-
-    fn stat_line(pid: u32, comm: &str, ppid: u32, start: u64) -> String {
-        let mut f: Vec<String> = vec![
-            pid.to_string(),
-            format!("({comm})"),
-            "S".into(),
-            ppid.to_string(),
-        ];
-        for i in 5..=52 {
-            f.push(if i == 22 {
-                start.to_string()
-            } else {
-                "0".into()
-            });
-        }
-        f.join(" ") + "\n"
-    }
-
-    const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
     /// A fake /proc: pid 1 (systemd) and a stale sshd both holding the
     /// listening socket 1001 on :22, a session, and an unrelated process.
@@ -507,25 +501,7 @@ mod tests {
             (300, "sshd", "/usr/sbin/sshd (deleted)", vec![1002]),
             (400, "bash", "/usr/bin/bash", vec![]),
         ] {
-            let p = r.join(pid.to_string());
-            fs::create_dir_all(p.join("fd")).unwrap();
-            fs::write(p.join("stat"), stat_line(pid, comm, 1, 1000 + pid as u64)).unwrap();
-            fs::write(p.join("comm"), format!("{comm}\n")).unwrap();
-            fs::write(
-                p.join("status"),
-                "Name:\tx\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
-            )
-            .unwrap();
-            fs::write(p.join("cmdline"), format!("{comm}\0-D\0")).unwrap();
-            fs::write(p.join("cgroup"), "0::/system.slice/cron.service\n").unwrap();
-            symlink(exe, p.join("exe")).unwrap();
-            for (i, s) in sockets.iter().enumerate() {
-                symlink(
-                    format!("socket:[{s}]"),
-                    p.join("fd").join((i + 3).to_string()),
-                )
-                .unwrap();
-            }
+            add_root_process(r, pid, comm, 1000 + u64::from(pid), exe, &sockets);
         }
         d
     }
@@ -539,11 +515,11 @@ mod tests {
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(l.len(), 2, "LISTEN only, both families: {l:?}");
         let scan = p.scan(&l, p.survey(&mut Vec::new()));
-        let pids: Vec<u32> = scan.listeners.iter().map(|l| l.pid).collect();
+        let pids: Vec<u32> = scan.listeners.iter().map(|l| l.process.pid).collect();
         assert_eq!(pids, vec![1, 200]);
         let stale = &scan.listeners[1];
         assert_eq!(stale.exe, "/usr/sbin/sshd (deleted)");
-        assert_eq!(stale.start_time, 1200);
+        assert_eq!(stale.process.start_time, 1200);
         assert_eq!(stale.addresses.len(), 2);
         assert_eq!(stale.cgroup, "0::/system.slice/cron.service");
         assert_eq!(
@@ -639,7 +615,7 @@ mod tests {
         let i = Procfs::new(d.path()).info(7).unwrap();
         assert_eq!(i.comm, "a) (b c) 9 9");
         assert_eq!(i.ppid, 5);
-        assert_eq!(i.start_time, 4242);
+        assert_eq!(i.process.start_time, 4242);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Writes the repair counters (kept across runs) and the Prometheus textfile
 //! for node_exporter, both atomically (temporary file + rename), so the
 //! collector never reads half a file.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
 use super::fsx::RunDir;
 use super::Roots;
@@ -41,6 +44,12 @@ pub fn save_counters(roots: &Roots, c: &Counters) -> Result<()> {
     write_atomic(&roots.state_dir, COUNTERS, &c.render())
 }
 
+/// Whether node_exporter's textfile directory exists (metrics are written
+/// only then).
+pub fn metrics_dir_exists(roots: &Roots, dir: &Path) -> bool {
+    roots.under(dir).is_dir()
+}
+
 /// Writes the metrics file when the textfile directory exists, through a
 /// handle on the directory (see RunDir::open_foreign).
 pub fn write_metrics(roots: &Roots, dir: Option<&Path>, o: &Observed, c: &Counters) -> Result<()> {
@@ -58,14 +67,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn roots(dir: &Path) -> Roots {
-        Roots {
-            proc: dir.join("proc"),
-            dpkg_admin: dir.join("var/lib/dpkg"),
-            run_dir: dir.join("run/ssh-upgrade-guard"),
-            sshd: dir.join("usr/sbin/sshd"),
-            state_dir: dir.join("var/lib/ssh-upgrade-guard"),
-            test_root: Some(dir.to_path_buf()),
-        }
+        Roots::for_test(dir)
     }
 
     fn observed() -> Observed {

@@ -1,7 +1,10 @@
 //! Gathers one Snapshot: the package, systemd's units, sshd's configuration,
 //! the listeners on the ssh ports, sessions, the marker and dpkg's locks.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
-use super::fsx::{Entry, RunDir};
+use super::fsx::{Entry, Refused, RunDir};
 use super::procs::Procfs;
 use super::systemd::Systemd;
 use super::{locks, now_secs, Roots};
@@ -9,7 +12,7 @@ use crate::config::Config;
 use crate::marker::{self, Holder, Marker};
 use crate::model::*;
 use crate::sshd::parse_listen;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 
 pub const MARKER_FILE: &str = "inhibit";
@@ -22,9 +25,18 @@ pub enum Fresh {
     MayReuse,
 }
 
-/// Reads systemd's view of both ssh units. Without `detail`, only what
-/// the healthy-path check needs (no MainPID, Result, Listen).
-pub fn units(sd: &Systemd, cfg: &Config, detail: bool) -> anyhow::Result<Units> {
+/// How much of a unit's state to read from systemd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// What the healthy-path check needs: states and enablement.
+    Brief,
+    /// Also MainPID, Result and Listen: a full diagnosis.
+    Full,
+}
+
+/// Reads systemd's view of both ssh units, in as much `detail` as needed.
+pub fn units(sd: &Systemd, cfg: &Config, detail: Detail) -> anyhow::Result<Units> {
+    let detail = detail == Detail::Full;
     // Both units in one round trip: D-Bus round trips are most of the
     // hooks' time.
     let mut states = sd
@@ -42,9 +54,19 @@ pub fn units(sd: &Systemd, cfg: &Config, detail: bool) -> anyhow::Result<Units> 
     })
 }
 
-/// The marker's state. With `clean`, a stale or unreadable marker is removed
-/// (with the reason returned in `problem`).
-pub fn marker_view(roots: &Roots, cfg: &Config, clean: bool) -> MarkerView {
+/// Whether reading the marker removes a stale or unreadable one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clean {
+    /// Remove it (saying so in `problem`): inhibited, the hooks, watchdog.
+    RemoveStale,
+    /// Only look: status, check.
+    Keep,
+}
+
+/// The marker's state. With [`Clean::RemoveStale`], a stale or unreadable
+/// marker is removed (with the reason returned in `problem`).
+pub fn marker_view(roots: &Roots, cfg: &Config, clean: Clean) -> MarkerView {
+    let clean = clean == Clean::RemoveStale;
     let path = roots.run_dir.join(MARKER_FILE).display().to_string();
     let mut v = MarkerView {
         path: path.clone(),
@@ -64,8 +86,10 @@ pub fn marker_view(roots: &Roots, cfg: &Config, clean: bool) -> MarkerView {
         Entry::File(t) => t,
         Entry::Refused(why) => {
             v.present = true;
-            v.problem = Some(why.clone());
-            if clean && !why.contains("not a regular file") {
+            v.problem = Some(why.to_string());
+            // A directory at the marker path is left alone (remove never
+            // removes a directory); anything else refused is removed.
+            if clean && !matches!(why, Refused::NotRegular { .. }) {
                 v.problem = Some(match dir.remove(MARKER_FILE) {
                     Ok(()) => format!("{why}; removed"),
                     Err(e) => format!("{why}; could not remove it: {e:#}"),
@@ -80,8 +104,10 @@ pub fn marker_view(roots: &Roots, cfg: &Config, clean: bool) -> MarkerView {
         Err(e) => Some(format!("{path}: unreadable marker ({e})")),
         Ok(m) => {
             let boot = procfs.boot_id().unwrap_or_default();
-            let holder = match procfs.start_time(m.holder_pid) {
-                Some(start_time) => Holder::Running { start_time },
+            let holder = match procfs.stamp(m.holder_pid) {
+                Some(now) => Holder::Running {
+                    start_time: now.start_time,
+                },
                 None => Holder::Gone,
             };
             let why =
@@ -165,7 +191,9 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
             log::debug!("{:.1} ms: dpkg read", crate::elapsed_ms());
             (sv, w, package)
         });
-        let units = sd.clone().and_then(|sd| units(sd, cfg, true).map_err(fmt));
+        let units = sd
+            .clone()
+            .and_then(|sd| units(sd, cfg, Detail::Full).map_err(fmt));
         let files = files.join().unwrap_or_else(|_| {
             let why = "surveying /proc and reading dpkg: thread panicked".to_string();
             (Default::default(), vec![why.clone()], Err(why))
@@ -197,50 +225,9 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         (None, None) => unreachable!("sshd -T runs whenever there is no cached answer"),
     };
     s.sshd_config = check;
-    let mut ports: Vec<u16> = Vec::new();
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    let socket_addrs: Vec<SocketAddr> = s
-        .units
-        .as_ref()
-        .map(|u| {
-            u.socket
-                .listen
-                .iter()
-                .filter_map(|a| parse_listen(a))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(l) = &listen {
-        ports.extend(&l.ports);
-    }
-    ports.extend(socket_addrs.iter().map(|a| a.port()));
-    ports.extend(&cfg.extra_ports);
-    if ports.is_empty() {
-        ports.push(22);
-    }
-    ports.sort_unstable();
-    ports.dedup();
-    if s.topology == Some(Topology::SocketActivated) && !socket_addrs.is_empty() {
-        addrs = socket_addrs;
-    } else if let Some(l) = listen.as_ref().filter(|l| !l.addresses.is_empty()) {
-        addrs = l.addresses.clone();
-    } else {
-        for p in &ports {
-            addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *p));
-            addrs.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), *p));
-        }
-    }
-    // "[::]:22" alone (systemd's rendering of a bare ListenStream=22) is
-    // dual-stack: IPv4 clients reach it too, so probe both families.
-    let mut expanded = addrs.clone();
-    for a in &addrs {
-        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), a.port());
-        if a.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && !expanded.contains(&v4) {
-            expanded.push(v4);
-        }
-    }
+    let (ports, addresses) = ssh_addresses(s.units.as_ref(), listen.as_ref(), &cfg.extra_ports);
     s.ports = ports;
-    s.addresses = expanded.iter().map(|a| a.to_string()).collect();
+    s.addresses = addresses;
 
     log::debug!("{:.1} ms: sshd configuration known", crate::elapsed_ms());
     let listening = procfs.listening(&s.ports, &mut s.warnings);
@@ -269,7 +256,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     }
     // systemd keeps a transient unit's file under /run/systemd/transient;
     // without it there is no rescue sshd to ask about.
-    let rescue_file = Path::new("/run/systemd/transient").join(super::systemd::RESCUE_UNIT);
+    let rescue_file = roots.systemd_transient().join(super::systemd::RESCUE_UNIT);
     if let Some(sd) = sd.filter(|_| rescue_file.exists()) {
         match sd.unit_state(super::systemd::RESCUE_UNIT, true) {
             Ok(r) if r.is_active() => {
@@ -288,10 +275,9 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         .listeners
         .into_iter()
         .map(|l| Listener {
-            class: classify(l.pid, l.uid, &l.comm, &l.exe, &managed),
+            class: classify(l.process.pid, l.uid, &l.comm, &l.exe, &managed),
             exe_deleted: l.exe.ends_with(" (deleted)"),
-            pid: l.pid,
-            start_time: l.start_time,
+            process: l.process,
             uid: l.uid,
             comm: l.comm,
             exe: l.exe,
@@ -302,7 +288,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         .collect();
     s.unowned_sockets = scan.unowned.iter().map(|a| a.to_string()).collect();
     s.sessions = scan.sessions;
-    s.marker = marker_view(roots, cfg, false);
+    s.marker = marker_view(roots, cfg, Clean::Keep);
     s.locks = lock_views(roots);
     s.dpkg_prompt = dpkg_prompt(roots, &s.locks);
     s.as_root = nix::unistd::geteuid().is_root();

@@ -1,4 +1,7 @@
 //! Running sshd to learn its configuration, and proving that ssh answers.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
 use crate::model::ConfigCheck;
 use crate::sshd::{is_ssh_banner, parse_sshd_t, SshdListen};
@@ -191,21 +194,53 @@ pub fn store_cached(
 
 use std::os::unix::fs::DirBuilderExt;
 
+/// Why a banner probe failed: the error, and the OS error number when
+/// there is one (what [`unavailable`] judges by).
+#[derive(Debug)]
+pub struct ProbeError {
+    text: String,
+    errno: Option<i32>,
+}
+
+impl ProbeError {
+    fn io(addr: Option<SocketAddr>, e: std::io::Error) -> ProbeError {
+        ProbeError {
+            text: match addr {
+                Some(a) => format!("{a}: {e}"),
+                None => e.to_string(),
+            },
+            errno: e.raw_os_error(),
+        }
+    }
+    fn other(text: String) -> ProbeError {
+        ProbeError { text, errno: None }
+    }
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Connects to `addr` and reads the server's identification line.
-pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, ProbeError> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| ProbeError::io(Some(addr), e))?;
     s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let mut r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
+        .map_err(|e| ProbeError::io(None, e))?;
+    let mut r = BufReader::new(s.try_clone().map_err(|e| ProbeError::io(None, e))?);
     // RFC 4253 allows other lines before the identification.
     for _ in 0..5 {
         let mut line = Vec::new();
         Read::by_ref(&mut r)
             .take(256)
             .read_until(b'\n', &mut line)
-            .map_err(|e| format!("{addr}: {e}"))?;
+            .map_err(|e| ProbeError::io(Some(addr), e))?;
         if line.is_empty() {
-            return Err(format!("{addr}: connection closed before a banner"));
+            return Err(ProbeError::other(format!(
+                "{addr}: connection closed before a banner"
+            )));
         }
         if is_ssh_banner(&line) {
             // Identify ourselves so sshd logs a clean disconnect, then close.
@@ -213,25 +248,56 @@ pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
             return Ok(String::from_utf8_lossy(&line).trim().to_string());
         }
     }
-    Err(format!("{addr}: no SSH-2.0 banner"))
+    Err(ProbeError::other(format!("{addr}: no SSH-2.0 banner")))
 }
 
 /// Whether an address cannot exist on this host (e.g. ::1 with IPv6 off):
-/// nothing can listen there, so it is not a failed address.
-fn unavailable(e: &str) -> bool {
-    e.contains("Cannot assign requested address")
-        || e.contains("Address family not supported")
-        || e.contains("Network is unreachable")
+/// nothing can listen there, so it is not a failed address. Judged by the
+/// error number, never by its text.
+fn unavailable(e: &ProbeError) -> bool {
+    matches!(
+        e.errno,
+        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::ENETUNREACH)
+    )
+}
+
+/// The watchdog's quick check of a classic ssh.service: every address
+/// `sshd -T` names (127.0.0.1:22 when none) answers within 3 s.
+pub fn service_answers(sshd: &Path) -> bool {
+    let (_, listen) = check_config(sshd);
+    let addrs = listen.map(|l| l.addresses).unwrap_or_default();
+    let targets = crate::sshd::probe_targets_or_default(&addrs);
+    wait_banners(&targets, Duration::from_secs(3))
+        .iter()
+        .all(|(_, r)| r.is_ok())
+}
+
+/// What a probe of one address found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// ssh answered with this identification line.
+    Banner(String),
+    /// The address cannot exist on this host (the error says why).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Banner(b) => f.write_str(b),
+            Answer::Unavailable(e) => write!(f, "(address not available on this host: {e})"),
+        }
+    }
 }
 
 /// Probes every target until each answers with a banner or `timeout` passes.
-/// Returns per target: Ok(banner) or Err(last error).
+/// Returns per target: Ok(answer) or Err(last error).
 pub fn wait_banners(
     targets: &[SocketAddr],
     timeout: Duration,
-) -> Vec<(SocketAddr, Result<String, String>)> {
+) -> Vec<(SocketAddr, Result<Answer, String>)> {
     let deadline = Instant::now() + timeout;
-    let mut results: Vec<(SocketAddr, Result<String, String>)> = targets
+    let mut results: Vec<(SocketAddr, Result<Answer, String>)> = targets
         .iter()
         .map(|a| (*a, Err("not tried".to_string())))
         .collect();
@@ -243,16 +309,42 @@ pub fn wait_banners(
             let left = deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(200));
-            *res = banner(*addr, left.min(Duration::from_secs(5)));
-            if let Err(e) = res {
-                if unavailable(e) {
-                    *res = Ok(format!("(address not available on this host: {e})"));
-                }
-            }
+            *res = match banner(*addr, left.min(Duration::from_secs(5))) {
+                Ok(b) => Ok(Answer::Banner(b)),
+                Err(e) if unavailable(&e) => Ok(Answer::Unavailable(e.to_string())),
+                Err(e) => Err(e.to_string()),
+            };
         }
         if results.iter().all(|(_, r)| r.is_ok()) || Instant::now() >= deadline {
             return results;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_addresses_are_judged_by_errno() {
+        let e = |errno| ProbeError::io(None, std::io::Error::from_raw_os_error(errno));
+        assert!(unavailable(&e(libc::EADDRNOTAVAIL)));
+        assert!(unavailable(&e(libc::EAFNOSUPPORT)));
+        assert!(unavailable(&e(libc::ENETUNREACH)));
+        assert!(!unavailable(&e(libc::ECONNREFUSED)));
+        assert!(!unavailable(&ProbeError::other(
+            "Cannot assign requested address".into()
+        )));
+    }
+
+    #[test]
+    fn a_refused_port_is_an_error_naming_the_address() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let r = wait_banners(&[addr], Duration::from_millis(100));
+        let e = r[0].1.as_ref().unwrap_err();
+        assert!(e.starts_with(&addr.to_string()), "{e}");
     }
 }

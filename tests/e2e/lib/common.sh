@@ -3,6 +3,8 @@
 # waiting with a deadline. Sourced by every other file in tests/e2e.
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Used by the files that source this one:
+# shellcheck disable=SC2034
 REPO_DIR=$(cd "$E2E_DIR/../.." && pwd)
 # The rootfs cache lives outside the repository: it is big, root-owned and
 # shared between clones.

@@ -1,0 +1,200 @@
+//! What the repairing commands share: a full diagnosis under the repair
+//! lock, its execution, the report of what was found and done, and the
+//! record of a refusal.
+#![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
+
+use super::record::{observed_from, Inhibit, Record, RepairResult};
+use super::Ctx;
+use crate::config::Config;
+use crate::model::Snapshot;
+use crate::plan::{decide, Mode, Plan};
+use crate::repair::{self, Machine};
+use crate::report;
+use crate::system::is_root;
+use crate::system::locks::RepairLock;
+use crate::system::snapshot::{self, Fresh};
+use anyhow::{anyhow, Result};
+
+/// Whether a diagnosis may act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Act {
+    /// Plan only (`repair --dry-run`): no lock, no root needed.
+    DryRun,
+    /// Carry the plan out.
+    Repair,
+}
+
+/// What a diagnosis (and possibly a repair) found and did.
+pub(crate) struct Diagnosis {
+    /// The plan made from `before`.
+    pub(crate) plan: Plan,
+    /// The snapshot the plan was made from.
+    pub(crate) before: Snapshot,
+    /// When something was done: the outcome and the state afterwards.
+    pub(crate) done: Option<(repair::Outcome, Snapshot)>,
+}
+
+/// Acting on sshd, systemd and dpkg needs root; say so plainly rather than
+/// fail halfway on a permission error.
+fn require_root(ctx: &Ctx, what: &str) -> Result<()> {
+    if ctx.roots.test_root.is_none() && !is_root() {
+        return Err(anyhow!(
+            "{what} must run as root (try: sudo ssh-upgrade-guard {what})"
+        ));
+    }
+    Ok(())
+}
+
+/// Full diagnosis, plan, and (unless dry) execution under the repair lock.
+pub(crate) fn diagnose_and_repair(ctx: &Ctx, mode: Mode, act: Act) -> Result<Diagnosis> {
+    let sd = ctx.systemd().map_err(|e| format!("{e:#}"));
+    if act == Act::Repair {
+        require_root(ctx, "repair")?;
+    }
+    let _lock = match act {
+        Act::DryRun => None,
+        Act::Repair => Some(RepairLock::acquire(&ctx.roots)?),
+    };
+    let fresh = match act {
+        Act::DryRun => Fresh::MayReuse,
+        Act::Repair => Fresh::Required,
+    };
+    let snap = snapshot::gather(
+        &ctx.roots,
+        &ctx.cfg,
+        fresh,
+        sd.as_ref().map_err(Clone::clone),
+    );
+    let plan = ctx.plan(&snap, mode);
+    if act == Act::DryRun || plan.steps.is_empty() {
+        return Ok(Diagnosis {
+            plan,
+            before: snap,
+            done: None,
+        });
+    }
+    let sd = sd.map_err(|e| anyhow!("systemd unavailable: {e}"))?;
+    let machine = Machine {
+        roots: &ctx.roots,
+        cfg: &ctx.cfg,
+        sd: &sd,
+    };
+    let outcome = repair::execute(&machine, &ctx.cfg, &snap, &plan.steps);
+    let after = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::Required, Ok(&sd));
+    Ok(Diagnosis {
+        plan,
+        before: snap,
+        done: Some((outcome, after)),
+    })
+}
+
+/// A diagnosis for reporting only (status, check, metrics): systemd if it
+/// answers, the last sshd -T answer if still valid.
+pub(crate) fn report_snapshot(ctx: &Ctx) -> Snapshot {
+    let sd = ctx.systemd().map_err(|e| format!("{e:#}"));
+    snapshot::gather(
+        &ctx.roots,
+        &ctx.cfg,
+        Fresh::MayReuse,
+        sd.as_ref().map_err(Clone::clone),
+    )
+}
+
+/// Where a repair report appears, which decides its closing line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Where {
+    /// pre-invoke: the package is left to the dpkg run that follows.
+    BeforeDpkg,
+    /// post-invoke: apt's output above may hold dpkg's error.
+    AfterDpkg,
+    /// repair, watchdog.
+    Standalone,
+}
+
+/// The report a repair prints (without the prefix), and whether ssh is
+/// healthy afterwards.
+pub(crate) fn repair_report(
+    plan: &Plan,
+    outcome: &repair::Outcome,
+    after: &Snapshot,
+    cfg: &Config,
+    context: Where,
+) -> (String, bool) {
+    let mode = if context == Where::BeforeDpkg {
+        Mode::Preflight
+    } else {
+        Mode::Full
+    };
+    // Judge the end state by what this run was meant to fix: before dpkg,
+    // a half-configured package is dpkg's to finish, not a remaining problem.
+    let after_plan = decide(after, cfg, mode);
+    let healthy =
+        after_plan.steps.is_empty() && after_plan.refused.is_none() && !outcome.any_failed();
+    let mut text = String::new();
+    for f in &plan.findings {
+        text.push_str(&format!("found: {f}\n"));
+    }
+    for (ok, line) in &outcome.events {
+        text.push_str(&format!("{}: {line}\n", if *ok { "did" } else { "FAILED" }));
+    }
+    for l in &plan.left_alone {
+        text.push_str(&format!("left alone: {l}\n"));
+    }
+    text.push_str(&format!("now: {}\n", report::final_state(after)));
+    let pkg_incomplete = after.package.as_ref().is_some_and(|p| p.is_incomplete());
+    match (healthy, context) {
+        (true, Where::BeforeDpkg) if pkg_incomplete => text.push_str(&format!(
+            "ssh is healthy; the dpkg run that follows can now configure {}.\n",
+            cfg.package
+        )),
+        (true, Where::AfterDpkg) if plan.found_package_incomplete() => text.push_str(&format!(
+            "the dpkg error above is resolved: {} is now fully installed and ssh answers.\n",
+            cfg.package
+        )),
+        (true, _) => text.push_str("ssh is healthy.\n"),
+        (false, _) => {
+            let mut left: Vec<String> = after_plan.findings.iter().map(|f| f.to_string()).collect();
+            if let Some(r) = &after_plan.refused {
+                left.push(r.to_string());
+            }
+            text.push_str(&format!("PROBLEM REMAINS: {}\n", left.join("; ")));
+        }
+    }
+    (text, healthy)
+}
+
+/// A repair's report (to say) and record. Returns whether ssh is healthy now.
+pub(crate) fn repaired(
+    ctx: &Ctx,
+    plan: &Plan,
+    outcome: &repair::Outcome,
+    after: &Snapshot,
+    context: Where,
+    inhibit: Inhibit,
+) -> (String, Record, bool) {
+    let (text, healthy) = repair_report(plan, outcome, after, &ctx.cfg, context);
+    let result = if healthy {
+        RepairResult::Success
+    } else {
+        RepairResult::Failure
+    };
+    (
+        text,
+        Record::repair(observed_from(ctx, after, inhibit), result),
+        healthy,
+    )
+}
+
+/// When the guard refused to act on this diagnosis: the record of the
+/// refusal and its one line (what was found; why nothing was done).
+pub(crate) fn refused(ctx: &Ctx, d: &Diagnosis, inhibit: Inhibit) -> Option<(Record, String)> {
+    let r = d.plan.refused.as_ref()?;
+    Some((
+        Record::repair(
+            observed_from(ctx, &d.before, inhibit),
+            RepairResult::Refused,
+        ),
+        format!("{}; {r}", report::join(&d.plan.findings, "; ")),
+    ))
+}

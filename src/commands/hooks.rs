@@ -1,0 +1,270 @@
+//! apt's DPkg::Pre-Invoke and DPkg::Post-Invoke hooks. They never fail apt:
+//! whatever happens (errors, even panics) ends as one warning line and exit
+//! status 0.
+#![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
+
+use super::diagnose::{diagnose_and_repair, refused, repaired, Act, Diagnosis, Where};
+use super::output::{Line, Outcome};
+use super::record::{metrics_enabled, observed_fast, Inhibit, PackageOk, Record};
+use super::{exit, Ctx};
+use crate::marker::{self, Marker};
+use crate::model::ProcessStamp;
+use crate::plan::Mode;
+use crate::system::fsx::{Entry, RunDir};
+use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
+use crate::system::snapshot::{self, Clean, Detail, MARKER_FILE};
+use crate::system::{dpkg, locks, now_secs, own_pid, parent_pid, Roots};
+use anyhow::{anyhow, Context, Result};
+
+/// Runs a hook's body: its errors and panics become one warning line; the
+/// exit status is always 0.
+fn hook(name: &str, body: impl FnOnce(&mut Outcome) -> Result<()>) -> Outcome {
+    let mut o = Outcome::exit(exit::OK);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut o)));
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => o.lines.push(Line::Warning(format!(
+            "{name}: {e:#} (apt continues; the guard did nothing more)"
+        ))),
+        Err(_) => o.lines.push(Line::Warning(format!(
+            "{name}: internal error (apt continues)"
+        ))),
+    }
+    o
+}
+
+/// The package manager running this dpkg batch: the holder of lock-frontend,
+/// else the nearest apt-like ancestor, else our parent.
+fn find_holder(roots: &Roots) -> (ProcessStamp, String) {
+    let procfs = Procfs::new(&roots.proc);
+    if let Ok(Some(Some(pid))) = locks::holder(&roots.dpkg_admin.join(locks::LOCK_FRONTEND)) {
+        if let Some(i) = procfs.info(pid) {
+            return (i.process, i.comm);
+        }
+    }
+    let ppid = parent_pid();
+    if let Some(i) = procfs.ancestor_named(ppid, PACKAGE_MANAGERS) {
+        return (i.process, i.comm);
+    }
+    // No package manager: the parent (a shell), or ourselves when the parent
+    // is outside our PID namespace (ppid 0). Such a marker goes stale as soon
+    // as that process ends, which is right for a hand-run pre-invoke.
+    let pid = if ppid == 0 { own_pid() } else { ppid };
+    match procfs.info(pid) {
+        Some(i) => (i.process, i.comm),
+        None => (ProcessStamp { pid, start_time: 0 }, "?".into()),
+    }
+}
+
+/// Places the marker. Returns a note when something unexpected sat at the
+/// marker path (a symlink, a garbage file): it is replaced, never followed,
+/// and the path is named.
+fn place_marker(ctx: &Ctx) -> Result<Option<String>> {
+    let dir = RunDir::open(&ctx.roots, true)?
+        .ok_or_else(|| anyhow!("{} missing", ctx.roots.run_dir.display()))?;
+    let note = match dir.read(MARKER_FILE, marker::MAX_MARKER_BYTES) {
+        Entry::Refused(why) => Some(format!("{why}; replaced by a new marker")),
+        Entry::File(text) => Marker::parse(&text).err().map(|e| {
+            format!(
+                "{}: unreadable marker ({e}); replaced by a new marker",
+                dir.file_path(MARKER_FILE).display()
+            )
+        }),
+        Entry::Missing => None,
+    };
+    let (holder, comm) = find_holder(&ctx.roots);
+    let procfs = Procfs::new(&ctx.roots.proc);
+    let m = Marker {
+        holder_pid: holder.pid,
+        holder_start_time: holder.start_time,
+        holder_comm: comm,
+        boot_id: procfs.boot_id().context("cannot read the boot id")?,
+        created: now_secs(),
+        reason: "a package manager is running dpkg (DPkg::Pre-Invoke)".into(),
+    };
+    dir.write_atomic(MARKER_FILE, &m.render(), 0o644)?;
+    log::info!(
+        "placed {} for {} (pid {})",
+        dir.file_path(MARKER_FILE).display(),
+        m.holder_comm,
+        m.holder_pid
+    );
+    Ok(note)
+}
+
+/// Removes the marker if it is ours (same holder) or stale.
+fn release_marker(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
+    let Some(dir) = RunDir::open(&ctx.roots, false)? else {
+        return Ok(());
+    };
+    let view = snapshot::marker_view(&ctx.roots, &ctx.cfg, Clean::RemoveStale);
+    if let Some(p) = &view.problem {
+        o.lines.push(Line::Warning(p.clone()));
+    }
+    if let (Some(m), true) = (&view.marker, view.live) {
+        let (us, _) = find_holder(&ctx.roots);
+        if m.holder() == us {
+            dir.remove(MARKER_FILE)?;
+            log::info!("released {}", dir.file_path(MARKER_FILE).display());
+        } else {
+            log::info!(
+                "marker belongs to {} (pid {}), not this run; left in place",
+                m.holder_comm,
+                m.holder_pid
+            );
+        }
+    }
+    Ok(())
+}
+
+/// DPkg::Pre-Invoke: places the inhibit marker, and repairs an already
+/// broken ssh so that the maintainer scripts about to run succeed.
+pub(crate) fn pre_invoke(ctx: &Ctx) -> Outcome {
+    hook("pre-invoke", |o| {
+        // The marker and the preflight fail independently; both are reported
+        // in the one warning line.
+        let marked = place_marker(ctx).context("could not place the inhibit marker");
+        let checked = if ctx.cfg.preflight {
+            preflight(ctx, o).context("preflight skipped")
+        } else {
+            Ok(())
+        };
+        let mut problems: Vec<String> = Vec::new();
+        match marked {
+            Ok(Some(note)) => problems.push(note),
+            Ok(None) => {}
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+        if let Err(e) = checked {
+            problems.push(format!("{e:#}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!("{}", problems.join("; ")))
+        }
+    })
+}
+
+/// Repairs an already broken ssh before dpkg runs, so that the maintainer
+/// scripts' restart of ssh.socket/ssh.service succeeds.
+fn preflight(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
+    // Cheap path: systemd's word that the port holder is up and nothing
+    // failed. A stale listener keeps the holder from being active.
+    let sd = ctx.systemd()?;
+    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
+    // Road b, said before dpkg runs (apt's hook cannot tell which packages
+    // this run configures; the check costs nothing unless a unit is masked).
+    if let Some((text, record)) = super::roads::predict_blocked_restart(ctx, &units) {
+        o.lines.push(Line::Say(text));
+        if metrics_enabled(ctx) {
+            o.record = Some(record);
+        }
+        return Ok(());
+    }
+    let nothing_to_guard =
+        units.service.load_state != "loaded" && units.socket.load_state != "loaded";
+    if nothing_to_guard || units.look_healthy() {
+        log::info!("preflight: ssh units healthy ({})", units.topology());
+        if metrics_enabled(ctx) {
+            o.record = Some(Record::observed(observed_fast(
+                ctx,
+                &units,
+                PackageOk::Unknown,
+                Inhibit::Inhibited,
+            )));
+        }
+        return Ok(());
+    }
+    drop(sd);
+    let d = diagnose_and_repair(ctx, Mode::Preflight, Act::Repair)?;
+    if let Some((outcome, after)) = &d.done {
+        o.lines.push(Line::Say(
+            "before dpkg runs, repairing ssh so that openssh-server's maintainer scripts can succeed:".into(),
+        ));
+        let (text, record, _) = repaired(
+            ctx,
+            &d.plan,
+            outcome,
+            after,
+            Where::BeforeDpkg,
+            Inhibit::Inhibited,
+        );
+        o.lines.push(Line::Say(text));
+        o.record = Some(record);
+    } else if let Some((record, _)) = refused(ctx, &d, Inhibit::Inhibited) {
+        o.record = Some(record);
+        let Diagnosis { plan, .. } = d;
+        return Err(anyhow!(
+            "{}",
+            plan.refused.map(|r| r.to_string()).unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+/// DPkg::Post-Invoke: checks the package and ssh, repairs what is broken,
+/// and releases the marker pre-invoke placed.
+pub(crate) fn post_invoke(ctx: &Ctx) -> Outcome {
+    hook("post-invoke", |o| {
+        let result = post_invoke_check(ctx, o);
+        let released = release_marker(ctx, o);
+        result.and(released)
+    })
+}
+
+/// post-invoke's check and repair (the marker is released after it, whatever happens).
+fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
+    let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package)?;
+    log::debug!(
+        "{:.1} ms: read {}'s dpkg state",
+        crate::elapsed_ms(),
+        ctx.cfg.package
+    );
+    if pkg.status == "not-installed" || pkg.status == "config-files" {
+        log::info!("{} is not installed: nothing to guard", ctx.cfg.package);
+        return Ok(());
+    }
+    let sd = ctx.systemd()?;
+    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
+    if units.look_healthy() && pkg.is_installed_ok() {
+        log::info!(
+            "{} installed, ssh units healthy ({}): nothing to do",
+            ctx.cfg.package,
+            units.topology()
+        );
+        if metrics_enabled(ctx) {
+            o.record = Some(Record::observed(observed_fast(
+                ctx,
+                &units,
+                PackageOk::Known(pkg.is_installed_ok()),
+                Inhibit::Free,
+            )));
+        }
+        return Ok(());
+    }
+    drop(sd);
+    if let Some((text, record)) = super::roads::report_blocked_restart(ctx, &units) {
+        o.lines.push(Line::Say(text));
+        o.record = Some(record);
+        return Ok(());
+    }
+    let d = diagnose_and_repair(ctx, Mode::Full, Act::Repair)?;
+    if let Some((outcome, after)) = &d.done {
+        let (text, record, _) = repaired(
+            ctx,
+            &d.plan,
+            outcome,
+            after,
+            Where::AfterDpkg,
+            Inhibit::Free,
+        );
+        o.lines.push(Line::Say(text));
+        o.record = Some(record);
+    } else if let Some((record, line)) = refused(ctx, &d, Inhibit::Free) {
+        o.record = Some(record);
+        o.lines.push(Line::Warning(line));
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The reporting commands: `status` (the table or JSON), `check` (the
+//! monitoring-plugin line) and `inhibited` (may a watchdog act?). They
+//! change nothing but a stale marker.
+#![forbid(unsafe_code)]
+#![deny(clippy::missing_docs_in_private_items)]
+
+use super::diagnose::report_snapshot;
+use super::output::Outcome;
+use super::record::{observed_from, Inhibit};
+use super::{exit, Ctx};
+use crate::metrics::{self, PluginState};
+use crate::model::Snapshot;
+use crate::plan::{Mode, Plan};
+use crate::report;
+use crate::system::snapshot::{self, Clean};
+
+/// How `status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// The table with its verdict line.
+    Text,
+    /// `status --json`, schema 1.
+    Json,
+}
+
+/// Which exit codes `check` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Convention {
+    /// Nagios/Icinga: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    MonitoringPlugin,
+    /// node-problem-detector: 0 OK, 1 problem, 2 unknown.
+    NodeProblemDetector,
+}
+
+/// Why watchdogs must wait right now, or None. Warnings met on the way
+/// (a stale marker removed) are added to `warnings`.
+pub(crate) fn inhibition(ctx: &Ctx, warnings: &mut Vec<String>) -> Option<String> {
+    let view = snapshot::marker_view(&ctx.roots, &ctx.cfg, Clean::RemoveStale);
+    if let Some(p) = &view.problem {
+        warnings.push(p.clone());
+    }
+    if let (true, Some(m)) = (view.live, &view.marker) {
+        return Some(format!(
+            "{} held by {} (pid {}): {}",
+            view.path, m.holder_comm, m.holder_pid, m.reason
+        ));
+    }
+    let locks = snapshot::lock_views(&ctx.roots);
+    if let Some(e) = locks.iter().find_map(|l| l.error.as_deref()) {
+        // Unreadable lock state: when in doubt, wait.
+        return Some(format!(
+            "cannot read dpkg's locks ({e}); waiting to be safe"
+        ));
+    }
+    locks.into_iter().find_map(|l| {
+        l.holder_pid.map(|pid| {
+            format!(
+                "{} held by {} (pid {pid})",
+                l.path,
+                l.holder_comm.as_deref().unwrap_or("?")
+            )
+        })
+    })
+}
+
+/// `inhibited`: exit 0 when a watchdog must wait, 1 when it may act.
+pub(crate) fn inhibited(ctx: &Ctx) -> Outcome {
+    let mut warnings = Vec::new();
+    let why = inhibition(ctx, &mut warnings);
+    let mut o = Outcome::exit(match &why {
+        Some(_) => exit::OK,
+        None => exit::PROBLEM,
+    });
+    for w in warnings {
+        o = o.warn(w);
+    }
+    match why {
+        Some(why) => o.info(format!("inhibited: {why}")),
+        None => o.info("not inhibited: no live marker, dpkg's locks are free"),
+    }
+}
+
+/// Healthy as `status` judges it: nothing found, nothing refused, systemd
+/// answered.
+fn healthy(snap: &Snapshot, plan: &Plan) -> bool {
+    plan.findings.is_empty() && plan.refused.is_none() && snap.units.is_some()
+}
+
+/// The `status --json` document (schema 1).
+pub(crate) fn status_json(snap: &Snapshot, plan: &Plan) -> serde_json::Result<String> {
+    let v = serde_json::json!({
+        "schema": 1,
+        "verdict": report::verdict(snap, plan),
+        "healthy": healthy(snap, plan),
+        "snapshot": snap,
+        "plan": plan,
+        "roads": crate::roads::Roads::of(snap),
+    });
+    serde_json::to_string_pretty(&v)
+}
+
+/// `status`: the snapshot and its plan, as a table or JSON.
+pub(crate) fn status(ctx: &Ctx, format: Format) -> Outcome {
+    let snap = report_snapshot(ctx);
+    let plan = ctx.plan(&snap, Mode::Full);
+    let code = if snap.units.is_none() && snap.listeners.is_empty() && plan.findings.is_empty() {
+        exit::INTERNAL
+    } else if healthy(&snap, &plan) {
+        exit::OK
+    } else {
+        exit::PROBLEM
+    };
+    match format {
+        Format::Json => match status_json(&snap, &plan) {
+            Ok(s) => Outcome::exit(code).print(s + "\n"),
+            Err(e) => Outcome::failed(&e.into()),
+        },
+        Format::Text => Outcome::exit(code).print(report::status_text(&snap, &plan)),
+    }
+}
+
+/// `check`'s state and line for a snapshot and its plan.
+pub(crate) fn check_line(ctx: &Ctx, snap: &Snapshot, plan: &Plan) -> (PluginState, String) {
+    let inhibit = if snap.marker.live || snap.locks.iter().any(|l| l.holder_pid.is_some()) {
+        Inhibit::Inhibited
+    } else {
+        Inhibit::Free
+    };
+    let o = observed_from(ctx, snap, inhibit);
+    let state = metrics::plugin_state(
+        &o,
+        snap.units.is_some(),
+        plan.findings.len() + usize::from(plan.refused.is_some()),
+    );
+    let summary = match state {
+        PluginState::Ok => "ssh is healthy".to_string(),
+        _ => report::verdict(snap, plan),
+    };
+    (state, metrics::plugin_line(state, &summary, &o))
+}
+
+/// `check`: one monitoring-plugin line with perfdata.
+pub(crate) fn check(ctx: &Ctx, convention: Convention) -> Outcome {
+    let snap = report_snapshot(ctx);
+    let plan = ctx.plan(&snap, Mode::Full);
+    let (state, line) = check_line(ctx, &snap, &plan);
+    let code = match convention {
+        Convention::NodeProblemDetector => state.npd_code(),
+        Convention::MonitoringPlugin => state as i32,
+    };
+    Outcome::exit(code).print(line + "\n")
+}

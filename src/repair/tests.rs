@@ -1,0 +1,256 @@
+//! The ordering rules of [`execute`], driven through a recording fake
+//! machine: no systemd, no signals, no sockets.
+#![forbid(unsafe_code)]
+
+use super::*;
+use std::cell::RefCell;
+
+/// Records every call; fails the ones named in `fail`.
+#[derive(Default)]
+struct Fake {
+    calls: RefCell<Vec<String>>,
+    fail: Vec<&'static str>,
+    /// Answers of successive probes (the last one repeats).
+    answers: RefCell<Vec<Vec<Result<Answer, String>>>>,
+    /// The start ledger, kept in memory.
+    ledger: RefCell<String>,
+}
+
+impl Fake {
+    fn failing(fail: &[&'static str]) -> Fake {
+        Fake {
+            fail: fail.to_vec(),
+            ..Default::default()
+        }
+    }
+    fn act(&self, call: String) -> Result<()> {
+        let failed = self.fail.iter().any(|f| call.starts_with(f));
+        self.calls.borrow_mut().push(call.clone());
+        if failed {
+            Err(anyhow!("{call}: failed"))
+        } else {
+            Ok(())
+        }
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.borrow().clone()
+    }
+}
+
+impl UnitControl for Fake {
+    fn prepare_jobs(&self) -> Result<()> {
+        self.act("prepare".into())
+    }
+    fn reset_failed(&self, unit: &str) -> Result<()> {
+        self.act(format!("reset-failed {unit}"))
+    }
+    fn start(&self, unit: &str) -> Result<()> {
+        self.act(format!("start {unit}"))
+    }
+    fn restart(&self, unit: &str) -> Result<()> {
+        self.act(format!("restart {unit}"))
+    }
+    fn stop(&self, unit: &str) -> Result<()> {
+        self.act(format!("stop-unit {unit}"))
+    }
+    fn start_ledger(&self) -> (String, u64) {
+        (self.ledger.borrow().clone(), 1_700_000_000)
+    }
+    fn record_start(&self, unit: &str) {
+        let l = crate::roads::ledger_add(&self.ledger.borrow(), unit, 1_700_000_000);
+        *self.ledger.borrow_mut() = l;
+    }
+    fn stop_stale(&self, process: ProcessStamp, _exe: &str) -> Result<Stopped> {
+        self.act(format!("stop {}", process.pid))
+            .map(|_| Stopped::Term)
+    }
+    fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)> {
+        let _ = self.act("probe".into());
+        let mut answers = self.answers.borrow_mut();
+        let now = if answers.len() > 1 {
+            answers.remove(0)
+        } else {
+            answers
+                .first()
+                .cloned()
+                .unwrap_or_else(|| vec![Ok(Answer::Banner("SSH-2.0-OpenSSH_9.6".into()))])
+        };
+        targets.iter().copied().zip(now).collect()
+    }
+    fn start_rescue_sshd(&self) -> Result<()> {
+        self.act("rescue".into())
+    }
+    fn configure_package(&self, out: &mut Outcome) -> Result<()> {
+        self.act("configure".into())?;
+        out.did("configured".into());
+        Ok(())
+    }
+}
+
+fn snap() -> Snapshot {
+    Snapshot {
+        addresses: vec!["0.0.0.0:22".into()],
+        ..Default::default()
+    }
+}
+
+fn unit(u: &str) -> String {
+    u.to_string()
+}
+
+/// The incident's plan, and the package step after it.
+fn steps() -> Vec<Step> {
+    vec![
+        Step::ResetFailed {
+            unit: unit("ssh.socket"),
+        },
+        Step::StopStale {
+            process: ProcessStamp {
+                pid: 4242,
+                start_time: 7,
+            },
+            exe: "/usr/sbin/sshd (deleted)".into(),
+        },
+        Step::StartUnit {
+            unit: unit("ssh.socket"),
+        },
+        Step::VerifyBanner,
+        Step::ConfigurePackage {
+            package: "openssh-server".into(),
+        },
+        Step::VerifyBanner,
+    ]
+}
+
+fn run(fake: &Fake) -> Outcome {
+    execute(fake, &Config::default(), &snap(), &steps())
+}
+
+#[test]
+fn everything_before_the_stop_is_done_first_then_the_plan_in_order() {
+    let fake = Fake::default();
+    let out = run(&fake);
+    assert!(!out.any_failed(), "{:?}", out.events);
+    assert_eq!(
+        fake.calls(),
+        vec![
+            "prepare",
+            // reset-failed of the unit about to be started, before the stop
+            "reset-failed ssh.socket",
+            "reset-failed ssh.socket",
+            "stop 4242",
+            "start ssh.socket",
+            "probe",
+            "configure",
+            "probe",
+        ]
+    );
+}
+
+#[test]
+fn without_job_signals_nothing_is_touched() {
+    let fake = Fake::failing(&["prepare"]);
+    let out = run(&fake);
+    assert_eq!(fake.calls(), vec!["prepare"]);
+    assert!(out.any_failed());
+}
+
+#[test]
+fn a_failed_stop_ends_the_repair_at_once() {
+    let fake = Fake::failing(&["stop"]);
+    let out = run(&fake);
+    assert_eq!(
+        fake.calls().last().map(String::as_str),
+        Some("stop 4242"),
+        "no start, no probe, no package step after a failed stop"
+    );
+    assert!(out.any_failed());
+}
+
+#[test]
+fn a_failed_start_goes_straight_to_the_banner_check() {
+    let fake = Fake::failing(&["start"]);
+    let out = run(&fake);
+    let calls = fake.calls();
+    // Every later step but the banner checks is skipped.
+    assert_eq!(
+        &calls[calls.len() - 3..],
+        &["start ssh.socket", "probe", "probe"]
+    );
+    assert!(!calls.contains(&"configure".to_string()));
+    assert!(out.any_failed());
+}
+
+#[test]
+fn a_silent_ssh_gets_a_rescue_sshd_and_the_package_is_left_alone() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![
+        vec![Err("0.0.0.0:22: Connection refused".into())],
+        vec![Ok(Answer::Banner("SSH-2.0-OpenSSH_9.6".into()))],
+    ];
+    let out = run(&fake);
+    let calls = fake.calls();
+    assert_eq!(&calls[calls.len() - 3..], &["probe", "rescue", "probe"]);
+    assert!(!calls.contains(&"configure".to_string()));
+    assert!(out.events.iter().any(|(ok, l)| *ok && l.contains("rescue")));
+    assert!(out.any_failed(), "the failed check is reported");
+}
+
+#[test]
+fn an_address_that_cannot_exist_is_not_a_failure_and_no_rescue_starts() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![vec![Ok(Answer::Unavailable(
+        "[::1]:22: Cannot assign requested address".into(),
+    ))]];
+    let out = execute(&fake, &Config::default(), &snap(), &[Step::VerifyBanner]);
+    assert!(!out.any_failed(), "{:?}", out.events);
+    assert!(!fake.calls().contains(&"rescue".to_string()));
+}
+
+#[test]
+fn the_guards_fourth_start_of_a_unit_is_refused_before_anything_is_stopped() {
+    // Road a: the guard is never the restart storm.
+    let fake = Fake::default();
+    for _ in 0..3 {
+        let out = run(&fake);
+        assert!(!out.any_failed(), "{:?}", out.events);
+    }
+    let before = fake.calls().len();
+    let out = run(&fake);
+    assert!(
+        out.events[0].1.contains("already started"),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(
+        fake.calls().len(),
+        before,
+        "nothing done: {:?}",
+        fake.calls()
+    );
+}
+
+#[test]
+fn a_service_handing_back_the_port_is_stopped_then_the_socket_started() {
+    // Road f.
+    let fake = Fake::default();
+    let steps = vec![
+        Step::StopUnit {
+            unit: "ssh.service".into(),
+        },
+        Step::StartUnit {
+            unit: "ssh.socket".into(),
+        },
+        Step::VerifyBanner,
+    ];
+    let out = execute(&fake, &Config::default(), &snap(), &steps);
+    assert!(!out.any_failed(), "{:?}", out.events);
+    let calls = fake.calls();
+    let stop = calls
+        .iter()
+        .position(|c| c == "stop-unit ssh.service")
+        .unwrap();
+    let start = calls.iter().position(|c| c == "start ssh.socket").unwrap();
+    assert!(stop < start, "{calls:?}");
+    assert_eq!(out.events[0].1, "stopped ssh.service (sessions kept)");
+}
