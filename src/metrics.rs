@@ -80,7 +80,8 @@ pub struct RoadSignals {
     pub socket_drift: bool,
     /// Road e: Unix time since which dpkg waits for an answer, if it does.
     pub dpkg_prompt_since: Option<u64>,
-    /// Road f: ssh.service holds the port ssh.socket should.
+    /// Road f: ssh.service holds the port ssh.socket should, or (latent)
+    /// restarting ssh.socket would be refused while ssh.service runs.
     pub service_holds_port: bool,
     /// Road g: the rescue sshd runs a binary dpkg replaced.
     pub stale_rescue: bool,
@@ -93,7 +94,7 @@ impl RoadSignals {
             postinst_restart_blocked: r.postinst_restart_blocked.is_some(),
             socket_drift: r.socket_drift.is_some(),
             dpkg_prompt_since: r.dpkg_prompt.as_ref().map(|p| p.since),
-            service_holds_port: r.service_holds_port.is_some(),
+            service_holds_port: r.service_holds_port.is_some() || r.socket_not_required.is_some(),
             stale_rescue: r.stale_rescue.is_some(),
         }
     }
@@ -166,7 +167,7 @@ pub fn render(o: &Observed, c: &Counters, version: &str, now: u64) -> String {
     );
     gauge(
         "ssh_upgrade_guard_service_holds_port",
-        "Whether ssh.service listens on the ssh port itself while ssh is socket-activated, so that ssh.socket cannot (1) or not (0).",
+        "Whether ssh.service listens on the ssh port itself while ssh is socket-activated, so that ssh.socket cannot, or does not require ssh.socket, so that restarting the socket is refused while it runs (1) or not (0).",
         "",
         b(o.roads.service_holds_port),
     );
@@ -257,7 +258,8 @@ pub fn plugin_state(o: &Observed, systemd_ok: bool, problems: usize) -> PluginSt
     if problems == 0 && o.package_ok && o.ssh_up && o.stale_listeners == 0 {
         // ssh answers, but where it listens is not what sshd_config says:
         // the next firewall change can lock people out.
-        if o.roads.socket_drift || o.roads.dpkg_prompt_since.is_some() {
+        if o.roads.socket_drift || o.roads.dpkg_prompt_since.is_some() || o.roads.service_holds_port
+        {
             return PluginState::Warning;
         }
         return PluginState::Ok;

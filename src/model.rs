@@ -53,6 +53,9 @@ pub struct UnitState {
     /// ssh.service only: systemd's automatic restarts (Restart=) since the
     /// unit was last started by hand (Service.NRestarts); None when not read.
     pub n_restarts: Option<u32>,
+    /// ssh.service only: the units it requires (Unit.Requires); None when
+    /// not read.
+    pub requires: Option<Vec<String>>,
 }
 
 impl UnitState {

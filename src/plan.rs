@@ -701,6 +701,7 @@ mod tests {
             main_pid: None,
             listen: vec![],
             n_restarts: None,
+            requires: None,
         }
     }
 

@@ -26,6 +26,7 @@ pub fn verdict(s: &Snapshot, p: &Plan) -> String {
         .iter()
         .map(|w| w.to_string())
         .chain(roads.socket_drift.iter().map(|w| w.to_string()))
+        .chain(roads.socket_not_required.iter().map(|w| w.to_string()))
         .collect();
     if p.findings.is_empty() && p.refused.is_none() {
         if s.units.is_none() {

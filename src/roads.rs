@@ -401,6 +401,54 @@ impl std::fmt::Display for ServiceHoldsPort {
     }
 }
 
+/// Road f's latent form: ssh.socket does not stop ssh.service when it is
+/// restarted (ssh.service does not require it: the socket unit lacks
+/// RequiredBy=ssh.service and its link). While ssh.service runs (it does
+/// from the first connection on, Accept=no), openssh-server's
+/// `deb-systemd-invoke restart ssh.socket` is refused: "Socket service
+/// ssh.service already active, refusing.", and the package is left
+/// half-configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SocketNotRequired {
+    /// The service unit.
+    pub service: String,
+    /// The socket unit.
+    pub socket: String,
+    /// The commands that make the service require the socket.
+    pub fix: String,
+}
+
+impl std::fmt::Display for SocketNotRequired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{s} does not require {k} (the socket unit lacks RequiredBy={s}), so restarting {k} while {s} runs is refused (\"Socket service {s} already active, refusing.\"): openssh-server's postinst does exactly that; fix: {fix}",
+            s = self.service,
+            k = self.socket,
+            fix = self.fix
+        )
+    }
+}
+
+/// Road f's latent form from the units (Requires is read in full detail).
+pub fn socket_not_required(units: &Units) -> Option<SocketNotRequired> {
+    let requires = units.service.requires.as_ref()?;
+    if units.topology() != Topology::SocketActivated
+        || units.service.load_state != "loaded"
+        || requires.contains(&units.socket.name)
+    {
+        return None;
+    }
+    let (s, k) = (&units.service.name, &units.socket.name);
+    Some(SocketNotRequired {
+        service: s.clone(),
+        socket: k.clone(),
+        fix: format!(
+            "mkdir -p /etc/systemd/system/{s}.d && printf '[Unit]\\nRequires={k}\\nAfter={k}\\n' >/etc/systemd/system/{s}.d/requires-socket.conf && systemctl daemon-reload"
+        ),
+    })
+}
+
 /// Road f from a snapshot: socket-activated topology, ssh.socket not
 /// active, and ssh.service's main process (a managed listener, not pid 1)
 /// holding an ssh address. A socket-activated sshd holds the same sockets
@@ -591,6 +639,9 @@ pub struct Roads {
     /// Road d: sshd_config, ssh.socket and the listening sockets disagree
     /// (a WARNING: ssh still answers where the socket listens), or null.
     pub socket_drift: Option<SocketDrift>,
+    /// Road f's latent form: ssh.socket's restart would be refused while
+    /// ssh.service runs (a WARNING), or null.
+    pub socket_not_required: Option<SocketNotRequired>,
     /// Road e: dpkg waits for an answer under the lock holder, or null.
     pub dpkg_prompt: Option<DpkgPrompt>,
     /// Road g: the rescue sshd runs a replaced binary, or null.
@@ -614,6 +665,7 @@ impl Roads {
             }),
             service_holds_port: units.and_then(|u| service_holds_port(u, &s.listeners)),
             dpkg_prompt: s.dpkg_prompt.clone(),
+            socket_not_required: units.and_then(socket_not_required),
             stale_rescue: stale_rescue(s),
         }
     }
@@ -1001,6 +1053,28 @@ mod tests {
             stale_rescue(&s).unwrap().to_string(),
             "the guard's rescue sshd (pid 900) still runs the replaced binary /usr/sbin/sshd (deleted)"
         );
+    }
+
+    #[test]
+    fn a_service_that_does_not_require_its_socket_is_a_warning_with_the_fix() {
+        let mut u = socket_units(&["0.0.0.0:22", "[::]:22"]);
+        u.service.load_state = "loaded".into();
+        assert_eq!(socket_not_required(&u), None, "not read: no verdict");
+        u.service.requires = Some(vec!["sysinit.target".into(), "system.slice".into()]);
+        let w = socket_not_required(&u).unwrap();
+        assert!(
+            w.to_string()
+                .contains("\"Socket service ssh.service already active, refusing.\""),
+            "{w}"
+        );
+        assert_eq!(w.fix, "mkdir -p /etc/systemd/system/ssh.service.d && printf '[Unit]\\nRequires=ssh.socket\\nAfter=ssh.socket\\n' >/etc/systemd/system/ssh.service.d/requires-socket.conf && systemctl daemon-reload");
+        // Noble's unit: RequiredBy=ssh.service, so the service requires it.
+        u.service.requires = Some(vec!["ssh.socket".into(), "sysinit.target".into()]);
+        assert_eq!(socket_not_required(&u), None);
+        // The classic topology does not restart the socket.
+        u.service.requires = Some(vec![]);
+        u.socket.unit_file_state = "disabled".into();
+        assert_eq!(socket_not_required(&u), None);
     }
 
     proptest::proptest! {

@@ -38,6 +38,7 @@ fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
             vec![]
         },
         n_restarts: None,
+        requires: None,
     }
 }
 

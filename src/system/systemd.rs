@@ -159,6 +159,9 @@ impl Systemd {
                     // Restarts systemd made by itself (Restart=): a unit
                     // that dies and comes back is a storm in the making.
                     ("org.freedesktop.systemd1.Service", "NRestarts"),
+                    // Whether restarting ssh.socket stops the service first
+                    // (road f: without it the restart is refused).
+                    ("org.freedesktop.systemd1.Unit", "Requires"),
                 ],
                 (true, Some("socket")) => &[
                     ("org.freedesktop.systemd1.Socket", "Listen"),
@@ -233,6 +236,7 @@ impl Systemd {
                 "Result" => st.result = text(),
                 "MainPID" => st.main_pid = u32::try_from(v).ok().filter(|p| *p != 0),
                 "NRestarts" => st.n_restarts = u32::try_from(v).ok(),
+                "Requires" => st.requires = <Vec<String>>::try_from(v).ok(),
                 "Listen" => {
                     st.listen = <Vec<(String, String)>>::try_from(v)
                         .unwrap_or_default()

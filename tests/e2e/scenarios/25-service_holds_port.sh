@@ -70,4 +70,28 @@ assert d["pid"] == int(sys.argv[1]), d' "$SVC_PID" <<<"$OUT" || fail "status --j
 	local audit
 	audit=$(cexec dpkg --audit 2>&1)
 	[[ -z $audit ]] || fail "dpkg --audit is not empty: $audit"
+
+	# The latent form: ssh.service (started by the socket) does not
+	# require ssh.socket, so the next upgrade fails the same way. A
+	# WARNING with the fix; the fix makes the next upgrade clean.
+	cexec systemctl is-active -q ssh.service || fail "fixture: ssh.service is not running after the banner checks"
+	run_in "$GUARD_BIN" check
+	((RC == 1)) || fail "check exited $RC with ssh.service not requiring ssh.socket (expected 1, WARNING)"
+	expect_in "$OUT" 'ssh.service does not require ssh.socket' "check's line"
+	run_in "$GUARD_BIN" status --json
+	local fix
+	fix=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["roads"]["socket_not_required"]["fix"])' <<<"$OUT") ||
+		fail "status --json: no roads.socket_not_required"
+	log "applying: $fix"
+	csh "$fix" || fail "the printed fix failed: $fix"
+	cexec systemctl is-active -q ssh.service || fail "ssh.service stopped by the fix"
+	apt_get install --reinstall openssh-server
+	((RC == 0)) || fail "apt-get install --reinstall exited $RC after the printed fix: $(grep -E '^(E:|dpkg: error|Could not)' <<<"$OUT" | head -n 3 | tr '\n' ' ')"
+	[[ $OUT != *'ssh-upgrade-guard: found:'* ]] || fail "the guard had to repair after the fix: $(grep 'ssh-upgrade-guard:' <<<"$OUT" | head -n 3 | tr '\n' ' ')"
+	assert_pkg_installed openssh-server
+	assert_unit_active ssh.socket
+	assert_banner 127.0.0.1 ::1
+	assert_session "after the fixed upgrade"
+	run_in "$GUARD_BIN" check
+	((RC == 0)) || fail "check after the fix exited $RC: $OUT"
 }
