@@ -60,6 +60,7 @@ assert d["pid"] == int(sys.argv[1]), d' "$SVC_PID" <<<"$OUT" || fail "status --j
 	# dpkg fails; post-invoke hands the port back again and completes the
 	# package before it checks the banner.
 	apt_get upgrade
+	[[ $GUARD != off ]] || fail "GUARD=off: apt-get upgrade exited $RC: $(grep -E '^(E:|dpkg: error|Could not)' <<<"$OUT" | head -n 3 | tr '\n' ' ')$(cexec journalctl -q -u ssh.socket --no-pager | grep -m1 refusing)"
 	expect_in "$OUT" "found: ssh.service \\(pid $SVC_PID\\) listens on 0.0.0.0:22, \\[::\\]:22 itself while ssh is socket-activated" "pre-invoke's report"
 	expect_in "$OUT" 'did: stopped ssh.service \(sessions kept\)' "the guard's report"
 	expect_in "$OUT" 'did: started ssh.socket' "the guard's report"
