@@ -3,7 +3,7 @@
 //!
 //!
 //! Layout (ARCHITECTURE.md): `model`, `plan`, and the parsers (`dpkg`,
-//! `sshd`, `marker`, `config`, `metrics`) are pure; everything that touches
+//! `sshd`, `marker`, `config`, `metrics`, `identity`) are pure; everything that touches
 //! the OS is under `system`; `commands` holds the entry points that tie them
 //! together. Only [`main`] is exported: every module is private to the
 //! crate, so the compiler finds what nothing uses. Every module forbids
@@ -18,6 +18,7 @@ mod cli;
 mod commands;
 mod config;
 mod dpkg;
+mod identity;
 mod marker;
 mod metrics;
 mod model;

@@ -67,6 +67,10 @@ impl UnitState {
     pub fn is_failed(&self) -> bool {
         self.active_state == "failed"
     }
+    /// systemd is acting on it (activating, deactivating, reloading).
+    pub fn in_transition(&self) -> bool {
+        crate::identity::in_transition(&self.active_state)
+    }
     /// Enabled (enabled or enabled-runtime).
     pub fn is_enabled(&self) -> bool {
         self.unit_file_state.starts_with("enabled")
@@ -119,11 +123,14 @@ impl Units {
 pub enum ListenerClass {
     /// pid 1: systemd's own listening socket (ssh.socket).
     Systemd,
-    /// The main process of an active ssh.service.
+    /// A root sshd in an active service unit (any unit: ssh.service, a
+    /// second sshd under its own unit, the guard's rescue) whose main
+    /// process is it or its ancestor, or in a unit in transition.
     Managed,
-    /// A root sshd listener systemd does not manage: the incident's cause.
+    /// A root sshd listener no running systemd unit claims: the incident's cause.
     Stale,
-    /// Anything else on an ssh port: reported, never touched.
+    /// Anything else on an ssh port (not a root sshd, another namespace,
+    /// a unit that could not be told): reported, never touched.
     Foreign,
 }
 
@@ -161,6 +168,22 @@ pub struct Listener {
     pub addresses: Vec<String>,
     /// Who it is.
     pub class: ListenerClass,
+    /// The systemd unit whose cgroup it is in (it manages the listener when
+    /// `class` is managed); None when in no unit or it cannot be told.
+    pub unit: Option<String>,
+    /// That unit's ActiveState, when systemd was asked.
+    pub unit_state: Option<String>,
+    /// Why it has its class, in words.
+    pub why: String,
+}
+
+impl Listener {
+    /// Its unit is activating, deactivating or reloading: systemd is acting.
+    pub fn settling(&self) -> bool {
+        self.unit_state
+            .as_deref()
+            .is_some_and(crate::identity::in_transition)
+    }
 }
 
 /// True for the sshd family by process name or binary: the listener and
@@ -178,21 +201,6 @@ pub fn is_sshd_name(comm: &str, exe: &str) -> bool {
 /// True for OpenSSH >= 9.8 session processes (sshd-session, sshd-auth).
 pub fn is_sshd_session_name(comm: &str) -> bool {
     comm == "sshd-session" || comm == "sshd-auth"
-}
-
-/// Classifies a listener. `managed`: main processes of active units that
-/// run sshd (ssh.service, the guard's rescue unit). Only `Stale` may ever be
-/// signalled.
-pub fn classify(pid: u32, uid: u32, comm: &str, exe: &str, managed: &[u32]) -> ListenerClass {
-    if pid == 1 {
-        ListenerClass::Systemd
-    } else if !is_sshd_name(comm, exe) || uid != 0 {
-        ListenerClass::Foreign
-    } else if managed.contains(&pid) {
-        ListenerClass::Managed
-    } else {
-        ListenerClass::Stale
-    }
 }
 
 /// The inhibit marker as found.
@@ -285,6 +293,32 @@ pub struct Snapshot {
     pub rescue_pid: Option<u32>,
 }
 
+impl Snapshot {
+    /// Units systemd is acting on right now (the ssh units, the units of
+    /// the listeners): a repair waits for them, bounded, and looks again.
+    pub fn settling(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(u) = &self.units {
+            for st in [&u.service, &u.socket] {
+                if st.in_transition() {
+                    out.push(format!("{} is {}", st.name, st.active_state));
+                }
+            }
+        }
+        for l in self.listeners.iter().filter(|l| l.settling()) {
+            let line = format!(
+                "{} is {}",
+                l.unit.as_deref().unwrap_or("?"),
+                l.unit_state.as_deref().unwrap_or("?")
+            );
+            if !out.contains(&line) {
+                out.push(line);
+            }
+        }
+        out
+    }
+}
+
 /// The ssh ports and the addresses ssh should answer on, from what systemd
 /// and `sshd -T` say: ssh.socket's Listen when socket-activated, else
 /// sshd's ListenAddress, else every address on each port. Ports are sshd's,
@@ -345,37 +379,6 @@ pub fn ssh_addresses(
 mod tests {
     use super::*;
 
-    #[test]
-    fn classification() {
-        let d = "/usr/sbin/sshd (deleted)";
-        assert_eq!(
-            classify(1, 0, "systemd", "/usr/lib/systemd/systemd", &[]),
-            ListenerClass::Systemd
-        );
-        assert_eq!(classify(10, 0, "sshd", d, &[]), ListenerClass::Stale);
-        assert_eq!(
-            classify(10, 0, "sshd", "/usr/sbin/sshd", &[11]),
-            ListenerClass::Stale
-        );
-        assert_eq!(
-            classify(10, 0, "sshd", "/usr/sbin/sshd", &[10]),
-            ListenerClass::Managed
-        );
-        assert_eq!(
-            classify(10, 1000, "sshd", "/usr/sbin/sshd", &[]),
-            ListenerClass::Foreign
-        );
-        assert_eq!(
-            classify(10, 0, "nginx", "/usr/sbin/nginx", &[]),
-            ListenerClass::Foreign
-        );
-        // A renamed comm but the sshd binary is still sshd.
-        assert_eq!(
-            classify(10, 0, "x", "/usr/sbin/sshd (deleted)", &[]),
-            ListenerClass::Stale
-        );
-    }
-
     fn unit(name: &str, active: &str, file: &str) -> UnitState {
         UnitState {
             name: name.into(),
@@ -384,6 +387,39 @@ mod tests {
             unit_file_state: file.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn units_in_transition_make_a_repair_wait() {
+        let mut s = Snapshot {
+            units: Some(Units {
+                service: unit("ssh.service", "inactive", "disabled"),
+                socket: unit("ssh.socket", "active", "enabled"),
+            }),
+            ..Default::default()
+        };
+        assert!(s.settling().is_empty());
+        s.units.as_mut().unwrap().service.active_state = "activating".into();
+        assert_eq!(s.settling(), vec!["ssh.service is activating"]);
+        s.units.as_mut().unwrap().service.active_state = "active".into();
+        s.listeners.push(Listener {
+            process: ProcessStamp {
+                pid: 700,
+                start_time: 1,
+            },
+            uid: 0,
+            comm: "sshd".into(),
+            exe: "/usr/sbin/sshd".into(),
+            exe_deleted: false,
+            cmdline: String::new(),
+            cgroup: "0::/system.slice/sshd-mgmt.service".into(),
+            addresses: vec![],
+            class: ListenerClass::Managed,
+            unit: Some("sshd-mgmt.service".into()),
+            unit_state: Some("deactivating".into()),
+            why: String::new(),
+        });
+        assert_eq!(s.settling(), vec!["sshd-mgmt.service is deactivating"]);
     }
 
     #[test]

@@ -145,7 +145,9 @@ pub enum Refusal {
         /// Why sshd -t did not run.
         why: Option<String>,
     },
-    /// Something that is not a root sshd holds an ssh port.
+    /// Something that is not a stale root sshd, and not managed, holds an
+    /// ssh port (not a root sshd, another namespace, a unit that could not
+    /// be told, another holder of a stale listener's socket).
     ForeignHolder {
         /// Its process id.
         pid: u32,
@@ -153,6 +155,8 @@ pub enum Refusal {
         comm: String,
         /// The addresses it holds.
         addresses: Vec<String>,
+        /// Why it is foreign (the listener's `why`).
+        why: String,
     },
     /// Road b: starting units around a masked unit the postinst restarts
     /// only fails; unmasking is the admin's decision.
@@ -188,9 +192,10 @@ impl fmt::Display for Refusal {
                 pid,
                 comm,
                 addresses,
+                why,
             } => write!(
                 f,
-                "pid {pid} ({comm}) holds {} and is not a root sshd; the guard does not stop it and cannot restore ssh while it is there",
+                "pid {pid} ({comm}) holds {} and is {why}; the guard does not stop it and cannot restore ssh while it is there",
                 addresses.join(", ")
             ),
             Refusal::PostinstRestartBlocked(b) => f.write_str(&b.advice()),
@@ -212,7 +217,8 @@ impl fmt::Display for Refusal {
 /// What is seen and deliberately left alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeftAlone {
-    /// Another process on an ssh port (not a root sshd).
+    /// Another process on an ssh port (not a root sshd, another namespace,
+    /// a unit that could not be told).
     Foreign {
         /// Its process id.
         pid: u32,
@@ -222,6 +228,18 @@ pub enum LeftAlone {
         uid: u32,
         /// The addresses it listens on.
         addresses: Vec<String>,
+        /// Why it is foreign (the listener's `why`).
+        why: String,
+    },
+    /// An sshd another unit manages (a second sshd) runs a replaced
+    /// binary: that unit's to restart, not ssh.service's.
+    OtherUnitOutdated {
+        /// Its process id.
+        pid: u32,
+        /// The unit that manages it.
+        unit: String,
+        /// Its binary.
+        exe: String,
     },
     /// sshd session processes: logins in progress.
     Sessions {
@@ -238,10 +256,15 @@ impl fmt::Display for LeftAlone {
                 comm,
                 uid,
                 addresses,
+                why,
             } => write!(
                 f,
-                "pid {pid} ({comm}, uid {uid}) also listens on {}: not a root sshd, never touched",
+                "pid {pid} ({comm}, uid {uid}) also listens on {}: {why}, never touched",
                 addresses.join(", ")
+            ),
+            LeftAlone::OtherUnitOutdated { pid, unit, exe } => write!(
+                f,
+                "pid {pid} ({unit}) runs the replaced binary {exe}; restart {unit} when convenient"
             ),
             LeftAlone::Sessions { count } => {
                 write!(f, "{count} sshd session process(es): never touched")
@@ -351,8 +374,10 @@ pub struct Facts<'a> {
     stale: Vec<&'a Listener>,
     /// Anything on an ssh port that is not a root sshd.
     foreign: Vec<&'a Listener>,
-    /// Managed listeners running a replaced binary.
+    /// Listeners ssh.service manages that run a replaced binary.
     outdated: Vec<&'a Listener>,
+    /// Listeners another unit manages that run a replaced binary.
+    other_outdated: Vec<&'a Listener>,
     /// The package is not fully installed.
     pkg_incomplete: bool,
     /// Road f: ssh.service holds the port ssh.socket should.
@@ -369,15 +394,26 @@ impl<'a> Facts<'a> {
         let of = |class: ListenerClass| -> Vec<&'a Listener> {
             s.listeners.iter().filter(|l| l.class == class).collect()
         };
+        // ssh.service's own listener: in its cgroup, or its main process. A
+        // second sshd under another unit is that unit's business.
+        let service = s.units.as_ref().map(|u| &u.service);
+        let is_ssh_service = |l: &&'a Listener| {
+            service.is_some_and(|u| {
+                l.unit.as_deref() == Some(u.name.as_str())
+                    || (u.is_active() && u.main_pid == Some(l.process.pid))
+            })
+        };
+        // The rescue sshd on a replaced binary is restarted as itself
+        // (road g): neither ssh.service's nor left alone.
+        let (outdated, other_outdated) = of(ListenerClass::Managed)
+            .into_iter()
+            .filter(|l| l.exe_deleted && Some(l.process.pid) != s.rescue_pid)
+            .partition(is_ssh_service);
         Facts {
             stale: of(ListenerClass::Stale),
             foreign: of(ListenerClass::Foreign),
-            // The rescue sshd is restarted as itself (road g), never as
-            // ssh.service.
-            outdated: of(ListenerClass::Managed)
-                .into_iter()
-                .filter(|l| l.exe_deleted && Some(l.process.pid) != s.rescue_pid)
-                .collect(),
+            outdated,
+            other_outdated,
             pkg_incomplete: s.package.as_ref().is_some_and(|p| p.is_incomplete()),
             service_holds: s
                 .units
@@ -418,6 +454,14 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
             comm: l.comm.clone(),
             uid: l.uid,
             addresses: l.addresses.clone(),
+            why: l.why.clone(),
+        });
+    }
+    for l in &facts.other_outdated {
+        left.push(LeftAlone::OtherUnitOutdated {
+            pid: l.process.pid,
+            unit: l.unit.clone().unwrap_or_else(|| "its unit".into()),
+            exe: l.exe.clone(),
         });
     }
     if s.sessions > 0 {
@@ -552,6 +596,7 @@ pub fn gate(s: &Snapshot, facts: &Facts, work: Work) -> Option<Refusal> {
             pid: f.process.pid,
             comm: f.comm.clone(),
             addresses: f.addresses.clone(),
+            why: f.why.clone(),
         });
     }
     // A socket on an ssh port whose holder cannot be seen: starting the
@@ -705,7 +750,26 @@ mod tests {
         }
     }
 
+    /// A listener as system::claims classifies it: in ssh.service's cgroup,
+    /// whose active main process is `main`.
     fn listener(pid: u32, comm: &str, exe: &str, uid: u32, main: Option<u32>) -> Listener {
+        let unit = crate::identity::CgroupUnit::Unit("ssh.service".into());
+        let st = UnitState {
+            name: "ssh.service".into(),
+            active_state: if main.is_some() { "active" } else { "inactive" }.into(),
+            main_pid: main,
+            ..Default::default()
+        };
+        let f = crate::identity::Facts {
+            pid,
+            uid,
+            comm,
+            exe,
+            other_ns: None,
+            unit: &unit,
+            ancestors: &[],
+        };
+        let j = crate::identity::judge(&f, Some(Ok(&st)));
         Listener {
             process: ProcessStamp {
                 pid,
@@ -716,9 +780,12 @@ mod tests {
             exe: exe.into(),
             exe_deleted: exe.ends_with("(deleted)"),
             cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
-            cgroup: "0::/system.slice/cron.service".into(),
+            cgroup: "0::/system.slice/ssh.service".into(),
             addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
-            class: classify(pid, uid, comm, exe, main.as_slice()),
+            class: j.class,
+            unit: Some("ssh.service".into()),
+            unit_state: Some(st.active_state.clone()),
+            why: j.why,
         }
     }
 
@@ -1080,6 +1147,59 @@ mod tests {
                 },
                 Step::VerifyBanner
             ]
+        );
+    }
+
+    /// A second sshd under its own unit, as system::claims classifies it.
+    fn mgmt_sshd(pid: u32, exe: &str) -> Listener {
+        let mut l = listener(pid, "sshd", exe, 0, Some(pid));
+        l.unit = Some("sshd-mgmt.service".into());
+        l.why = "main process of sshd-mgmt.service".into();
+        l.addresses = vec!["0.0.0.0:2222".into()];
+        l
+    }
+
+    #[test]
+    fn a_second_sshd_under_its_own_unit_is_left_alone_on_a_healthy_host() {
+        for t in [Topo::Socket, Topo::Classic] {
+            let mut s = healthy(t);
+            s.listeners.push(mgmt_sshd(600, "/usr/sbin/sshd"));
+            let p = decide_full(&s);
+            assert!(
+                p.steps.is_empty() && p.refused.is_none() && p.findings.is_empty(),
+                "{t:?}: {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ssh_down_beside_a_second_sshd_restores_ssh_without_touching_it() {
+        let mut s = healthy(Topo::Socket);
+        s.units.as_mut().unwrap().socket = unit("ssh.socket", "inactive", "enabled", "success");
+        s.listeners = vec![mgmt_sshd(600, "/usr/sbin/sshd")];
+        let p = decide_full(&s);
+        assert!(stops(&p).is_empty(), "{p:?}");
+        assert!(p.steps.contains(&Step::StartUnit {
+            unit: "ssh.socket".into()
+        }));
+        // With the incident's stale listener too: only that one is stopped.
+        s.listeners
+            .push(listener(4242, "sshd", "/usr/sbin/sshd (deleted)", 0, None));
+        assert_eq!(stops(&decide_full(&s)), vec![4242]);
+    }
+
+    #[test]
+    fn a_second_sshd_on_a_replaced_binary_is_its_units_business_not_a_restart_of_ssh() {
+        let mut s = healthy(Topo::Classic);
+        s.listeners.push(mgmt_sshd(600, "/usr/sbin/sshd (deleted)"));
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty(), "{p:?}");
+        assert!(
+            p.left_alone.iter().any(|l| matches!(
+                l,
+                LeftAlone::OtherUnitOutdated { pid: 600, unit, .. } if unit == "sshd-mgmt.service"
+            )),
+            "{p:?}"
         );
     }
 

@@ -10,8 +10,9 @@
 #![deny(clippy::missing_docs_in_private_items)]
 
 use crate::config::Config;
-use crate::model::{ProcessStamp, Snapshot};
+use crate::model::{ListenerClass, ProcessStamp, Snapshot};
 use crate::plan::Step;
+use crate::system::claims;
 use crate::system::fsx::{Entry, RunDir};
 use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
@@ -130,7 +131,20 @@ impl UnitControl for Machine<'_> {
     }
     fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped> {
         let procfs = Procfs::new(&self.roots.proc);
-        let still_same = || -> Result<bool> { Ok(procfs.still_is(process, exe)) };
+        // After the pidfd is open: the same process (start time, binary),
+        // and still stale by the same rules, read afresh (its cgroup,
+        // namespaces, ancestors, its unit's state and main process).
+        let still_same = || -> Result<bool> {
+            let j = claims::rejudge(&procfs, self.sd, process, exe)?;
+            if j.class != ListenerClass::Stale {
+                return Err(anyhow!(
+                    "pid {} is no longer a stale listener ({}); not signalled",
+                    process.pid,
+                    j.why
+                ));
+            }
+            Ok(true)
+        };
         signal::terminate(process.pid, self.cfg.stop_timeout, still_same)
     }
     fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)> {

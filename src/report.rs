@@ -112,8 +112,8 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
     } else {
         let _ = writeln!(
             o,
-            "  listeners   {:<8} {:<8} {:<5} {:<28} EXE",
-            "CLASS", "PID", "UID", "ADDRESSES"
+            "  listeners   {:<8} {:<8} {:<5} {:<28} {:<24} EXE",
+            "CLASS", "PID", "UID", "ADDRESSES", "UNIT"
         );
         for l in &s.listeners {
             let class = match l.class {
@@ -124,13 +124,15 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
             };
             let _ = writeln!(
                 o,
-                "              {:<8} {:<8} {:<5} {:<28} {}",
+                "              {:<8} {:<8} {:<5} {:<28} {:<24} {}",
                 class,
                 l.process.pid,
                 l.uid,
                 l.addresses.join(","),
+                l.unit.as_deref().unwrap_or("-"),
                 l.exe
             );
+            let _ = writeln!(o, "              {:<8} {}", "", l.why);
         }
     }
     for a in &s.unowned_sockets {

@@ -951,6 +951,9 @@ mod tests {
             cgroup: "0::/system.slice/ssh.service".into(),
             addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
             class,
+            unit: None,
+            unit_state: None,
+            why: String::new(),
         }
     }
 

@@ -447,6 +447,158 @@ fn status_reuses_sshd_t_until_its_inputs_change() {
     assert_eq!(count(), 3, "a changed sshd_config invalidates it");
 }
 
+// ------------------------------------------------ who holds a listening socket
+
+use fake_proc::TCP_HEADER;
+
+impl Root {
+    /// Listening sockets on :22: inode 1001 on 0.0.0.0, 1002 on [::]. The
+    /// guard's own namespaces are pid:[1] and mnt:[2].
+    fn listening_22(&self) {
+        fs::create_dir_all(self.p("proc/net")).unwrap();
+        fs::write(
+            self.p("proc/net/tcp"),
+            format!("{TCP_HEADER}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n"),
+        )
+        .unwrap();
+        fs::write(
+            self.p("proc/net/tcp6"),
+            format!("{TCP_HEADER}   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 100 0 0 10 0\n"),
+        )
+        .unwrap();
+        fs::create_dir_all(self.p("proc/self/ns")).unwrap();
+        symlink("pid:[1]", self.p("proc/self/ns/pid")).unwrap();
+        symlink("mnt:[2]", self.p("proc/self/ns/mnt")).unwrap();
+    }
+
+    /// A root process holding `sockets`, in `cgroup`, in the namespaces
+    /// `ns` (pid, mnt).
+    fn add_holder(
+        &self,
+        pid: u32,
+        comm: &str,
+        exe: &str,
+        sockets: &[u64],
+        cgroup: &str,
+        ns: (&str, &str),
+    ) {
+        self.add_proc(pid, comm, 1, 5000 + u64::from(pid));
+        let d = self.p(&format!("proc/{pid}"));
+        fs::write(
+            d.join("status"),
+            format!("Name:\t{comm}\nUid:\t0\t0\t0\t0\n"),
+        )
+        .unwrap();
+        fs::write(d.join("cmdline"), format!("{exe}\0")).unwrap();
+        fs::write(d.join("cgroup"), format!("{cgroup}\n")).unwrap();
+        symlink(exe, d.join("exe")).unwrap();
+        fs::create_dir_all(d.join("fd")).unwrap();
+        for (i, s) in sockets.iter().enumerate() {
+            symlink(
+                format!("socket:[{s}]"),
+                d.join("fd").join((i + 3).to_string()),
+            )
+            .unwrap();
+        }
+        fs::create_dir_all(d.join("ns")).unwrap();
+        symlink(ns.0, d.join("ns/pid")).unwrap();
+        symlink(ns.1, d.join("ns/mnt")).unwrap();
+    }
+
+    fn listeners(&self) -> Vec<serde_json::Value> {
+        let o = self.run(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+        v["snapshot"]["listeners"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn listener(ls: &[serde_json::Value], pid: u32) -> &serde_json::Value {
+    ls.iter()
+        .find(|l| l["pid"] == pid)
+        .unwrap_or_else(|| panic!("no listener {pid} in {ls:?}"))
+}
+
+#[test]
+fn a_non_sshd_process_sharing_a_stale_listeners_socket_is_found_and_foreign() {
+    let r = Root::new();
+    r.listening_22();
+    let ours = ("pid:[1]", "mnt:[2]");
+    let session = "0::/user.slice/user-0.slice/session-3.scope";
+    r.add_holder(
+        200,
+        "sshd",
+        "/usr/sbin/sshd (deleted)",
+        &[1001, 1002],
+        session,
+        ours,
+    );
+    // Holds the same sockets (a fork that kept them, an fd passed on).
+    r.add_holder(
+        400,
+        "python3",
+        "/usr/bin/python3.11",
+        &[1001],
+        session,
+        ours,
+    );
+    let ls = r.listeners();
+    assert_eq!(listener(&ls, 200)["class"], "stale", "{ls:?}");
+    assert_eq!(listener(&ls, 200)["unit"], "session-3.scope", "{ls:?}");
+    let other = listener(&ls, 400);
+    assert_eq!(other["class"], "foreign", "{other}");
+    assert_eq!(other["addresses"][0], "0.0.0.0:22", "{other}");
+    let o = r.run(&["repair", "--dry-run"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!text.contains("stop stale"), "never a blind stop: {text}");
+}
+
+#[test]
+fn an_sshd_in_another_pid_or_mount_namespace_is_foreign_never_stale() {
+    for ns in [("pid:[9]", "mnt:[9]"), ("pid:[1]", "mnt:[9]")] {
+        let r = Root::new();
+        r.listening_22();
+        // A container on the host's network: its sshd in a scope.
+        r.add_holder(
+            300,
+            "sshd",
+            "/usr/sbin/sshd",
+            &[1001, 1002],
+            "0::/system.slice/docker-0123.scope",
+            ns,
+        );
+        let ls = r.listeners();
+        let l = listener(&ls, 300);
+        assert_eq!(l["class"], "foreign", "{ns:?}: {l}");
+        assert!(l["why"].as_str().unwrap().contains("namespace"), "{l}");
+    }
+}
+
+#[test]
+fn status_names_the_unit_of_each_listener() {
+    let r = Root::new();
+    r.listening_22();
+    r.add_holder(
+        200,
+        "sshd",
+        "/usr/sbin/sshd",
+        &[1001, 1002],
+        "0::/system.slice/sshd-mgmt.service",
+        ("pid:[1]", "mnt:[2]"),
+    );
+    let ls = r.listeners();
+    let l = listener(&ls, 200);
+    assert_eq!(l["unit"], "sshd-mgmt.service", "{l}");
+    // Without systemd nobody can say whether that unit still runs it: the
+    // guard never calls it stale then.
+    assert_eq!(l["class"], "foreign", "{l}");
+    let o = r.run(&["status"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("sshd-mgmt.service"), "{text}");
+}
+
 /// `status` and `status --json` on one fixed fake machine (a stale sshd
 /// listener, an sshd session, a live marker, a half-configured package,
 /// a fake sshd -T), pinned byte for byte in tests/golden/ (the temporary
@@ -487,6 +639,14 @@ fn golden_status_of_a_fixed_fake_machine() {
             sockets,
         );
     }
+    // Started from a root shell: in a session scope, which no service
+    // claims (a sshd in a service's cgroup needs systemd's word, and a
+    // fake root has no systemd).
+    fs::write(
+        r.p("proc/4242/cgroup"),
+        "0::/user.slice/user-0.slice/session-1.scope\n",
+    )
+    .unwrap();
     r.write_marker(std::process::id(), 4242, "an-earlier-boot", 1_764_370_000);
     let root = r.dir.path().display().to_string();
     let normalize = |o: &Output| {

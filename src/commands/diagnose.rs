@@ -5,6 +5,7 @@
 #![deny(clippy::missing_docs_in_private_items)]
 
 use super::record::{observed_from, Inhibit, Record, RepairResult};
+use super::status::inhibition;
 use super::Ctx;
 use crate::config::Config;
 use crate::model::Snapshot;
@@ -15,6 +16,7 @@ use crate::system::is_root;
 use crate::system::locks::RepairLock;
 use crate::system::snapshot::{self, Fresh};
 use anyhow::{anyhow, Result};
+use std::time::{Duration, Instant};
 
 /// Whether a diagnosis may act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,21 @@ pub(crate) enum Act {
     Repair,
 }
 
+/// Whether a repair must first make sure, under the repair lock, that
+/// nothing inhibits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inhibition {
+    /// The watchdog: a package manager may have started while it waited
+    /// for the lock, after it last looked.
+    Recheck,
+    /// The hooks (they are the package manager) and explicit repairs.
+    Ignore,
+}
+
+/// How long a repair waits for units systemd is acting on (activating,
+/// deactivating, reloading) before it decides on what it sees.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What a diagnosis (and possibly a repair) found and did.
 pub(crate) struct Diagnosis {
     /// The plan made from `before`.
@@ -33,6 +50,9 @@ pub(crate) struct Diagnosis {
     pub(crate) before: Snapshot,
     /// When something was done: the outcome and the state afterwards.
     pub(crate) done: Option<(repair::Outcome, Snapshot)>,
+    /// Set when, under the repair lock, a watchdog found itself inhibited
+    /// (then nothing was looked at or done).
+    pub(crate) inhibited: Option<String>,
 }
 
 /// Acting on sshd, systemd and dpkg needs root; say so plainly rather than
@@ -47,7 +67,12 @@ fn require_root(ctx: &Ctx, what: &str) -> Result<()> {
 }
 
 /// Full diagnosis, plan, and (unless dry) execution under the repair lock.
-pub(crate) fn diagnose_and_repair(ctx: &Ctx, mode: Mode, act: Act) -> Result<Diagnosis> {
+pub(crate) fn diagnose_and_repair(
+    ctx: &Ctx,
+    mode: Mode,
+    act: Act,
+    inhibition_check: Inhibition,
+) -> Result<Diagnosis> {
     let sd = ctx.systemd().map_err(|e| format!("{e:#}"));
     if act == Act::Repair {
         require_root(ctx, "repair")?;
@@ -56,22 +81,64 @@ pub(crate) fn diagnose_and_repair(ctx: &Ctx, mode: Mode, act: Act) -> Result<Dia
         Act::DryRun => None,
         Act::Repair => Some(RepairLock::acquire(&ctx.roots)?),
     };
+    // Whatever the watchdog saw before it waited for the lock, a package
+    // manager may have started since: look again now that no other repair
+    // can run.
+    if inhibition_check == Inhibition::Recheck {
+        let mut warnings = Vec::new();
+        let why = inhibition(ctx, &mut warnings);
+        for w in warnings {
+            log::info!("{w}");
+        }
+        if let Some(why) = why {
+            return Ok(Diagnosis {
+                plan: Plan::default(),
+                before: Snapshot::default(),
+                done: None,
+                inhibited: Some(why),
+            });
+        }
+    }
     let fresh = match act {
         Act::DryRun => Fresh::MayReuse,
         Act::Repair => Fresh::Required,
     };
-    let snap = snapshot::gather(
-        &ctx.roots,
-        &ctx.cfg,
-        fresh,
-        sd.as_ref().map_err(Clone::clone),
-    );
+    let gather = || {
+        snapshot::gather(
+            &ctx.roots,
+            &ctx.cfg,
+            fresh,
+            sd.as_ref().map_err(Clone::clone),
+        )
+    };
+    let mut snap = gather();
+    // systemd is acting on a unit (ssh.service activating, a listener's
+    // unit deactivating): wait, bounded, and look again rather than act on
+    // a picture that is about to change. A dry run only reports.
+    let settle_until = Instant::now() + SETTLE_TIMEOUT;
+    while let (Act::Repair, settling) = (act, snap.settling()) {
+        if settling.is_empty() {
+            break;
+        }
+        if Instant::now() >= settle_until {
+            log::info!(
+                "systemd is still acting after {} s ({}); deciding on what is there",
+                SETTLE_TIMEOUT.as_secs(),
+                settling.join(", ")
+            );
+            break;
+        }
+        log::info!("waiting for systemd: {}", settling.join(", "));
+        std::thread::sleep(Duration::from_millis(250));
+        snap = gather();
+    }
     let plan = ctx.plan(&snap, mode);
     if act == Act::DryRun || plan.steps.is_empty() {
         return Ok(Diagnosis {
             plan,
             before: snap,
             done: None,
+            inhibited: None,
         });
     }
     let sd = sd.map_err(|e| anyhow!("systemd unavailable: {e}"))?;
@@ -86,6 +153,7 @@ pub(crate) fn diagnose_and_repair(ctx: &Ctx, mode: Mode, act: Act) -> Result<Dia
         plan,
         before: snap,
         done: Some((outcome, after)),
+        inhibited: None,
     })
 }
 

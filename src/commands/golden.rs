@@ -42,7 +42,34 @@ fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
     }
 }
 
+/// A listener as system::claims classifies it: pid 1 in init.scope, the
+/// `managed` pids as ssh.service's main process, any other in cron.service
+/// (whose main process, cron, is not its ancestor).
 fn listener(pid: u32, comm: &str, exe: &str, uid: u32, managed: &[u32]) -> Listener {
+    use crate::identity::{judge, service_to_ask, CgroupUnit, Facts};
+    let (name, main) = match pid {
+        1 => ("init.scope", None),
+        p if managed.contains(&p) => ("ssh.service", Some(p)),
+        _ => ("cron.service", Some(400)),
+    };
+    let st = UnitState {
+        name: name.into(),
+        active_state: "active".into(),
+        main_pid: main,
+        ..Default::default()
+    };
+    let cg = CgroupUnit::Unit(name.into());
+    let f = Facts {
+        pid,
+        uid,
+        comm,
+        exe,
+        other_ns: None,
+        unit: &cg,
+        ancestors: &[],
+    };
+    let asked = service_to_ask(&f).is_some();
+    let j = judge(&f, asked.then_some(Ok(&st)));
     Listener {
         process: ProcessStamp {
             pid,
@@ -53,9 +80,12 @@ fn listener(pid: u32, comm: &str, exe: &str, uid: u32, managed: &[u32]) -> Liste
         exe: exe.into(),
         exe_deleted: exe.ends_with(" (deleted)"),
         cmdline: format!("{comm}: /usr/sbin/sshd -D [listener] 0 of 10-100 startups"),
-        cgroup: "0::/system.slice/cron.service".into(),
+        cgroup: format!("0::/system.slice/{name}"),
         addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
-        class: classify(pid, uid, comm, exe, managed),
+        class: j.class,
+        unit: Some(name.into()),
+        unit_state: asked.then(|| "active".into()),
+        why: j.why,
     }
 }
 

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
-use super::diagnose::{diagnose_and_repair, refused, repaired, Act, Diagnosis, Where};
+use super::diagnose::{diagnose_and_repair, refused, repaired, Act, Diagnosis, Inhibition, Where};
 use super::output::{Line, Outcome};
 use super::record::{metrics_enabled, observed_fast, Inhibit, PackageOk, Record};
 use super::{exit, Ctx};
@@ -83,7 +83,7 @@ fn place_marker(ctx: &Ctx) -> Result<Option<String>> {
         created: now_secs(),
         reason: "a package manager is running dpkg (DPkg::Pre-Invoke)".into(),
     };
-    dir.write_atomic(MARKER_FILE, &m.render(), 0o644)?;
+    snapshot::write_marker(&dir, &m.render())?;
     log::info!(
         "placed {} for {} (pid {})",
         dir.file_path(MARKER_FILE).display(),
@@ -98,15 +98,21 @@ fn release_marker(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
     let Some(dir) = RunDir::open(&ctx.roots, false)? else {
         return Ok(());
     };
-    let view = snapshot::marker_view(&ctx.roots, &ctx.cfg, Clean::RemoveStale);
+    let (view, id) = snapshot::marker_view_id(&ctx.roots, &ctx.cfg, Clean::RemoveStale);
     if let Some(p) = &view.problem {
         o.lines.push(Line::Warning(p.clone()));
     }
     if let (Some(m), true) = (&view.marker, view.live) {
         let (us, _) = find_holder(&ctx.roots);
         if m.holder() == us {
-            dir.remove(MARKER_FILE)?;
-            log::info!("released {}", dir.file_path(MARKER_FILE).display());
+            if snapshot::remove_marker_if_same(&dir, id)? {
+                log::info!("released {}", dir.file_path(MARKER_FILE).display());
+            } else {
+                log::info!(
+                    "{} was rewritten meanwhile; the new one is left in place",
+                    dir.file_path(MARKER_FILE).display()
+                );
+            }
         } else {
             log::info!(
                 "marker belongs to {} (pid {}), not this run; left in place",
@@ -178,7 +184,7 @@ fn preflight(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         return Ok(());
     }
     drop(sd);
-    let d = diagnose_and_repair(ctx, Mode::Preflight, Act::Repair)?;
+    let d = diagnose_and_repair(ctx, Mode::Preflight, Act::Repair, Inhibition::Ignore)?;
     if let Some((outcome, after)) = &d.done {
         o.lines.push(Line::Say(
             "before dpkg runs, repairing ssh so that openssh-server's maintainer scripts can succeed:".into(),
@@ -250,7 +256,7 @@ fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         o.record = Some(record);
         return Ok(());
     }
-    let d = diagnose_and_repair(ctx, Mode::Full, Act::Repair)?;
+    let d = diagnose_and_repair(ctx, Mode::Full, Act::Repair, Inhibition::Ignore)?;
     if let Some((outcome, after)) = &d.done {
         let (text, record, _) = repaired(
             ctx,

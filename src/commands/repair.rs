@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
-use super::diagnose::{diagnose_and_repair, repaired, Act, Diagnosis, Where};
+use super::diagnose::{diagnose_and_repair, repaired, Act, Diagnosis, Inhibition, Where};
 use super::output::Outcome;
 use super::record::Inhibit;
 use super::{exit, Ctx};
@@ -12,7 +12,7 @@ use crate::report;
 
 /// `repair [--dry-run]`.
 pub(crate) fn repair(ctx: &Ctx, act: Act) -> Outcome {
-    match diagnose_and_repair(ctx, Mode::Full, act) {
+    match diagnose_and_repair(ctx, Mode::Full, act, Inhibition::Ignore) {
         Err(e) => Outcome::failed(&e),
         Ok(Diagnosis {
             plan, done: None, ..

@@ -4,7 +4,9 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
-use super::diagnose::{diagnose_and_repair, refused, repaired, report_snapshot, Act, Where};
+use super::diagnose::{
+    diagnose_and_repair, refused, repaired, report_snapshot, Act, Inhibition, Where,
+};
 use super::output::Outcome;
 use super::record::{
     metrics_enabled, observed_fast, observed_from, GaveUp, Inhibit, PackageOk, Record,
@@ -139,10 +141,15 @@ fn repair(ctx: &Ctx) -> Outcome {
             gave_up: GaveUp::Now,
         });
     }
-    let d = match diagnose_and_repair(ctx, Mode::Full, Act::Repair) {
+    let d = match diagnose_and_repair(ctx, Mode::Full, Act::Repair, Inhibition::Recheck) {
         Ok(d) => d,
         Err(e) => return Outcome::failed(&e),
     };
+    if let Some(why) = &d.inhibited {
+        return Outcome::exit(exit::OK).info(format!(
+            "inhibited (seen under the repair lock), not acting: {why}"
+        ));
+    }
     if let Some((outcome, after)) = &d.done {
         recent.push(now);
         let text: String = recent.iter().map(|t| format!("{t}\n")).collect();

@@ -10,7 +10,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, OFlag};
-use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
+use nix::sys::stat::{fstat, fstatat, mkdirat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -22,6 +22,30 @@ pub struct RunDir {
     fd: OwnedFd,
     pub path: PathBuf,
     roots: Roots,
+}
+
+/// Which file a name pointed to when it was read (device and inode, from
+/// the open handle), so that a later removal can make sure it removes that
+/// file and not one written in its place since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(st: &nix::sys::stat::FileStat) -> FileId {
+        FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// Serializes writing and removing the files a lock guards (the marker):
+/// held only for the rename or unlink itself.
+pub struct NameLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 /// What sits at a path inside the run directory.
@@ -220,6 +244,23 @@ impl RunDir {
 
     /// Reads a small regular file without following a symlink.
     pub fn read(&self, name: &str, max: usize) -> Entry {
+        self.read_with_id(name, max).0
+    }
+
+    /// What is at `name` now, without following a symlink.
+    pub fn id_of(&self, name: &str) -> Option<FileId> {
+        fstatat(
+            self.fd.as_fd(),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .ok()
+        .map(|st| FileId::of(&st))
+    }
+
+    /// As [`RunDir::read`], with the identity of what was read (None when
+    /// nothing could be opened or stat'ed).
+    pub fn read_with_id(&self, name: &str, max: usize) -> (Entry, Option<FileId>) {
         let p = self.file_path(name);
         let fd = match openat(
             self.fd.as_fd(),
@@ -228,14 +269,30 @@ impl RunDir {
             Mode::empty(),
         ) {
             Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Entry::Missing,
-            Err(Errno::ELOOP) => return Entry::Refused(Refused::Symlink { path: p }),
-            Err(errno) => return Entry::Refused(Refused::CannotOpen { path: p, errno }),
+            Err(Errno::ENOENT) => return (Entry::Missing, None),
+            Err(Errno::ELOOP) => {
+                return (
+                    Entry::Refused(Refused::Symlink { path: p }),
+                    self.id_of(name),
+                )
+            }
+            Err(errno) => return (Entry::Refused(Refused::CannotOpen { path: p, errno }), None),
         };
         let st = match fstat(fd.as_fd()) {
             Ok(st) => st,
-            Err(errno) => return Entry::Refused(Refused::CannotStat { path: p, errno }),
+            Err(errno) => return (Entry::Refused(Refused::CannotStat { path: p, errno }), None),
         };
+        let id = Some(FileId::of(&st));
+        (self.read_open(p, fd, &st, max), id)
+    }
+
+    fn read_open(
+        &self,
+        p: PathBuf,
+        fd: OwnedFd,
+        st: &nix::sys::stat::FileStat,
+        max: usize,
+    ) -> Entry {
         let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
         if kind != SFlag::S_IFREG {
             return Entry::Refused(Refused::NotRegular { path: p });
@@ -300,6 +357,36 @@ impl RunDir {
             let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         }
         res
+    }
+
+    /// Takes the lock `lock_name` guards names with, waiting at most
+    /// `timeout` (its holders keep it for one rename or unlink).
+    pub fn lock_names(&self, lock_name: &str, timeout: std::time::Duration) -> Result<NameLock> {
+        let mut file = self.lock_file(lock_name)?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(NameLock { _lock: lock }),
+                Err((f, Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                    file = f;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err((_, e)) => bail!("cannot lock {}: {e}", self.file_path(lock_name).display()),
+            }
+        }
+    }
+
+    /// Removes `name` only if it still is the file `id` that was read and
+    /// judged: a file written in its place since (a fresh marker) stays.
+    /// The caller holds the lock the writers of `name` take (see
+    /// [`RunDir::lock_names`]), so nothing can be renamed over it between the
+    /// check and the unlink. Ok(false): something else is there now.
+    pub fn remove_if_same(&self, name: &str, id: FileId, _held: &NameLock) -> Result<bool> {
+        match self.id_of(name) {
+            None => Ok(false),
+            Some(now) if now != id => Ok(false),
+            Some(_) => self.remove(name).map(|()| true),
+        }
     }
 
     /// Removes a file or symlink (never a directory). Missing is fine.

@@ -11,8 +11,8 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![forbid(unsafe_code)]
 
+use crate::identity::{unit_of_cgroup, CgroupUnit};
 use crate::model::{is_sshd_session_name, ProcessStamp};
-use procfs::process::Process;
 use procfs::{FromRead, FromReadSI};
 
 use std::collections::{BTreeMap, HashSet};
@@ -54,6 +54,12 @@ pub struct RawListener {
     pub exe: String,
     pub cmdline: String,
     pub cgroup: String,
+    /// The unit whose cgroup it is in (identity::unit_of_cgroup).
+    pub unit: CgroupUnit,
+    /// Why its namespaces are not ours, None when they are.
+    pub other_ns: Option<String>,
+    /// Parent first, a bounded walk.
+    pub ancestors: Vec<u32>,
     pub addresses: Vec<SocketAddr>,
 }
 
@@ -102,6 +108,22 @@ impl Procfs {
         })
     }
 
+    /// The effective uid of `pid`, from the Uid line of /proc/PID/status
+    /// (real, effective, saved, fs). Not the owner of /proc/PID, which the
+    /// kernel makes root for any process that is not dumpable.
+    pub fn uid(&self, pid: u32) -> Option<u32> {
+        let f = std::fs::File::open(self.pid_dir(pid).join("status")).ok()?;
+        let mut buf = Vec::new();
+        f.take(64 * 1024).read_to_end(&mut buf).ok()?;
+        String::from_utf8_lossy(&buf)
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
     /// The identity of the process that has `pid` now, if any.
     pub fn stamp(&self, pid: u32) -> Option<ProcessStamp> {
         self.info(pid).map(|i| i.process)
@@ -144,7 +166,67 @@ impl Procfs {
     }
 
     fn net_ns(&self, pid: &str) -> Option<PathBuf> {
-        std::fs::read_link(self.root.join(pid).join("ns/net")).ok()
+        self.ns(pid, "net")
+    }
+
+    fn ns(&self, pid: &str, kind: &str) -> Option<PathBuf> {
+        std::fs::read_link(self.root.join(pid).join("ns").join(kind)).ok()
+    }
+
+    /// Why `pid` is not in the guard's PID and mount namespaces (a
+    /// container sharing the host's network), None when it is. Links that
+    /// cannot be read (the process is gone, or not root) count as different:
+    /// nothing unknown is ever taken for ours.
+    pub fn other_namespace(&self, pid: u32) -> Option<String> {
+        for (kind, what) in [("pid", "PID"), ("mnt", "mount")] {
+            let mine = self.ns("self", kind);
+            let theirs = self.ns(&pid.to_string(), kind);
+            if theirs.is_none() && mine.is_some() {
+                return Some(format!("its {what} namespace cannot be read"));
+            }
+            if theirs != mine {
+                return Some(format!("in another {what} namespace than the guard's"));
+            }
+        }
+        None
+    }
+
+    /// /proc/PID/cgroup as text (a few hundred bytes at most in practice;
+    /// read up to 64 KiB).
+    pub fn cgroup_text(&self, pid: u32) -> Option<String> {
+        let f = std::fs::File::open(self.pid_dir(pid).join("cgroup")).ok()?;
+        let mut buf = Vec::new();
+        f.take(64 * 1024).read_to_end(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// The unit whose cgroup `pid` is in.
+    pub fn unit(&self, pid: u32) -> CgroupUnit {
+        match self.cgroup_text(pid) {
+            Some(t) => unit_of_cgroup(&t),
+            None => CgroupUnit::Unknown(format!(
+                "cannot read {}",
+                self.pid_dir(pid).join("cgroup").display()
+            )),
+        }
+    }
+
+    /// `pid`'s ancestors through the ppid field of /proc/PID/stat, parent
+    /// first, at most 64 (a cycle or a deep tree cannot make it loop), pid 1
+    /// and 0 excluded.
+    pub fn ancestors(&self, pid: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut cur = pid;
+        for _ in 0..64 {
+            match self.info(cur) {
+                Some(i) if i.ppid > 1 && !out.contains(&i.ppid) && i.ppid != pid => {
+                    out.push(i.ppid);
+                    cur = i.ppid;
+                }
+                _ => break,
+            }
+        }
+        out
     }
 
     /// Listening TCP sockets on `ports` in this network namespace: inode ->
@@ -218,9 +300,8 @@ impl Procfs {
 
     fn describe(&self, pid: u32, addresses: Vec<SocketAddr>) -> Option<RawListener> {
         let dir = self.pid_dir(pid);
-        let p = Process::new_with_root(dir.clone()).ok()?;
         let info = self.info(pid)?;
-        let uid = p.uid().ok()?;
+        let uid = self.uid(pid)?;
         let exe = self.exe(pid).unwrap_or_else(|| "?".into());
         let cmdline = std::fs::read(dir.join("cmdline"))
             .map(|b| {
@@ -231,8 +312,9 @@ impl Procfs {
                     .join(" ")
             })
             .unwrap_or_default();
-        let cgroup = std::fs::read_to_string(dir.join("cgroup"))
-            .ok()
+        let text = self.cgroup_text(pid);
+        let cgroup = text
+            .as_deref()
             .and_then(|c| c.lines().last().map(|l| l.to_string()))
             .unwrap_or_default();
         Some(RawListener {
@@ -242,6 +324,9 @@ impl Procfs {
             exe,
             cmdline,
             cgroup,
+            unit: self.unit(pid),
+            other_ns: self.other_namespace(pid),
+            ancestors: self.ancestors(pid),
             addresses,
         })
     }
@@ -353,6 +438,28 @@ impl Procfs {
             .collect();
         scan.listeners.sort_by_key(|l| l.process.pid);
         scan
+    }
+}
+
+impl Procfs {
+    /// Every other process holding one of `listening`, not only the first
+    /// found per socket: a socket is shared by every process that has it
+    /// open (a fork that kept it, an fd passed over a unix socket), and
+    /// stopping one holder does not free the port while another keeps it.
+    /// Reads the fd table of each of `pids` (what `ss -p` does), so it runs
+    /// only when the guard may act on a listener.
+    pub fn other_holders(
+        &self,
+        listening: &BTreeMap<u64, SocketAddr>,
+        pids: &[u32],
+        known: &HashSet<u32>,
+    ) -> Vec<RawListener> {
+        let mut scan = Scan::default();
+        let mut found = HashSet::new();
+        for pid in pids.iter().filter(|p| !known.contains(p)) {
+            self.check(*pid, listening, &mut found, &mut scan);
+        }
+        scan.listeners
     }
 }
 
@@ -528,6 +635,56 @@ mod tests {
         );
         assert!(scan.unowned.is_empty());
         assert!(p.listening(&[2222], &mut w).is_empty());
+    }
+
+    #[test]
+    fn every_holder_of_a_listening_socket_is_found_not_only_the_sshd() {
+        let d = fake_proc();
+        let r = d.path();
+        // bash (pid 400) holds the stale sshd's socket too.
+        symlink("socket:[1001]", r.join("400/fd/3")).unwrap();
+        let p = Procfs::new(r);
+        let l = p.listening(&[22], &mut Vec::new());
+        let sv = p.survey(&mut Vec::new());
+        let others = sv.others.clone();
+        let scan = p.scan(&l, sv);
+        let pids: Vec<u32> = scan.listeners.iter().map(|l| l.process.pid).collect();
+        assert_eq!(pids, vec![1, 200], "the cheap scan stops at the sshd");
+        let known = pids.iter().copied().collect();
+        let more = p.other_holders(&l, &others, &known);
+        let more: Vec<(u32, &str)> = more
+            .iter()
+            .map(|l| (l.process.pid, l.comm.as_str()))
+            .collect();
+        assert_eq!(more, vec![(400, "bash")]);
+    }
+
+    #[test]
+    fn namespaces_cgroup_unit_and_ancestors_are_read() {
+        let d = fake_proc();
+        let r = d.path();
+        fs::create_dir_all(r.join("self/ns")).unwrap();
+        symlink("pid:[1]", r.join("self/ns/pid")).unwrap();
+        symlink("mnt:[2]", r.join("self/ns/mnt")).unwrap();
+        fs::create_dir_all(r.join("200/ns")).unwrap();
+        symlink("pid:[1]", r.join("200/ns/pid")).unwrap();
+        symlink("mnt:[2]", r.join("200/ns/mnt")).unwrap();
+        fs::create_dir_all(r.join("300/ns")).unwrap();
+        symlink("pid:[1]", r.join("300/ns/pid")).unwrap();
+        symlink("mnt:[7]", r.join("300/ns/mnt")).unwrap();
+        let p = Procfs::new(r);
+        assert_eq!(p.other_namespace(200), None);
+        assert!(p.other_namespace(300).unwrap().contains("mount"));
+        assert!(p.other_namespace(400).unwrap().contains("cannot be read"));
+        assert_eq!(p.unit(200), CgroupUnit::Unit("cron.service".into()));
+        assert!(matches!(p.unit(999), CgroupUnit::Unknown(_)));
+        assert_eq!(p.uid(200), Some(0));
+        // 300 -> 200 -> 400 -> 1; and a cycle ends.
+        fs::write(r.join("300/stat"), stat_line(300, "sshd", 200, 1)).unwrap();
+        fs::write(r.join("200/stat"), stat_line(200, "sshd", 400, 1)).unwrap();
+        assert_eq!(p.ancestors(300), vec![200, 400]);
+        fs::write(r.join("400/stat"), stat_line(400, "bash", 300, 1)).unwrap();
+        assert_eq!(p.ancestors(300), vec![200, 400]);
     }
 
     #[test]

@@ -40,6 +40,16 @@ fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The pid the pidfd refers to, from /proc/self/fdinfo ("Pid:" line; -1
+/// once the process has exited).
+fn pidfd_pid(fd: &OwnedFd) -> Option<i64> {
+    use std::os::fd::AsRawFd;
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Waits until the process behind the pidfd has exited.
 fn wait_exit(fd: &OwnedFd, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -79,6 +89,15 @@ pub fn terminate(
     };
     if !still_same()? {
         bail!("pid {pid} is no longer the stale listener that was found (start time or binary changed); not signalled");
+    }
+    // And the pidfd still names that pid: the process it was opened on has
+    // not exited (so the pid cannot have been reused) since the checks.
+    match pidfd_pid(&fd) {
+        Some(p) if p == i64::from(pid) => {}
+        Some(-1) => return Ok(Stopped::AlreadyGone),
+        Some(other) => bail!("pid {pid}: the pidfd names pid {other}; not signalled"),
+        // Kernels before 5.6 show no Pid line; the start time check stands.
+        None => {}
     }
     match pidfd_send_signal(&fd, libc::SIGTERM) {
         Ok(()) => {}

@@ -4,7 +4,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![forbid(unsafe_code)]
 
-use super::fsx::{Entry, Refused, RunDir};
+use super::fsx::{Entry, FileId, Refused, RunDir};
 use super::procs::Procfs;
 use super::systemd::Systemd;
 use super::{locks, now_secs, Roots};
@@ -54,6 +54,37 @@ pub fn units(sd: &Systemd, cfg: &Config, detail: Detail) -> anyhow::Result<Units
     })
 }
 
+/// The lock every writer and remover of the marker holds for the rename or
+/// unlink itself, so that a stale marker's removal never takes a fresh one.
+pub const MARKER_LOCK: &str = "marker.lock";
+const MARKER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Removes the marker only if it still is the file `id` that was judged;
+/// says what happened, for the line that reports it.
+pub fn remove_marker_if_same(dir: &RunDir, id: Option<FileId>) -> anyhow::Result<bool> {
+    let id = id.ok_or_else(|| anyhow::anyhow!("cannot tell which file it was"))?;
+    let lock = dir.lock_names(MARKER_LOCK, MARKER_LOCK_WAIT)?;
+    dir.remove_if_same(MARKER_FILE, id, &lock)
+}
+
+/// Writes the marker under the marker lock (unlocked, with a note at -v,
+/// if the lock cannot be had: a marker matters more than that race).
+pub fn write_marker(dir: &RunDir, text: &str) -> anyhow::Result<()> {
+    let lock = dir.lock_names(MARKER_LOCK, MARKER_LOCK_WAIT);
+    if let Err(e) = &lock {
+        log::info!("{e:#}; writing the marker without it");
+    }
+    dir.write_atomic(MARKER_FILE, text, 0o644)
+}
+
+fn removal_note(why: &str, r: anyhow::Result<bool>) -> String {
+    match r {
+        Ok(true) => format!("{why}; removed"),
+        Ok(false) => format!("{why}; not removed: a new marker was written meanwhile"),
+        Err(e) => format!("{why}; could not remove it: {e:#}"),
+    }
+}
+
 /// Whether reading the marker removes a stale or unreadable one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clean {
@@ -64,8 +95,15 @@ pub enum Clean {
 }
 
 /// The marker's state. With [`Clean::RemoveStale`], a stale or unreadable
-/// marker is removed (with the reason returned in `problem`).
+/// marker is removed (with the reason returned in `problem`), never a fresh
+/// one written since.
 pub fn marker_view(roots: &Roots, cfg: &Config, clean: Clean) -> MarkerView {
+    marker_view_id(roots, cfg, clean).0
+}
+
+/// As [`marker_view`], with the identity of the file judged, for a later
+/// [`remove_marker_if_same`].
+pub fn marker_view_id(roots: &Roots, cfg: &Config, clean: Clean) -> (MarkerView, Option<FileId>) {
     let clean = clean == Clean::RemoveStale;
     let path = roots.run_dir.join(MARKER_FILE).display().to_string();
     let mut v = MarkerView {
@@ -74,15 +112,16 @@ pub fn marker_view(roots: &Roots, cfg: &Config, clean: Clean) -> MarkerView {
     };
     let dir = match RunDir::open(roots, false) {
         Ok(Some(d)) => d,
-        Ok(None) => return v,
+        Ok(None) => return (v, None),
         Err(e) => {
             v.present = true;
             v.problem = Some(format!("{e:#}"));
-            return v;
+            return (v, None);
         }
     };
-    let text = match dir.read(MARKER_FILE, marker::MAX_MARKER_BYTES) {
-        Entry::Missing => return v,
+    let (entry, id) = dir.read_with_id(MARKER_FILE, marker::MAX_MARKER_BYTES);
+    let text = match entry {
+        Entry::Missing => return (v, None),
         Entry::File(t) => t,
         Entry::Refused(why) => {
             v.present = true;
@@ -90,12 +129,12 @@ pub fn marker_view(roots: &Roots, cfg: &Config, clean: Clean) -> MarkerView {
             // A directory at the marker path is left alone (remove never
             // removes a directory); anything else refused is removed.
             if clean && !matches!(why, Refused::NotRegular { .. }) {
-                v.problem = Some(match dir.remove(MARKER_FILE) {
-                    Ok(()) => format!("{why}; removed"),
-                    Err(e) => format!("{why}; could not remove it: {e:#}"),
-                });
+                v.problem = Some(removal_note(
+                    &why.to_string(),
+                    remove_marker_if_same(&dir, id),
+                ));
             }
-            return v;
+            return (v, id);
         }
     };
     v.present = true;
@@ -120,16 +159,13 @@ pub fn marker_view(roots: &Roots, cfg: &Config, clean: Clean) -> MarkerView {
         None => v.live = true,
         Some(why) => {
             v.problem = Some(if clean {
-                match dir.remove(MARKER_FILE) {
-                    Ok(()) => format!("{why}; removed"),
-                    Err(e) => format!("{why}; could not remove it: {e:#}"),
-                }
+                removal_note(&why, remove_marker_if_same(&dir, id))
             } else {
                 why
             });
         }
     }
-    v
+    (v, id)
 }
 
 pub fn lock_views(roots: &Roots) -> Vec<LockView> {
@@ -240,20 +276,12 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         .unwrap_or_default();
     s.socket_generator = socket_generator(roots);
     log::debug!("{:.1} ms: listening sockets read", crate::elapsed_ms());
+    let others = survey.others.clone();
     let scan = procfs.scan(&listening, survey);
     log::debug!("{:.1} ms: listeners found", crate::elapsed_ms());
     s.warnings.extend(scan.warnings);
-    // Main processes systemd manages for sshd: ssh.service's and, after a
-    // rescue, the guard's own rescue unit's (never to be taken for stale).
-    let mut managed: Vec<u32> = Vec::new();
-    if let Some(pid) = s
-        .units
-        .as_ref()
-        .filter(|u| u.service.is_active())
-        .and_then(|u| u.service.main_pid)
-    {
-        managed.push(pid);
-    }
+    // The guard's rescue unit, when it runs, is said loudly: it is a
+    // stopgap. (Its sshd is managed like any service's.)
     // systemd keeps a transient unit's file under /run/systemd/transient;
     // without it there is no rescue sshd to ask about.
     let rescue_file = roots.systemd_transient().join(super::systemd::RESCUE_UNIT);
@@ -265,27 +293,32 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
                     super::systemd::RESCUE_UNIT,
                     r.main_pid.unwrap_or(0)
                 ));
-                managed.extend(r.main_pid);
                 s.rescue_pid = r.main_pid;
             }
             _ => {}
         }
     }
-    s.listeners = scan
-        .listeners
-        .into_iter()
-        .map(|l| Listener {
-            class: classify(l.process.pid, l.uid, &l.comm, &l.exe, &managed),
-            exe_deleted: l.exe.ends_with(" (deleted)"),
-            process: l.process,
-            uid: l.uid,
-            comm: l.comm,
-            exe: l.exe,
-            cmdline: l.cmdline,
-            cgroup: l.cgroup,
-            addresses: l.addresses.iter().map(|a| a.to_string()).collect(),
-        })
-        .collect();
+    // Who claims each listener: its cgroup's unit, asked of systemd after
+    // the scan, so a restart in between shows as a new main process (or a
+    // unit in transition), never as an old answer about a new process.
+    let no_systemd = s
+        .systemd_error
+        .clone()
+        .unwrap_or_else(|| "systemd was not asked".to_string());
+    let ask = || sd.ok_or(no_systemd.as_str());
+    s.listeners = super::claims::classify(ask(), scan.listeners);
+    // Before anything may be signalled, every holder of those sockets must
+    // be known, not only the sshd found first.
+    if s.listeners.iter().any(|l| l.class == ListenerClass::Stale) {
+        let known = s.listeners.iter().map(|l| l.process.pid).collect();
+        let more = procfs.other_holders(&listening, &others, &known);
+        log::debug!(
+            "{:.1} ms: every process's sockets read",
+            crate::elapsed_ms()
+        );
+        s.listeners.extend(super::claims::classify(ask(), more));
+        s.listeners.sort_by_key(|l| l.process.pid);
+    }
     s.unowned_sockets = scan.unowned.iter().map(|a| a.to_string()).collect();
     s.sessions = scan.sessions;
     s.marker = marker_view(roots, cfg, Clean::Keep);
@@ -392,4 +425,65 @@ pub fn packaging_records(roots: &Roots, cfg: &Config) -> crate::roads::Packaging
 pub fn probe_targets(s: &Snapshot) -> Vec<SocketAddr> {
     let addrs: Vec<SocketAddr> = s.addresses.iter().filter_map(|a| a.parse().ok()).collect();
     crate::sshd::probe_targets(&addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots(d: &std::path::Path) -> Roots {
+        std::fs::create_dir_all(d.join("run")).unwrap();
+        Roots::for_test(d)
+    }
+
+    fn marker_text(dir: &RunDir) -> Option<String> {
+        match dir.read(MARKER_FILE, 4096) {
+            Entry::File(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn removing_a_stale_marker_never_removes_a_fresh_one_written_meanwhile() {
+        let d = tempfile::tempdir().unwrap();
+        let r = roots(d.path());
+        let dir = RunDir::open(&r, true).unwrap().unwrap();
+        write_marker(&dir, "old, judged stale\n").unwrap();
+        let (_, judged) = dir.read_with_id(MARKER_FILE, 4096);
+        assert!(judged.is_some());
+        // A pre-invoke places a fresh marker between the judgement and the
+        // removal.
+        write_marker(&dir, "fresh\n").unwrap();
+        assert!(!remove_marker_if_same(&dir, judged).unwrap());
+        assert_eq!(marker_text(&dir).as_deref(), Some("fresh\n"));
+        // The judged file itself is removed.
+        let (_, judged) = dir.read_with_id(MARKER_FILE, 4096);
+        assert!(remove_marker_if_same(&dir, judged).unwrap());
+        assert_eq!(marker_text(&dir), None);
+        // Nothing judged (it could not be stat'ed): nothing removed.
+        write_marker(&dir, "x\n").unwrap();
+        assert!(remove_marker_if_same(&dir, None).is_err());
+        assert!(marker_text(&dir).is_some());
+    }
+
+    #[test]
+    fn the_marker_lock_keeps_removal_and_writing_apart() {
+        let d = tempfile::tempdir().unwrap();
+        let r = roots(d.path());
+        let dir = RunDir::open(&r, true).unwrap().unwrap();
+        let held = dir
+            .lock_names(MARKER_LOCK, std::time::Duration::from_millis(10))
+            .unwrap();
+        // flock locks belong to the open file: a second open waits, then
+        // gives up after its bound.
+        let t0 = std::time::Instant::now();
+        assert!(dir
+            .lock_names(MARKER_LOCK, std::time::Duration::from_millis(100))
+            .is_err());
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(100));
+        drop(held);
+        assert!(dir
+            .lock_names(MARKER_LOCK, std::time::Duration::from_millis(100))
+            .is_ok());
+    }
 }

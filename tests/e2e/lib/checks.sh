@@ -79,20 +79,28 @@ run_in() {
 # make_stale_listener: an sshd listener systemd does not manage, started the
 # way an admin's cron watchdog starts one: ssh looks dead (units stopped), the
 # script runs /usr/sbin/sshd, which daemonizes. The transient unit's main
-# process exits at once and, like cron.service (KillMode=process), its
-# leftover daemon keeps running: no unit has it as MainPID.
+# process (the script) exits at once and, like cron.service
+# (KillMode=process), its leftover daemon keeps running in the unit's cgroup:
+# no unit has it as MainPID. (The script must not `exec` sshd: then sshd is
+# the unit's main process and systemd keeps the unit active with the daemon
+# as its MainPID, which is a managed sshd, not a stale one.)
 # Sets STALE_PID and STALE_START (start time, to detect PID reuse).
 make_stale_listener() {
 	csh 'systemctl stop ssh.socket ssh.service' || fail "cannot stop ssh units"
 	csh 'systemd-run --quiet --collect --unit=e2e-cron-watchdog -p KillMode=process \
-		/bin/sh -c "mkdir -p /run/sshd && exec /usr/sbin/sshd"' || fail "cannot start the stale sshd"
+		/bin/sh -c "mkdir -p /run/sshd && /usr/sbin/sshd"' || fail "cannot start the stale sshd"
 	wait_until 10 "the stale sshd on :22" stale_listener_pid || fail "the stale sshd did not listen on :22"
 	STALE_PID=$(stale_listener_pid)
 	STALE_START=$(proc_start "$STALE_PID")
-	local main
-	main=$(cexec systemctl show -p MainPID --value ssh.service)
-	[[ $main != "$STALE_PID" ]] || fail "fixture: the stale sshd is ssh.service's MainPID"
-	log "stale listener: pid $STALE_PID ($(cexec readlink "/proc/$STALE_PID/exe")), ssh.service MainPID=$main"
+	wait_until 10 "the cron-like unit's script to end" \
+		csh '! systemctl is-active -q e2e-cron-watchdog.service' ||
+		fail "fixture: e2e-cron-watchdog.service still runs ($(cexec systemctl show -p MainPID,ActiveState e2e-cron-watchdog.service | tr '\n' ' '))"
+	local main unit
+	for unit in ssh.service e2e-cron-watchdog.service; do
+		main=$(cexec systemctl show -p MainPID --value "$unit")
+		[[ $main != "$STALE_PID" ]] || fail "fixture: the stale sshd is $unit's MainPID"
+	done
+	log "stale listener: pid $STALE_PID ($(cexec readlink "/proc/$STALE_PID/exe")), ssh.service MainPID=$(cexec systemctl show -p MainPID --value ssh.service)"
 }
 
 # stale_listener_pid: the pid of a non-pid-1 process listening on :22 for

@@ -11,14 +11,16 @@ TIMEOUT=240
 run_scenario() {
 	start_machine "$SUITE"
 	install_guard
-	# The hook runs once: later apt runs must not recreate the fault.
+	# The hook runs once: later apt runs must not recreate the fault. As in
+	# make_stale_listener, the script does not exec sshd: its daemon outlives
+	# the unit (an exec'd sshd would be the unit's MainPID, so managed).
 	csh 'cat >/usr/local/sbin/e2e-stale-now <<"SH"
 #!/bin/sh
 [ -e /run/e2e-stale-done ] && exit 0
 touch /run/e2e-stale-done
 systemctl stop ssh.socket ssh.service
 systemd-run --quiet --collect --unit=e2e-cron-watchdog -p KillMode=process \
-	/bin/sh -c "mkdir -p /run/sshd && exec /usr/sbin/sshd"
+	/bin/sh -c "mkdir -p /run/sshd && /usr/sbin/sshd"
 sleep 1
 SH
 chmod 755 /usr/local/sbin/e2e-stale-now
