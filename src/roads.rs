@@ -985,6 +985,35 @@ mod tests {
         );
     }
 
+    #[test]
+    fn scopes_and_bind_ipv6_only_are_judged_as_the_kernel_and_systemd_do() {
+        // sshd and systemd name a link-local address's interface, the
+        // kernel its index: the same socket, no drift.
+        let u = socket_units(&["[fe80::1]:22%eth0"]);
+        let sshd = addrs(&["[fe80::1%eth0]:22"]);
+        assert_eq!(
+            socket_drift(&u, &sshd, &addrs(&["[fe80::1%2]:22"]), false),
+            None
+        );
+        // Another interface in sshd_config is drift, and the drop-in
+        // spells the scope as systemd does.
+        let d = socket_drift(&u, &addrs(&["[fe80::1%eth1]:22"]), &[], false).unwrap();
+        assert_eq!(d.kind, "config-not-applied");
+        assert!(
+            d.apply.contains("ListenStream=[fe80::1]:22%eth1\\n"),
+            "{}",
+            d.apply
+        );
+        // A socket bound ipv6-only does not serve the IPv4 wildcard sshd's
+        // default asks for.
+        let mut u = socket_units(&["[::]:22"]);
+        let sshd = addrs(&["[::]:22", "0.0.0.0:22"]);
+        assert_eq!(socket_drift(&u, &sshd, &addrs(&["[::]:22"]), true), None);
+        u.socket.bind_ipv6_only = "ipv6-only".into();
+        let d = socket_drift(&u, &sshd, &addrs(&["[::]:22"]), true).unwrap();
+        assert_eq!(d.kind, "config-not-applied");
+    }
+
     fn listener(pid: u32, class: crate::model::ListenerClass) -> crate::model::Listener {
         crate::model::Listener {
             process: crate::model::ProcessStamp { pid, start_time: 1 },
