@@ -10,8 +10,8 @@
 //! judges each address and words the result. `system::kex` runs the programs.
 #![forbid(unsafe_code)]
 
+use crate::sshd::Endpoint;
 use base64::Engine;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Longest base64 text accepted for one key: an RSA key of 16384 bits (the
@@ -121,13 +121,22 @@ pub fn parse_pub(text: &str) -> Result<PubKey, String> {
     }
 }
 
-/// How ssh-keyscan names an address it was given as `ip`: the bare address
-/// on port 22, "[address]:port" otherwise (OpenSSH's put_host_port).
-pub fn keyscan_name(addr: &SocketAddr) -> String {
-    if addr.port() == 22 {
-        addr.ip().to_string()
+/// The host argument ssh-keyscan is given for an endpoint: the address,
+/// with its IPv6 scope ("fe80::1%eth0") when it has one.
+pub fn keyscan_host(e: &Endpoint) -> String {
+    match &e.scope {
+        Some(z) => format!("{}%{z}", e.addr.ip()),
+        None => e.addr.ip().to_string(),
+    }
+}
+
+/// How ssh-keyscan names an address it was given as [`keyscan_host`]: the
+/// bare host on port 22, "[host]:port" otherwise (OpenSSH's put_host_port).
+pub fn keyscan_name(e: &Endpoint) -> String {
+    if e.addr.port() == 22 {
+        keyscan_host(e)
     } else {
-        format!("[{}]:{}", addr.ip(), addr.port())
+        format!("[{}]:{}", keyscan_host(e), e.addr.port())
     }
 }
 
@@ -160,8 +169,8 @@ pub fn parse_keyscan(stdout: &str) -> (Vec<(String, PubKey)>, Vec<String>) {
 /// Why ssh-keyscan got no key from `addr`: its first error line that names
 /// the address ("Unable to negotiate with ::1 port 22: no matching host key
 /// type found", "write (127.0.0.1): Broken pipe"), clipped.
-pub fn keyscan_error(stderr: &str, addr: &SocketAddr) -> Option<String> {
-    let ip = addr.ip().to_string();
+pub fn keyscan_error(stderr: &str, addr: &Endpoint) -> Option<String> {
+    let ip = addr.addr.ip().to_string();
     stderr
         .lines()
         .map(str::trim)
@@ -248,7 +257,7 @@ pub fn judge(host_keys: &[PubKey], served: &[&PubKey], error: Option<String>) ->
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Proof {
     /// Key exchanges were attempted; one result per address.
-    KeyExchange(Vec<(SocketAddr, Served)>),
+    KeyExchange(Vec<(Endpoint, Served)>),
     /// No key exchange was possible (e.g. ssh-keyscan is missing): only the
     /// banner proves anything, and the reason says why.
     BannerOnly(String),
@@ -265,9 +274,13 @@ impl Proof {
     }
 
     /// The addresses that completed a key exchange.
-    pub fn serving(&self) -> Vec<SocketAddr> {
+    pub fn serving(&self) -> Vec<Endpoint> {
         match self {
-            Proof::KeyExchange(r) => r.iter().filter(|(_, s)| s.ok()).map(|(a, _)| *a).collect(),
+            Proof::KeyExchange(r) => r
+                .iter()
+                .filter(|(_, s)| s.ok())
+                .map(|(a, _)| a.clone())
+                .collect(),
             Proof::BannerOnly(_) => Vec::new(),
         }
     }
@@ -275,7 +288,7 @@ impl Proof {
     /// What was proven, for a `did:` line: "ssh completed a key exchange
     /// with this host's ed25519 key (SHA256:...) on 127.0.0.1:22, [::1]:22".
     /// `banner_on` names the addresses that answered, for the fallback.
-    pub fn success_line(&self, banner_on: &[SocketAddr]) -> String {
+    pub fn success_line(&self, banner_on: &[Endpoint]) -> String {
         match self {
             Proof::BannerOnly(why) => format!(
                 "ssh answers with an SSH-2.0 banner on {} (no key exchange tried: {why})",
@@ -283,11 +296,11 @@ impl Proof {
             ),
             Proof::KeyExchange(r) => {
                 // Group addresses by the key they served, in first-seen order.
-                let mut groups: Vec<(&Served, Vec<SocketAddr>)> = Vec::new();
+                let mut groups: Vec<(&Served, Vec<Endpoint>)> = Vec::new();
                 for (a, s) in r.iter().filter(|(_, s)| s.ok()) {
                     match groups.iter_mut().find(|(g, _)| *g == s) {
-                        Some((_, addrs)) => addrs.push(*a),
-                        None => groups.push((s, vec![*a])),
+                        Some((_, addrs)) => addrs.push(a.clone()),
+                        None => groups.push((s, vec![a.clone()])),
                     }
                 }
                 let parts: Vec<String> = groups
@@ -335,7 +348,7 @@ impl Proof {
     }
 }
 
-fn join(addrs: &[SocketAddr]) -> String {
+fn join(addrs: &[Endpoint]) -> String {
     addrs
         .iter()
         .map(|a| a.to_string())
@@ -356,8 +369,8 @@ mod tests {
         parse_pub(ED).unwrap()
     }
 
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
+    fn addr(s: &str) -> Endpoint {
+        Endpoint::new(s.parse().unwrap())
     }
 
     #[test]
@@ -423,6 +436,9 @@ mod tests {
         assert_eq!(keyscan_name(&addr("[::1]:22")), "::1");
         assert_eq!(keyscan_name(&addr("[::1]:2222")), "[::1]:2222");
         assert_eq!(keyscan_name(&addr("127.0.0.1:2222")), "[127.0.0.1]:2222");
+        let scoped = crate::sshd::parse_listen("[fe80::1%eth0]:2222").unwrap();
+        assert_eq!(keyscan_host(&scoped), "fe80::1%eth0");
+        assert_eq!(keyscan_name(&scoped), "[fe80::1%eth0]:2222");
     }
 
     #[test]

@@ -15,25 +15,33 @@ use crate::hostkeys::PubKey;
 use crate::model::ConfigCheck;
 use crate::model::{ListenerClass, ProcessStamp, Snapshot};
 use crate::plan::Step;
+use crate::sshd::Endpoint;
 use crate::system::claims;
+use crate::system::fsx::{Entry, RunDir};
 use crate::system::kex::{self, Serving};
 use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
 use crate::system::snapshot::probe_targets;
 use crate::system::systemd::{Systemd, RESCUE_UNIT};
-use crate::system::{dpkg, locks, sshd, Roots};
+use crate::system::{dpkg, locks, now_secs, sshd, Roots};
 use anyhow::{anyhow, Result};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long a systemd job may take.
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The guard's own unit starts, one "UNIXTIME UNIT" line each, under the
+/// run directory (see roads::start_budget).
+pub const START_LEDGER: &str = "unit-starts";
 
 /// What a repair did, in the order it happened.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// (true: done, false: failed), one line each.
     pub events: Vec<(bool, String)>,
+    /// Other packages left not fully installed, "name (status)": named in
+    /// the report, but not ssh's problem nor a failure of the repair.
+    pub unrelated: Vec<String>,
 }
 
 impl Outcome {
@@ -62,21 +70,31 @@ pub trait UnitControl {
     fn start(&self, unit: &str) -> Result<()>;
     /// systemctl restart UNIT, waiting for the job.
     fn restart(&self, unit: &str) -> Result<()>;
+    /// systemctl stop UNIT, waiting for the job (road f: ssh.service
+    /// handing the port back to ssh.socket; KillMode=process keeps sessions).
+    fn stop(&self, unit: &str) -> Result<()>;
+    /// The guard's own start ledger (see roads::start_budget) and now.
+    fn start_ledger(&self) -> (String, u64);
+    /// Records one start of `unit` by the guard in the ledger.
+    fn record_start(&self, unit: &str);
     /// Stops a stale listener if it still is the process that was found.
     fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped>;
     /// Whether ssh serves on each target: an SSH-2.0 banner (waited for
     /// until the banner timeout passes), then a key exchange with this
     /// host's key (system::kex).
-    fn serves(&self, targets: &[SocketAddr]) -> Serving;
+    fn serves(&self, targets: &[Endpoint]) -> Serving;
     /// `ssh-keygen -A`: creates the missing default host keys; returns the
     /// new ones.
     fn generate_host_keys(&self) -> Result<Vec<PubKey>>;
-    /// `sshd -T` with the installed binary: does it accept its configuration?
+    /// `sshd -T` with the installed binary and the options ssh.service
+    /// passes: does it accept its configuration?
     fn check_config(&self) -> ConfigCheck;
-    /// Starts the transient rescue sshd.
-    fn start_rescue_sshd(&self) -> Result<()>;
-    /// dpkg --configure the package and those waiting for it.
-    fn configure_package(&self, out: &mut Outcome) -> Result<()>;
+    /// Starts the transient rescue sshd with the options ssh.service
+    /// passes (SSHD_OPTS).
+    fn start_rescue_sshd(&self, opts: &[String]) -> Result<()>;
+    /// dpkg --configure `package` (arch-qualified when the package has
+    /// several stanzas) and those waiting for it.
+    fn configure_package(&self, package: &str, out: &mut Outcome) -> Result<()>;
 }
 
 /// The real machine: systemd over D-Bus, pidfd signals, sockets, dpkg.
@@ -102,6 +120,30 @@ impl UnitControl for Machine<'_> {
     fn restart(&self, unit: &str) -> Result<()> {
         self.sd.job("restart", unit, JOB_TIMEOUT)
     }
+    fn stop(&self, unit: &str) -> Result<()> {
+        self.sd.job("stop", unit, JOB_TIMEOUT)
+    }
+    fn start_ledger(&self) -> (String, u64) {
+        let text = match RunDir::open(self.roots, true)
+            .ok()
+            .flatten()
+            .map(|d| d.read(START_LEDGER, 64 * 1024))
+        {
+            Some(Entry::File(t)) => t,
+            _ => String::new(),
+        };
+        (text, now_secs())
+    }
+    fn record_start(&self, unit: &str) {
+        let Some(d) = RunDir::open(self.roots, true).ok().flatten() else {
+            return;
+        };
+        let (ledger, now) = self.start_ledger();
+        let text = crate::roads::ledger_add(&ledger, unit, now);
+        if let Err(e) = d.write_atomic(START_LEDGER, &text, 0o644) {
+            log::info!("{e:#}");
+        }
+    }
     fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped> {
         let procfs = Procfs::new(&self.roots.proc);
         // After the pidfd is open: the same process (start time, binary),
@@ -120,7 +162,7 @@ impl UnitControl for Machine<'_> {
         };
         signal::terminate(process.pid, self.cfg.stop_timeout, still_same)
     }
-    fn serves(&self, targets: &[SocketAddr]) -> Serving {
+    fn serves(&self, targets: &[Endpoint]) -> Serving {
         kex::serves(
             self.roots,
             targets,
@@ -132,20 +174,23 @@ impl UnitControl for Machine<'_> {
         kex::generate_host_keys(self.roots)
     }
     fn check_config(&self) -> ConfigCheck {
-        sshd::check_config(&self.roots.sshd).0
+        let opts = sshd::unit_options(self.roots);
+        sshd::check_config(&self.roots.sshd, &opts.config_args).0
     }
-    fn start_rescue_sshd(&self) -> Result<()> {
+    fn start_rescue_sshd(&self, opts: &[String]) -> Result<()> {
         self.sd
-            .start_rescue_sshd(&self.roots.sshd.display().to_string(), JOB_TIMEOUT)
+            .start_rescue_sshd(&self.roots.sshd.display().to_string(), opts, JOB_TIMEOUT)
     }
-    fn configure_package(&self, out: &mut Outcome) -> Result<()> {
-        configure_package(self.roots, self.cfg, out)
+    fn configure_package(&self, package: &str, out: &mut Outcome) -> Result<()> {
+        configure_package(self.roots, self.cfg, package, out)
     }
 }
 
 /// Runs dpkg inside apt's hooks (apt holds lock-frontend and says so in
 /// DPKG_FRONTEND_LOCKED) or, outside apt, after taking lock-frontend itself.
-fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<()> {
+/// `target` is the step's package name, arch-qualified when the package has
+/// several stanzas (multi-arch).
+fn configure_package(roots: &Roots, cfg: &Config, target: &str, out: &mut Outcome) -> Result<()> {
     let _lock = if dpkg::inside_apt() {
         None
     } else {
@@ -154,8 +199,8 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
                 .map_err(|e| anyhow!("not configuring {} now: {e:#}", cfg.package))?,
         )
     };
-    dpkg::configure(std::slice::from_ref(&cfg.package), true)?;
-    out.did(format!("configured {} (dpkg --configure)", cfg.package));
+    dpkg::configure(&[target.to_string()], true)?;
+    out.did(format!("configured {target} (dpkg --configure)"));
     // Packages dpkg skipped because they depend on it ("dependency problems").
     let states = dpkg::states(&roots.dpkg_admin)?;
     let waiting: Vec<String> = states
@@ -176,12 +221,7 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
         .filter(|p| p.is_incomplete())
         .map(|p| format!("{} ({})", p.name, p.status))
         .collect();
-    if !unrelated.is_empty() {
-        out.failed(format!(
-            "left alone, not related to ssh: {} not fully installed; run 'apt-get install -f' or 'dpkg --configure -a' for those",
-            unrelated.join(", ")
-        ));
-    }
+    out.unrelated = unrelated;
     Ok(())
 }
 
@@ -199,8 +239,10 @@ fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
     // a transient unit from the installed binary and say so loudly. (Where a
     // listener answers the banner but completes no key exchange it holds the
     // port, and the rescue cannot bind it: then that is reported too.)
+    // With the unit's own options (SSHD_OPTS): the same configuration
+    // file, ports and -o settings as the sshd it stands in for.
     if !first.any {
-        match m.start_rescue_sshd() {
+        match m.start_rescue_sshd(&snap.sshd_options) {
             Ok(()) => match m.serves(&targets) {
                 again if again.any => out.did(format!(
                     "started a rescue sshd ({RESCUE_UNIT}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'"
@@ -221,6 +263,21 @@ fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
 /// stale listener ends the repair (that listener still serves logins).
 pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Step]) -> Outcome {
     let mut out = Outcome::default();
+    // The guard's own starts are never the storm (issue 12, road a):
+    // checked before anything is stopped, so a refusal leaves the running
+    // listener alone.
+    let starts: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::StartUnit { unit } | Step::RestartUnit { unit } => Some(unit.as_str()),
+            _ => None,
+        })
+        .collect();
+    let (ledger, now) = m.start_ledger();
+    if let Some(why) = crate::roads::start_budget(&ledger, &starts, now) {
+        out.failed(why);
+        return out;
+    }
     // Everything that can be done before a stale listener is stopped is
     // done first, so that between its exit and systemd listening again there
     // is only the start request: subscribe to job signals, and reset-failed
@@ -259,10 +316,18 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
             Step::ResetFailed { unit } => m
                 .reset_failed(unit)
                 .map(|_| out.did(format!("reset the failed state of {unit}"))),
-            Step::StartUnit { unit } => m.start(unit).map(|_| out.did(format!("started {unit}"))),
-            Step::RestartUnit { unit } => m
-                .restart(unit)
-                .map(|_| out.did(format!("restarted {unit}"))),
+            Step::StartUnit { unit } => {
+                m.record_start(unit);
+                m.start(unit).map(|_| out.did(format!("started {unit}")))
+            }
+            Step::RestartUnit { unit } => {
+                m.record_start(unit);
+                m.restart(unit)
+                    .map(|_| out.did(format!("restarted {unit}")))
+            }
+            Step::StopUnit { unit } => m
+                .stop(unit)
+                .map(|_| out.did(format!("stopped {unit} (sessions kept)"))),
             Step::VerifyBanner => {
                 if !verify(m, snap, &mut out) {
                     // The package step would restart ssh again; stop here.
@@ -288,7 +353,7 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
                     )),
                 }
             }),
-            Step::ConfigurePackage { .. } => m.configure_package(&mut out),
+            Step::ConfigurePackage { package } => m.configure_package(package, &mut out),
         };
         if let Err(e) = r {
             out.failed(format!("{e:#}"));

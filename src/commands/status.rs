@@ -125,6 +125,7 @@ pub(crate) fn status_json(
         "snapshot": snap,
         "plan": plan,
         "probe": probe,
+        "roads": crate::roads::Roads::of(snap),
     });
     serde_json::to_string_pretty(&v)
 }

@@ -14,6 +14,8 @@ struct Fake {
     answers: RefCell<Vec<Serving>>,
     /// What `sshd -T` says after ssh-keygen -A.
     config_after_keygen: Option<ConfigCheck>,
+    /// The start ledger, kept in memory.
+    ledger: RefCell<String>,
 }
 
 /// ssh serves everywhere.
@@ -70,11 +72,21 @@ impl UnitControl for Fake {
     fn restart(&self, unit: &str) -> Result<()> {
         self.act(format!("restart {unit}"))
     }
+    fn stop(&self, unit: &str) -> Result<()> {
+        self.act(format!("stop-unit {unit}"))
+    }
+    fn start_ledger(&self) -> (String, u64) {
+        (self.ledger.borrow().clone(), 1_700_000_000)
+    }
+    fn record_start(&self, unit: &str) {
+        let l = crate::roads::ledger_add(&self.ledger.borrow(), unit, 1_700_000_000);
+        *self.ledger.borrow_mut() = l;
+    }
     fn stop_stale(&self, process: ProcessStamp, _exe: &str) -> Result<Stopped> {
         self.act(format!("stop {}", process.pid))
             .map(|_| Stopped::Term)
     }
-    fn serves(&self, _targets: &[SocketAddr]) -> Serving {
+    fn serves(&self, _targets: &[Endpoint]) -> Serving {
         let _ = self.act("probe".into());
         let mut answers = self.answers.borrow_mut();
         if answers.len() > 1 {
@@ -98,11 +110,19 @@ impl UnitControl for Fake {
             error: None,
         })
     }
-    fn start_rescue_sshd(&self) -> Result<()> {
-        self.act("rescue".into())
+    fn start_rescue_sshd(&self, opts: &[String]) -> Result<()> {
+        if opts.is_empty() {
+            self.act("rescue".into())
+        } else {
+            self.act(format!("rescue {}", opts.join(" ")))
+        }
     }
-    fn configure_package(&self, out: &mut Outcome) -> Result<()> {
-        self.act("configure".into())?;
+    fn configure_package(&self, package: &str, out: &mut Outcome) -> Result<()> {
+        if package == "openssh-server" {
+            self.act("configure".into())?;
+        } else {
+            self.act(format!("configure {package}"))?;
+        }
         out.did("configured".into());
         Ok(())
     }
@@ -312,4 +332,109 @@ fn a_failed_keygen_stops_the_repair() {
         "{calls:?}"
     );
     assert!(out.any_failed());
+}
+
+/// An address ssh cannot be reached on from this host (a link-local scope
+/// whose interface is down) beside one that answers: said in the did line,
+/// and the package still gets configured, no rescue.
+#[test]
+fn an_unreachable_address_beside_an_answering_one_does_not_stop_the_package_step() {
+    // (system::kex::judge makes such a proof ok, naming the address.)
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![Serving {
+        proof: "key exchange",
+        ok: true,
+        any: true,
+        summary: "ssh completed a key exchange with this host's ed25519 key (SHA256:x) on 127.0.0.1:22; not reachable from this host: [fe80::1%eth9]:22: Network is down".into(),
+    }];
+    let mut s = snap();
+    s.addresses = vec!["0.0.0.0:22".into(), "[fe80::1%eth9]:22".into()];
+    let out = execute(&fake, &Config::default(), &s, &steps());
+    assert!(!out.any_failed(), "{:?}", out.events);
+    assert!(fake.calls().contains(&"configure".to_string()));
+    assert!(!fake.calls().iter().any(|c| c.starts_with("rescue")));
+    assert!(
+        out.events
+            .iter()
+            .any(|(ok, l)| *ok && l.contains(
+                "on 127.0.0.1:22; not reachable from this host: [fe80::1%eth9]:22: Network is down"
+            )),
+        "{:?}",
+        out.events
+    );
+}
+
+/// The rescue sshd gets the options ssh.service passes (SSHD_OPTS), and a
+/// multi-arch package step names the stanza to configure.
+#[test]
+fn the_rescue_sshd_gets_the_unit_options_and_the_package_step_its_qualified_name() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![silent(), serving()];
+    let mut s = snap();
+    s.sshd_options = vec!["-f".into(), "/etc/ssh/other_config".into()];
+    execute(&fake, &Config::default(), &s, &[Step::VerifyBanner]);
+    assert!(fake
+        .calls()
+        .contains(&"rescue -f /etc/ssh/other_config".to_string()));
+    let fake = Fake::default();
+    execute(
+        &fake,
+        &Config::default(),
+        &snap(),
+        &[Step::ConfigurePackage {
+            package: "openssh-server:i386".into(),
+        }],
+    );
+    assert_eq!(
+        fake.calls().last().map(String::as_str),
+        Some("configure openssh-server:i386")
+    );
+}
+
+#[test]
+fn the_guards_fourth_start_of_a_unit_is_refused_before_anything_is_stopped() {
+    // Road a: the guard is never the restart storm.
+    let fake = Fake::default();
+    for _ in 0..3 {
+        let out = run(&fake);
+        assert!(!out.any_failed(), "{:?}", out.events);
+    }
+    let before = fake.calls().len();
+    let out = run(&fake);
+    assert!(
+        out.events[0].1.contains("already started"),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(
+        fake.calls().len(),
+        before,
+        "nothing done: {:?}",
+        fake.calls()
+    );
+}
+
+#[test]
+fn a_service_handing_back_the_port_is_stopped_then_the_socket_started() {
+    // Road f.
+    let fake = Fake::default();
+    let steps = vec![
+        Step::StopUnit {
+            unit: "ssh.service".into(),
+        },
+        Step::StartUnit {
+            unit: "ssh.socket".into(),
+        },
+        Step::VerifyBanner,
+    ];
+    let out = execute(&fake, &Config::default(), &snap(), &steps);
+    assert!(!out.any_failed(), "{:?}", out.events);
+    let calls = fake.calls();
+    let stop = calls
+        .iter()
+        .position(|c| c == "stop-unit ssh.service")
+        .unwrap();
+    let start = calls.iter().position(|c| c == "start ssh.socket").unwrap();
+    assert!(stop < start, "{calls:?}");
+    assert_eq!(out.events[0].1, "stopped ssh.service (sessions kept)");
 }

@@ -33,9 +33,9 @@
 
 use super::sshd::Answer;
 use crate::hostkeys::{self, Proof, PubKey};
+use crate::sshd::{answered, Answered, Endpoint};
 use crate::system::Roots;
 use std::io::Read;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -195,7 +195,7 @@ fn deadline_in(timeout: Duration) -> Instant {
 
 /// Completes a key exchange with each of `targets` (addresses that answered
 /// a banner) and judges the key served, all within `timeout`.
-pub fn prove(roots: &Roots, targets: &[SocketAddr], timeout: Duration) -> Proof {
+pub fn prove(roots: &Roots, targets: &[Endpoint], timeout: Duration) -> Proof {
     let keyscan = roots.under(Path::new(KEYSCAN));
     if targets.is_empty() {
         return Proof::KeyExchange(Vec::new());
@@ -209,13 +209,13 @@ pub fn prove(roots: &Roots, targets: &[SocketAddr], timeout: Duration) -> Proof 
             .iter()
             .zip(&served)
             .filter(|(_, s)| s.is_empty())
-            .map(|(a, _)| a.port())
+            .map(|(a, _)| a.addr.port())
             .collect();
         ports.sort_unstable();
         ports.dedup();
         for port in ports {
             let idx: Vec<usize> = (0..targets.len())
-                .filter(|&i| targets[i].port() == port && served[i].is_empty())
+                .filter(|&i| targets[i].addr.port() == port && served[i].is_empty())
                 .collect();
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 break;
@@ -226,7 +226,7 @@ pub fn prove(roots: &Roots, targets: &[SocketAddr], timeout: Duration) -> Proof 
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-            args.extend(idx.iter().map(|&i| targets[i].ip().to_string()));
+            args.extend(idx.iter().map(|&i| hostkeys::keyscan_host(&targets[i])));
             let started = Instant::now();
             let ran = match run_bounded(&keyscan, &args, deadline) {
                 Ok(r) => r,
@@ -283,7 +283,7 @@ pub fn prove(roots: &Roots, targets: &[SocketAddr], timeout: Duration) -> Proof 
             .zip(served.iter().zip(errors))
             .map(|(a, (s, e))| {
                 let s: Vec<&PubKey> = s.iter().collect();
-                (*a, hostkeys::judge(&host_keys, &s, e))
+                (a.clone(), hostkeys::judge(&host_keys, &s, e))
             })
             .collect(),
     )
@@ -309,39 +309,53 @@ pub struct Serving {
 /// on the addresses that answered, bounded by the same timeout. With no
 /// target known, ssh's default 127.0.0.1:22. `when` ends "ssh does not
 /// answer" in the summary (" after the repair").
+///
+/// As with the banner alone (sshd::answered): where some addresses answer
+/// and the others cannot be reached from this host (an interface that is
+/// down, a link-local scope gone), ssh is up and the unreachable ones are
+/// named, not failed; every address that answers must prove itself.
 pub fn serves(
     roots: &Roots,
-    targets: &[SocketAddr],
+    targets: &[Endpoint],
     banner_timeout: Duration,
     when: &str,
 ) -> Serving {
-    let default = [SocketAddr::from(([127, 0, 0, 1], 22))];
     let targets = if targets.is_empty() {
-        &default[..]
+        crate::sshd::probe_targets_or_default(&[])
     } else {
-        targets
+        targets.to_vec()
     };
-    let res = super::sshd::wait_banners(targets, banner_timeout);
-    let answered: Vec<SocketAddr> = res
-        .iter()
+    let res = super::sshd::wait_endpoints(&targets, banner_timeout);
+    let proof = prove(roots, &banners(&res), banner_timeout);
+    judge(&res, &proof, when)
+}
+
+/// The addresses that answered with a banner.
+fn banners(res: &[(Endpoint, Result<Answer, String>)]) -> Vec<Endpoint> {
+    res.iter()
         .filter(|(_, r)| matches!(r, Ok(Answer::Banner(_))))
-        .map(|(a, _)| *a)
-        .collect();
-    let proof = prove(roots, &answered, banner_timeout);
+        .map(|(a, _)| a.clone())
+        .collect()
+}
+
+/// Whether ssh serves, from the banner probe of every target and the key
+/// exchanges with those that answered (see [`serves`]).
+fn judge(res: &[(Endpoint, Result<Answer, String>)], proof: &Proof, when: &str) -> Serving {
+    let banners = banners(res);
+    let (kind, any) = match proof {
+        Proof::KeyExchange(_) => ("key exchange", !proof.serving().is_empty()),
+        Proof::BannerOnly(_) => ("banner", !banners.is_empty()),
+    };
     let silent: Vec<String> = res
         .iter()
         .filter_map(|(_, r)| r.as_ref().err().cloned())
         .collect();
-    let (kind, any) = match &proof {
-        Proof::KeyExchange(_) => ("key exchange", !proof.serving().is_empty()),
-        Proof::BannerOnly(_) => ("banner", !answered.is_empty()),
-    };
-    if silent.is_empty() && answered.is_empty() {
+    if silent.is_empty() && banners.is_empty() {
         // Every address is one that cannot exist here (e.g. ::1 with IPv6
         // off): nothing to prove, as with the banner alone before.
         let why: Vec<String> = res
-            .into_iter()
-            .filter_map(|(_, r)| r.ok().map(|a| a.to_string()))
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().map(|a| a.to_string()))
             .collect();
         return Serving {
             proof: kind,
@@ -353,24 +367,36 @@ pub fn serves(
             ),
         };
     }
-    if silent.is_empty() && proof.ok() {
-        return Serving {
+    match answered(res, |a| matches!(a, Answer::Banner(_))) {
+        Answered::All if proof.ok() => Serving {
             proof: kind,
             ok: true,
             any,
-            summary: proof.success_line(&answered),
-        };
-    }
-    let mut why = Vec::new();
-    if !silent.is_empty() {
-        why.push(format!("ssh does not answer{when}: {}", silent.join("; ")));
-    }
-    why.extend(proof.problems());
-    Serving {
-        proof: kind,
-        ok: false,
-        any,
-        summary: why.join("; "),
+            summary: proof.success_line(&banners),
+        },
+        Answered::Some { unreachable } if proof.ok() => Serving {
+            proof: kind,
+            ok: true,
+            any,
+            summary: format!(
+                "{}; not reachable from this host: {}",
+                proof.success_line(&banners),
+                unreachable.join("; ")
+            ),
+        },
+        _ => {
+            let mut why = Vec::new();
+            if !silent.is_empty() {
+                why.push(format!("ssh does not answer{when}: {}", silent.join("; ")));
+            }
+            why.extend(proof.problems());
+            Serving {
+                proof: kind,
+                ok: false,
+                any,
+                summary: why.join("; "),
+            }
+        }
     }
 }
 
@@ -418,9 +444,12 @@ pub fn generate_host_keys(roots: &Roots) -> anyhow::Result<Vec<PubKey>> {
     Ok(new)
 }
 
-/// The public halves of the keys `sshd -T` says it loads.
+/// The public halves of the keys `sshd -T` (with the options ssh.service
+/// passes, which may name other keys with -h) says it loads.
 fn configured_keys(roots: &Roots, deadline: Instant) -> Vec<PubKey> {
-    match run_bounded(&roots.sshd, &["-T".to_string()], deadline) {
+    let mut args = vec!["-T".to_string()];
+    args.extend(super::sshd::unit_options(roots).config_args);
+    match run_bounded(&roots.sshd, &args, deadline) {
         Ok(r) if !r.timed_out && r.status.is_some_and(|s| s.success()) => {
             hostkeys::parse_hostkey_paths(&r.stdout)
                 .into_iter()
@@ -475,6 +504,69 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    fn ep(s: &str) -> Endpoint {
+        crate::sshd::parse_listen(s).unwrap()
+    }
+
+    fn ed() -> PubKey {
+        hostkeys::parse_pub("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL6l28bt6L6xjnZJX1OAFRCQ4tu3S6Pt7atifrrz8Wov root@e2e").unwrap()
+    }
+
+    #[test]
+    fn an_unreachable_address_beside_one_that_serves_is_named_not_failed() {
+        let banner = || Ok(Answer::Banner("SSH-2.0-OpenSSH_9.6".into()));
+        let res = vec![
+            (ep("127.0.0.1:22"), banner()),
+            (ep("[fe80::1%eth9]:22"), Err("Network is down".to_string())),
+        ];
+        let proof = Proof::KeyExchange(vec![(
+            ep("127.0.0.1:22"),
+            hostkeys::judge(&[ed()], &[&ed()], None),
+        )]);
+        let s = judge(&res, &proof, " after the repair");
+        assert!(s.ok && s.any, "{s:?}");
+        assert!(
+            s.summary.ends_with(
+                "on 127.0.0.1:22; not reachable from this host: [fe80::1%eth9]:22: Network is down"
+            ),
+            "{}",
+            s.summary
+        );
+        // Where the one that answers completes no key exchange, it fails.
+        let proof = Proof::KeyExchange(vec![(
+            ep("127.0.0.1:22"),
+            hostkeys::judge(&[ed()], &[], Some("reset".into())),
+        )]);
+        let s = judge(&res, &proof, " after the repair");
+        assert!(!s.ok && !s.any, "{s:?}");
+        assert!(
+            s.summary
+                .contains("ssh does not answer after the repair: Network is down"),
+            "{}",
+            s.summary
+        );
+        assert!(
+            s.summary
+                .contains("127.0.0.1:22 but completes no key exchange (reset)"),
+            "{}",
+            s.summary
+        );
+    }
+
+    #[test]
+    fn nothing_answering_is_a_failure_without_any() {
+        let res = vec![(
+            ep("127.0.0.1:22"),
+            Err("127.0.0.1:22: Connection refused".to_string()),
+        )];
+        let s = judge(&res, &Proof::KeyExchange(Vec::new()), " after the repair");
+        assert!(!s.ok && !s.any, "{s:?}");
+        assert_eq!(
+            s.summary,
+            "ssh does not answer after the repair: 127.0.0.1:22: Connection refused"
+        );
     }
 
     #[test]

@@ -6,10 +6,12 @@
 
 pub mod claims;
 pub mod dpkg;
+pub mod dsh;
 pub mod fsx;
 pub mod kex;
 pub mod locks;
 pub mod procs;
+pub mod prompt;
 pub mod publish;
 pub mod signal;
 pub mod snapshot;
