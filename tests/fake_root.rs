@@ -1,5 +1,6 @@
 //! Integration tests: the real binary against a fake root (proc, dpkg admin
-//! dir, run dir) given through SSH_UPGRADE_GUARD_TEST_ROOT. No root, no
+//! dir, run dir) given through SSH_UPGRADE_GUARD_TEST_ROOT, which only test
+//! builds honour (cargo feature fake-root, on under `cargo test`). No root, no
 //! network, no systemd needed. Named after the behaviour they pin.
 
 use std::fs;
