@@ -51,8 +51,8 @@ impl Ctx {
 
 fn warn_line(msg: &str) {
     // One line, whatever the error chain: apt and cron mail show it as is.
-    let one = msg.replace('\n', " ");
-    eprintln!("{PREFIX}: warning: {one}");
+    // Never panics, even on a closed stderr (the hooks' last word).
+    crate::deadline::warn_line(msg);
 }
 
 fn say(msg: &str) {
@@ -423,7 +423,10 @@ fn hook(name: &str, f: impl FnOnce() -> Result<()> + std::panic::UnwindSafe) -> 
         Ok(Err(e)) => warn_line(&format!(
             "{name}: {e:#} (apt continues; the guard did nothing more)"
         )),
-        Err(_) => warn_line(&format!("{name}: internal error (apt continues)")),
+        Err(_) => warn_line(&format!(
+            "{name}: internal error: {} (apt continues)",
+            crate::last_panic().unwrap_or_else(|| "panic".into())
+        )),
     }
     exit::OK
 }

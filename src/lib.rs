@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod deadline;
 pub mod dpkg;
 pub mod marker;
 pub mod metrics;
@@ -53,24 +54,59 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+static IN_HOOK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The last panic's message and place, in one line, if there was one.
+pub fn last_panic() -> Option<String> {
+    LAST_PANIC.lock().ok().and_then(|p| p.clone())
+}
+
+/// A panic is a bug; it is reported in one line, never Rust's multi-line
+/// message (apt's output and cron mail show it as is). Inside a hook the
+/// line is left to the hook, which adds that apt continues: one line in all.
+/// Writing it never panics (stderr may be a closed pipe).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let line = format!("{msg}{place}").replace('\n', " ");
+        if let Ok(mut p) = LAST_PANIC.lock() {
+            *p = Some(line.clone());
+        }
+        if !IN_HOOK.load(std::sync::atomic::Ordering::SeqCst) {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{}: internal error: {line}",
+                report::PREFIX
+            );
+        }
+    }));
+}
+
 /// Parses the command line, loads the settings and runs the command.
 /// Returns the process exit status.
 pub fn main() -> i32 {
     use clap::Parser;
     let _ = elapsed_ms();
+    install_panic_hook();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let (cfg, warnings) = match std::fs::read_to_string(&cli.config) {
-        Ok(text) => config::parse(&text, &cli.config.display().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            (config::Config::default(), Vec::new())
-        }
+    let (cfg, warnings) = match system::settings::read(&cli.config) {
+        Ok(Some(bytes)) => config::parse_bytes(&bytes, &cli.config.display().to_string()),
+        Ok(None) => (config::Config::default(), Vec::new()),
         Err(e) => (
             config::Config::default(),
-            vec![format!(
-                "cannot read {}: {e}; using defaults",
-                cli.config.display()
-            )],
+            vec![format!("{e}; using defaults")],
         ),
     };
     for w in warnings {
@@ -80,9 +116,23 @@ pub fn main() -> i32 {
         roots: system::Roots::from_env(),
         cfg,
     };
+    // The hooks run under HOOK_DEADLINE (see deadline.rs): apt goes on
+    // whatever hangs underneath.
+    let limit = ctx.cfg.hook_deadline;
     let code = match cli.command {
-        Command::PreInvoke(_) => commands::pre_invoke(&ctx),
-        Command::PostInvoke(_) => commands::post_invoke(&ctx),
+        Command::PreInvoke(_) => {
+            IN_HOOK.store(true, std::sync::atomic::Ordering::SeqCst);
+            deadline::hook("pre-invoke", limit, "", move || commands::pre_invoke(&ctx))
+        }
+        Command::PostInvoke(_) => {
+            IN_HOOK.store(true, std::sync::atomic::Ordering::SeqCst);
+            deadline::hook(
+                "post-invoke",
+                limit,
+                "the inhibit marker is left to lapse when apt exits; ",
+                move || commands::post_invoke(&ctx),
+            )
+        }
         Command::Inhibited => commands::inhibited(&ctx),
         Command::Status(a) => commands::status(&ctx, a.json),
         Command::Repair(a) => commands::repair(&ctx, a.dry_run),

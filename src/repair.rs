@@ -152,6 +152,10 @@ pub fn execute(
         }
     }
     let mut skip_to_verify = false;
+    // From stopping a stale listener until ssh answers again (or the rescue
+    // sshd was started), a hook's deadline must not cut the repair short:
+    // that could leave ssh down (deadline.rs).
+    let mut restoring: Option<crate::deadline::Critical> = None;
     for step in steps {
         if skip_to_verify && !matches!(step, Step::VerifyBanner) {
             continue;
@@ -162,6 +166,7 @@ pub fn execute(
                 start_time,
                 exe,
             } => {
+                restoring.get_or_insert_with(crate::deadline::critical);
                 let still_same = || -> Result<bool> {
                     Ok(procfs.start_time(*pid) == Some(*start_time)
                         && procfs.exe(*pid).as_deref() == Some(exe.as_str()))
@@ -191,7 +196,9 @@ pub fn execute(
                 .job("restart", unit, JOB_TIMEOUT)
                 .map(|_| out.did(format!("restarted {unit}"))),
             Step::VerifyBanner => {
-                if !verify(roots, cfg, sd, snap, &mut out) {
+                let answers = verify(roots, cfg, sd, snap, &mut out);
+                restoring = None;
+                if !answers {
                     // The package step would restart ssh again; stop here.
                     return out;
                 }

@@ -2,11 +2,13 @@
 //! database and locks, systemd over D-Bus, sshd, signals and the files under
 //! /run/ssh-upgrade-guard. Everything else in the crate is pure.
 
+pub mod child;
 pub mod dpkg;
 pub mod fsx;
 pub mod locks;
 pub mod procs;
 pub mod publish;
+pub mod settings;
 pub mod signal;
 pub mod snapshot;
 pub mod sshd;
@@ -93,6 +95,22 @@ impl Roots {
         uid == 0 || (self.test_root.is_some() && uid == nix::unistd::geteuid().as_raw())
     }
 }
+
+/// Test builds only (feature `fake-root`): panics when
+/// SSH_UPGRADE_GUARD_TEST_PANIC names this point, so the integration tests
+/// can show what a bug looks like to apt (one line, exit 0 from a hook).
+#[cfg(feature = "fake-root")]
+#[track_caller]
+pub fn fail_point(name: &str) {
+    if std::env::var_os("SSH_UPGRADE_GUARD_TEST_PANIC").is_some_and(|v| v == name) {
+        panic!("fail point {name} reached");
+    }
+}
+
+/// The shipped binary has no fail points.
+#[cfg(not(feature = "fake-root"))]
+#[inline(always)]
+pub fn fail_point(_name: &str) {}
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {

@@ -40,7 +40,7 @@ fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> std::io::Result<()> {
 
 /// Waits until the process behind the pidfd has exited.
 fn wait_exit(fd: &OwnedFd, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::deadline::after(timeout);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
@@ -75,6 +75,7 @@ pub fn terminate(
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(Stopped::AlreadyGone),
         Err(e) => bail!("pidfd_open({pid}): {e}"),
     };
+    let _doing = crate::deadline::doing(format!("stopping stale listener pid {pid}"));
     if !still_same()? {
         bail!("pid {pid} is no longer the stale listener that was found (start time or binary changed); not signalled");
     }
