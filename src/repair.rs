@@ -230,26 +230,33 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         }
     }
     let mut skip_to_verify = false;
+    // From stopping a stale listener until ssh answers again (or the rescue
+    // sshd was started), a hook's deadline must not cut the repair short:
+    // that could leave ssh down (deadline.rs).
+    let mut restoring: Option<crate::deadline::Critical> = None;
     for step in steps {
         if skip_to_verify && !matches!(step, Step::VerifyBanner) {
             continue;
         }
         let r: Result<()> = match step {
-            Step::StopStale { process, exe } => m.stop_stale(*process, exe).map(|how| {
-                let pid = process.pid;
-                out.did(match how {
-                    Stopped::AlreadyGone => {
-                        format!("stale listener pid {pid} had already exited")
-                    }
-                    Stopped::Term => {
-                        format!("stopped stale sshd listener pid {pid} ({exe}) with SIGTERM")
-                    }
-                    Stopped::Kill => format!(
-                        "stopped stale sshd listener pid {pid} ({exe}) with SIGKILL after {} s",
-                        cfg.stop_timeout.as_secs()
-                    ),
+            Step::StopStale { process, exe } => {
+                restoring.get_or_insert_with(crate::deadline::critical);
+                m.stop_stale(*process, exe).map(|how| {
+                    let pid = process.pid;
+                    out.did(match how {
+                        Stopped::AlreadyGone => {
+                            format!("stale listener pid {pid} had already exited")
+                        }
+                        Stopped::Term => {
+                            format!("stopped stale sshd listener pid {pid} ({exe}) with SIGTERM")
+                        }
+                        Stopped::Kill => format!(
+                            "stopped stale sshd listener pid {pid} ({exe}) with SIGKILL after {} s",
+                            cfg.stop_timeout.as_secs()
+                        ),
+                    })
                 })
-            }),
+            }
             Step::ResetFailed { unit } => m
                 .reset_failed(unit)
                 .map(|_| out.did(format!("reset the failed state of {unit}"))),
@@ -258,7 +265,11 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
                 .restart(unit)
                 .map(|_| out.did(format!("restarted {unit}"))),
             Step::VerifyBanner => {
-                if !verify(m, snap, &mut out) {
+                let answers = verify(m, snap, &mut out);
+                // ssh answers again, or the rescue sshd was tried: the
+                // deadline may cut what follows.
+                restoring = None;
+                if !answers {
                     // The package step would restart ssh again; stop here.
                     return out;
                 }

@@ -9,6 +9,9 @@ use std::cell::RefCell;
 #[derive(Default)]
 struct Fake {
     calls: RefCell<Vec<String>>,
+    /// Whether a hook's deadline could cut the repair at each call (no
+    /// `deadline::Critical` held), in the order of `calls`.
+    cuttable: RefCell<Vec<bool>>,
     fail: Vec<&'static str>,
     /// Answers of successive probes (the last one repeats).
     answers: RefCell<Vec<Vec<Result<Answer, String>>>>,
@@ -24,6 +27,9 @@ impl Fake {
     fn act(&self, call: String) -> Result<()> {
         let failed = self.fail.iter().any(|f| call.starts_with(f));
         self.calls.borrow_mut().push(call.clone());
+        self.cuttable
+            .borrow_mut()
+            .push(!crate::deadline::critical_on_this_thread());
         if failed {
             Err(anyhow!("{call}: failed"))
         } else {
@@ -32,6 +38,16 @@ impl Fake {
     }
     fn calls(&self) -> Vec<String> {
         self.calls.borrow().clone()
+    }
+    /// The calls a hook's deadline could not cut (made in a critical
+    /// stretch).
+    fn uncuttable(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .zip(self.cuttable.borrow().iter())
+            .filter(|(_, cuttable)| !**cuttable)
+            .map(|(c, _)| c)
+            .collect()
     }
 }
 
@@ -133,6 +149,39 @@ fn everything_before_the_stop_is_done_first_then_the_plan_in_order() {
             "probe",
         ]
     );
+}
+
+#[test]
+fn the_deadline_never_cuts_between_the_stop_and_ssh_answering() {
+    let fake = Fake::default();
+    let _ = run(&fake);
+    // From the stop through the banner check, not before (reset-failed) nor
+    // after (the package step).
+    assert_eq!(
+        fake.uncuttable(),
+        vec!["stop 4242", "start ssh.socket", "probe"]
+    );
+    assert!(!crate::deadline::critical_on_this_thread());
+}
+
+#[test]
+fn the_critical_stretch_covers_the_rescue_and_ends_with_a_failed_stop() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![
+        vec![Err("refused".into())],
+        vec![Ok(Answer::Banner("SSH-2.0-rescue".into()))],
+    ];
+    let _ = run(&fake);
+    assert_eq!(
+        fake.uncuttable(),
+        vec!["stop 4242", "start ssh.socket", "probe", "rescue", "probe"]
+    );
+    assert!(!crate::deadline::critical_on_this_thread());
+
+    let fake = Fake::failing(&["stop"]);
+    let _ = run(&fake);
+    assert_eq!(fake.uncuttable(), vec!["stop 4242"]);
+    assert!(!crate::deadline::critical_on_this_thread());
 }
 
 #[test]
