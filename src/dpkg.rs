@@ -14,6 +14,12 @@ pub struct PackageState {
     pub eflag: String,
     pub status: String,
     pub version: Option<String>,
+    /// The stanza's Architecture (a multi-arch package has one stanza per
+    /// architecture).
+    pub architecture: Option<String>,
+    /// The package's other stanzas (other architectures), as
+    /// "name:arch want eflag status"; empty for the usual single stanza.
+    pub other_instances: Vec<String>,
     #[serde(skip)]
     pub depends: Vec<String>,
 }
@@ -35,7 +41,18 @@ impl PackageState {
             eflag: "ok".into(),
             status: "not-installed".into(),
             version: None,
+            architecture: None,
+            other_instances: Vec::new(),
             depends: Vec::new(),
+        }
+    }
+
+    /// The name to show and to give dpkg: arch-qualified when the package
+    /// has several stanzas (dpkg refuses an ambiguous bare name).
+    pub fn qualified_name(&self) -> String {
+        match (&self.architecture, self.other_instances.is_empty()) {
+            (Some(a), false) => format!("{}:{a}", self.name),
+            _ => self.name.clone(),
         }
     }
 
@@ -121,6 +138,8 @@ pub fn parse_records(text: &str, source: &str) -> Result<Vec<PackageState>, Pars
             eflag: eflag.to_string(),
             status: st.to_string(),
             version: get("Version"),
+            architecture: get("Architecture"),
+            other_instances: Vec::new(),
             depends,
         });
         fields.clear();
@@ -171,45 +190,95 @@ fn dependency_names(v: &str) -> impl Iterator<Item = String> + '_ {
     })
 }
 
-/// The byte range of the stanza for `pkg` in a status-format text, found
-/// without parsing the others: the hooks run on every apt run and the status
-/// file of a big machine is megabytes.
+/// The byte range of the first stanza for `pkg` in a status-format text;
+/// see [`find_stanzas`]. (The proptest's reference.)
+#[cfg(test)]
 pub fn find_stanza<'a>(text: &'a str, pkg: &str) -> Option<&'a str> {
-    let needle = format!("Package: {pkg}\n");
-    let bytes = text.as_bytes();
-    let at = memchr::memmem::find_iter(bytes, needle.as_bytes())
-        .find(|&at| at == 0 || bytes[at - 1] == b'\n')?;
-    let end = memchr::memmem::find(&bytes[at..], b"\n\n")
-        .map(|e| at + e + 1)
-        .unwrap_or(text.len());
-    // Both ends sit next to an ASCII newline: char boundaries.
-    Some(&text[at..end])
+    find_stanzas(text, pkg).next()
 }
 
-/// The state of one package: the status file's record, then every journal
-/// entry in order (a later record replaces an earlier one, as in dpkg).
-/// `journal` is the contents of updates/NNNN files in ascending order.
+/// The byte ranges of every stanza for `pkg` (one per architecture of a
+/// multi-arch package), found without parsing the others: the hooks run on
+/// every apt run and the status file of a big machine is megabytes.
+pub fn find_stanzas<'a>(text: &'a str, pkg: &str) -> impl Iterator<Item = &'a str> + 'a {
+    let needle = format!("Package: {pkg}\n").into_bytes();
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let at = memchr::memmem::find_iter(&bytes[from..], &needle)
+            .map(|i| from + i)
+            .find(|&at| at == 0 || bytes[at - 1] == b'\n')?;
+        let end = memchr::memmem::find(&bytes[at..], b"\n\n")
+            .map(|e| at + e + 1)
+            .unwrap_or(text.len());
+        from = end;
+        // Both ends sit next to an ASCII newline: char boundaries.
+        Some(&text[at..end])
+    })
+}
+
+/// Which stanza speaks for a package with several (multi-arch): one that is
+/// not fully installed first (it is what must be finished), then the
+/// installed one, then config-files, then the rest.
+fn rank(p: &PackageState) -> u8 {
+    if p.is_incomplete() {
+        0
+    } else if p.status == "installed" {
+        1
+    } else if p.status == "config-files" {
+        2
+    } else {
+        3
+    }
+}
+
+/// The state of one package: the status file's records, then every journal
+/// entry in order (a later record replaces an earlier one of the same
+/// architecture, as in dpkg). `journal` is the contents of updates/NNNN
+/// files in ascending order. With several stanzas (multi-arch, e.g. one
+/// installed and one left in config-files) every one counts: the one that
+/// speaks for the package is chosen by [`rank`], the others are listed in
+/// `other_instances`.
 pub fn package_state(
     status: &str,
     journal: &[(String, String)],
     pkg: &str,
 ) -> Result<PackageState, ParseError> {
-    let mut state = PackageState::not_installed(pkg);
-    if let Some(stanza) = find_stanza(status, pkg) {
-        if let Some(rec) = parse_records(stanza, "status")?
-            .into_iter()
-            .find(|r| r.name == pkg)
-        {
-            state = rec;
+    let mut all: Vec<PackageState> = Vec::new();
+    let mut put =
+        |rec: PackageState| match all.iter_mut().find(|r| r.architecture == rec.architecture) {
+            Some(slot) => *slot = rec,
+            None => all.push(rec),
+        };
+    for stanza in find_stanzas(status, pkg) {
+        for rec in parse_records(stanza, "status")? {
+            if rec.name == pkg {
+                put(rec);
+            }
         }
     }
     for (source, text) in journal {
         for rec in parse_records(text, source)? {
             if rec.name == pkg {
-                state = rec;
+                put(rec);
             }
         }
     }
+    let Some(best) = (0..all.len()).min_by_key(|&i| rank(&all[i])) else {
+        return Ok(PackageState::not_installed(pkg));
+    };
+    let mut state = all.remove(best);
+    state.other_instances = all
+        .iter()
+        .map(|o| {
+            format!(
+                "{}:{} {}",
+                o.name,
+                o.architecture.as_deref().unwrap_or("?"),
+                o.summary()
+            )
+        })
+        .collect();
     Ok(state)
 }
 
@@ -221,7 +290,10 @@ pub fn all_states(
     let mut all = parse_records(status, "status")?;
     for (source, text) in journal {
         for rec in parse_records(text, source)? {
-            match all.iter_mut().find(|r| r.name == rec.name) {
+            match all
+                .iter_mut()
+                .find(|r| r.name == rec.name && r.architecture == rec.architecture)
+            {
                 Some(slot) => *slot = rec,
                 None => all.push(rec),
             }
@@ -310,6 +382,51 @@ Package: task-ssh-server\nStatus: install ok unpacked\nDepends: tasksel, openssh
         assert!(parse_records(" cont\n", "s").is_err());
         assert!(parse_records("Version: 1\n", "s").is_err());
         assert!(parse_records("Package: x\nStatus: a b c d\n", "s").is_err());
+    }
+
+    /// A multi-arch machine: amd64 installed, i386 left in config-files
+    /// (in either order in the file), or one of them half-configured.
+    #[test]
+    fn every_stanza_of_a_multi_arch_package_counts() {
+        let st = |a: &str, s: &str| {
+            format!("Package: openssh-server\nStatus: {s}\nArchitecture: {a}\nVersion: 1\n\n")
+        };
+        let cfg = st("i386", "deinstall ok config-files");
+        let ok = st("amd64", "install ok installed");
+        for text in [format!("{cfg}{ok}"), format!("{ok}{cfg}")] {
+            let p = package_state(&text, &[], "openssh-server").unwrap();
+            assert!(p.is_installed_ok(), "the installed stanza decides: {p:?}");
+            assert_eq!(p.architecture.as_deref(), Some("amd64"));
+            assert_eq!(
+                p.other_instances,
+                vec!["openssh-server:i386 deinstall ok config-files"]
+            );
+            assert_eq!(p.qualified_name(), "openssh-server:amd64");
+        }
+        let half = st("i386", "install ok half-configured");
+        for text in [format!("{half}{ok}"), format!("{ok}{half}")] {
+            let p = package_state(&text, &[], "openssh-server").unwrap();
+            assert!(
+                p.is_incomplete(),
+                "a not fully installed stanza is a finding"
+            );
+            assert_eq!(p.qualified_name(), "openssh-server:i386");
+        }
+        // The journal replaces the stanza of its own architecture only.
+        let j = vec![(
+            "updates/0001".to_string(),
+            "Package: openssh-server\nStatus: install ok half-configured\nArchitecture: amd64\n"
+                .to_string(),
+        )];
+        let p = package_state(&format!("{cfg}{ok}"), &j, "openssh-server").unwrap();
+        assert!(p.is_incomplete());
+        assert_eq!(p.architecture.as_deref(), Some("amd64"));
+        assert_eq!(p.other_instances.len(), 1);
+        let all = all_states(&format!("{cfg}{ok}"), &j).unwrap();
+        assert_eq!(all.len(), 2);
+        // A single stanza keeps the bare name.
+        let p = package_state(&ok, &[], "openssh-server").unwrap();
+        assert_eq!(p.qualified_name(), "openssh-server");
     }
 
     #[test]

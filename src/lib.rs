@@ -28,7 +28,9 @@ mod plan;
 mod repair;
 mod report;
 mod sshd;
+mod sshd_config;
 mod system;
+mod text;
 
 use cli::Cli;
 
@@ -55,12 +57,13 @@ fn init_logging(verbose: u8, quiet: bool) {
         .filter_module("ssh_upgrade_guard", level)
         .format(|buf, rec| {
             use std::io::Write;
+            // One line per message, whatever names it carries.
             writeln!(
                 buf,
                 "{}: {}: {}",
                 report::PREFIX,
                 rec.level().as_str().to_lowercase(),
-                rec.args()
+                text::esc(&rec.args().to_string())
             )
         })
         .init();

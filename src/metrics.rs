@@ -65,10 +65,30 @@ pub struct Observed {
     pub inhibited: bool,
 }
 
+/// A label value in the text exposition format: backslash, double quote
+/// and newline are the format's escapes; any other control character is
+/// first made a visible escape (`\u{1b}`), whose backslash is then escaped
+/// like any other, so a scraper never sees a raw control byte.
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {
+                for e in c.escape_default() {
+                    if e == '\\' {
+                        out.push_str("\\\\");
+                    } else {
+                        out.push(e);
+                    }
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The textfile-collector file: names, types, units and HELP as Prometheus
@@ -196,7 +216,8 @@ pub fn plugin_line(state: PluginState, summary: &str, o: &Observed) -> String {
     format!(
         "SSH-UPGRADE-GUARD {} - {} | package_ok={} ssh_up={} stale_listeners={} inhibited={}",
         state.label(),
-        summary.replace('|', "/"),
+        // One line: a name with a newline in the summary must not end it.
+        crate::text::esc(&summary.replace('|', "/")),
         u8::from(o.package_ok),
         u8::from(o.ssh_up),
         o.stale_listeners,
@@ -250,6 +271,10 @@ mod tests {
         o.package = "a\"b\\c\n".into();
         let t = render(&o, &Counters::default(), "1", 0);
         assert!(t.contains("{package=\"a\\\"b\\\\c\\n\"}"));
+        o.package = "x\r\u{1b}y".into();
+        let t = render(&o, &Counters::default(), "1", 0);
+        assert!(t.contains("{package=\"x\\\\r\\\\u{1b}y\"}"), "{t}");
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'));
     }
 
     #[test]
@@ -293,6 +318,17 @@ mod tests {
             "{l}"
         );
         assert_eq!(l.matches('|').count(), 1);
+    }
+
+    #[test]
+    fn check_line_stays_one_line_whatever_the_names_in_it() {
+        let l = plugin_line(
+            PluginState::Critical,
+            "PROBLEM: stale sshd listener pid 9 (/tmp/x\nOK: ssh is healthy)",
+            &obs(),
+        );
+        assert_eq!(l.lines().count(), 1, "{l}");
+        assert!(l.contains("(/tmp/x\\nOK: ssh is healthy)"), "{l}");
     }
 
     proptest::proptest! {

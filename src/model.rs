@@ -6,9 +6,8 @@
 
 use crate::dpkg::PackageState;
 use crate::marker::Marker;
-use crate::sshd::{parse_listen, SshdListen};
+use crate::sshd::{listen_addresses, parse_listen, Endpoint, SshdListen};
 use serde::Serialize;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// How the admin runs ssh: noble's default is ssh.socket enabled (systemd
 /// holds the port, sshd starts on demand); the classic layout runs
@@ -50,6 +49,9 @@ pub struct UnitState {
     pub main_pid: Option<u32>,
     /// ssh.socket only: ListenStream addresses as systemd reports them.
     pub listen: Vec<String>,
+    /// ssh.socket only: BindIPv6Only (default, both, ipv6-only): whether
+    /// its [::] address also takes IPv4 connections.
+    pub bind_ipv6_only: String,
 }
 
 impl UnitState {
@@ -248,6 +250,9 @@ pub struct Snapshot {
     pub addresses: Vec<String>,
     /// sshd -T on the installed binary and configuration.
     pub sshd_config: ConfigCheck,
+    /// The options ssh.service passes to sshd (SSHD_OPTS from
+    /// /etc/default/ssh): used for `sshd -T` and the rescue sshd.
+    pub sshd_options: Vec<String>,
     /// systemd's view of the units, when it answered.
     pub units: Option<Units>,
     /// Why systemd did not answer.
@@ -299,16 +304,18 @@ impl Snapshot {
 
 /// The ssh ports and the addresses ssh should answer on, from what systemd
 /// and `sshd -T` say: ssh.socket's Listen when socket-activated, else
-/// sshd's ListenAddress, else every address on each port. Ports are sshd's,
-/// ssh.socket's and the configured extra ones (22 when none is known).
-/// "[::]:N" alone is dual-stack, so 0.0.0.0:N is added to be probed too.
+/// sshd's ListenAddress, else each port on the families sshd's
+/// AddressFamily allows (see [`crate::sshd::listen_addresses`]: IPv6 scopes
+/// kept, "[::]:N" probed over IPv4 too only where a socket unit binds it
+/// dual-stack). Ports are sshd's, ssh.socket's and the configured extra
+/// ones (22 when none is known).
 pub fn ssh_addresses(
     units: Option<&Units>,
     sshd: Option<&SshdListen>,
     extra_ports: &[u16],
 ) -> (Vec<u16>, Vec<String>) {
     let mut ports: Vec<u16> = Vec::new();
-    let socket_addrs: Vec<SocketAddr> = units
+    let socket_addrs: Vec<Endpoint> = units
         .map(|u| {
             u.socket
                 .listen
@@ -320,7 +327,7 @@ pub fn ssh_addresses(
     if let Some(l) = sshd {
         ports.extend(&l.ports);
     }
-    ports.extend(socket_addrs.iter().map(|a| a.port()));
+    ports.extend(socket_addrs.iter().map(|a| a.addr.port()));
     ports.extend(extra_ports);
     if ports.is_empty() {
         ports.push(22);
@@ -328,29 +335,17 @@ pub fn ssh_addresses(
     ports.sort_unstable();
     ports.dedup();
     let socket_activated = units.is_some_and(|u| u.topology() == Topology::SocketActivated);
-    let addrs: Vec<SocketAddr> = if socket_activated && !socket_addrs.is_empty() {
-        socket_addrs
-    } else if let Some(l) = sshd.filter(|l| !l.addresses.is_empty()) {
-        l.addresses.clone()
-    } else {
-        ports
-            .iter()
-            .flat_map(|p| {
-                [
-                    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *p),
-                    SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), *p),
-                ]
-            })
-            .collect()
-    };
-    let mut expanded = addrs.clone();
-    for a in &addrs {
-        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), a.port());
-        if a.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && !expanded.contains(&v4) {
-            expanded.push(v4);
-        }
-    }
-    (ports, expanded.iter().map(|a| a.to_string()).collect())
+    let bind_ipv6_only = units
+        .map(|u| u.socket.bind_ipv6_only.as_str())
+        .unwrap_or("");
+    let addrs = listen_addresses(
+        socket_activated,
+        &socket_addrs,
+        bind_ipv6_only,
+        sshd,
+        &ports,
+    );
+    (ports, addrs.iter().map(|a| a.to_string()).collect())
 }
 
 #[cfg(test)]
@@ -438,7 +433,8 @@ mod tests {
     fn sshd_t(ports: &[u16], addrs: &[&str]) -> SshdListen {
         SshdListen {
             ports: ports.to_vec(),
-            addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            addresses: addrs.iter().map(|a| parse_listen(a).unwrap()).collect(),
+            address_family: None,
         }
     }
 

@@ -424,7 +424,8 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
     }
     if let Some(pk) = s.package.as_ref().filter(|_| facts.pkg_incomplete) {
         found.push(Finding::PackageIncomplete {
-            package: pk.name.clone(),
+            // Arch-qualified when the package has several stanzas.
+            package: pk.qualified_name(),
             summary: pk.summary(),
         });
     }
@@ -596,9 +597,14 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
         steps.push(Step::VerifyBanner);
     }
     if work.package {
-        steps.push(Step::ConfigurePackage {
-            package: cfg.package.clone(),
-        });
+        // The stanza that is not fully installed, arch-qualified when the
+        // package has several (multi-arch): dpkg refuses an ambiguous name.
+        let package = s
+            .package
+            .as_ref()
+            .map(|pk| pk.qualified_name())
+            .unwrap_or_else(|| cfg.package.clone());
+        steps.push(Step::ConfigurePackage { package });
         steps.push(Step::VerifyBanner);
     }
     steps
@@ -651,6 +657,7 @@ mod tests {
             unit_file_state: file.into(),
             main_pid: None,
             listen: vec![],
+            ..Default::default()
         }
     }
 
@@ -700,6 +707,8 @@ mod tests {
             eflag: "ok".into(),
             status: status.into(),
             version: Some("1:9.6p1".into()),
+            architecture: None,
+            other_instances: vec![],
             depends: vec![],
         }
     }

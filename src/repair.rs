@@ -12,6 +12,7 @@
 use crate::config::Config;
 use crate::model::{ListenerClass, ProcessStamp, Snapshot};
 use crate::plan::Step;
+use crate::sshd::{answered, Answered, Endpoint};
 use crate::system::claims;
 use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
@@ -20,7 +21,6 @@ use crate::system::sshd::Answer;
 use crate::system::systemd::{Systemd, RESCUE_UNIT};
 use crate::system::{dpkg, locks, sshd, Roots};
 use anyhow::{anyhow, Result};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long a systemd job may take.
@@ -31,6 +31,9 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct Outcome {
     /// (true: done, false: failed), one line each.
     pub events: Vec<(bool, String)>,
+    /// Other packages left not fully installed, "name (status)": named in
+    /// the report, but not ssh's problem nor a failure of the repair.
+    pub unrelated: Vec<String>,
 }
 
 impl Outcome {
@@ -63,11 +66,13 @@ pub trait UnitControl {
     fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped>;
     /// Probes each target for an SSH-2.0 banner until all answer or the
     /// banner timeout passes.
-    fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)>;
-    /// Starts the transient rescue sshd.
-    fn start_rescue_sshd(&self) -> Result<()>;
-    /// dpkg --configure the package and those waiting for it.
-    fn configure_package(&self, out: &mut Outcome) -> Result<()>;
+    fn probe(&self, targets: &[Endpoint]) -> Vec<(Endpoint, Result<Answer, String>)>;
+    /// Starts the transient rescue sshd with the options ssh.service
+    /// passes (SSHD_OPTS).
+    fn start_rescue_sshd(&self, opts: &[String]) -> Result<()>;
+    /// dpkg --configure `package` (arch-qualified when the package has
+    /// several stanzas) and those waiting for it.
+    fn configure_package(&self, package: &str, out: &mut Outcome) -> Result<()>;
 }
 
 /// The real machine: systemd over D-Bus, pidfd signals, sockets, dpkg.
@@ -111,21 +116,23 @@ impl UnitControl for Machine<'_> {
         };
         signal::terminate(process.pid, self.cfg.stop_timeout, still_same)
     }
-    fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)> {
-        sshd::wait_banners(targets, self.cfg.banner_timeout)
+    fn probe(&self, targets: &[Endpoint]) -> Vec<(Endpoint, Result<Answer, String>)> {
+        sshd::wait_endpoints(targets, self.cfg.banner_timeout)
     }
-    fn start_rescue_sshd(&self) -> Result<()> {
+    fn start_rescue_sshd(&self, opts: &[String]) -> Result<()> {
         self.sd
-            .start_rescue_sshd(&self.roots.sshd.display().to_string(), JOB_TIMEOUT)
+            .start_rescue_sshd(&self.roots.sshd.display().to_string(), opts, JOB_TIMEOUT)
     }
-    fn configure_package(&self, out: &mut Outcome) -> Result<()> {
-        configure_package(self.roots, self.cfg, out)
+    fn configure_package(&self, package: &str, out: &mut Outcome) -> Result<()> {
+        configure_package(self.roots, self.cfg, package, out)
     }
 }
 
 /// Runs dpkg inside apt's hooks (apt holds lock-frontend and says so in
 /// DPKG_FRONTEND_LOCKED) or, outside apt, after taking lock-frontend itself.
-fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<()> {
+/// `target` is the step's package name, arch-qualified when the package has
+/// several stanzas (multi-arch).
+fn configure_package(roots: &Roots, cfg: &Config, target: &str, out: &mut Outcome) -> Result<()> {
     let _lock = if dpkg::inside_apt() {
         None
     } else {
@@ -134,8 +141,8 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
                 .map_err(|e| anyhow!("not configuring {} now: {e:#}", cfg.package))?,
         )
     };
-    dpkg::configure(std::slice::from_ref(&cfg.package), true)?;
-    out.did(format!("configured {} (dpkg --configure)", cfg.package));
+    dpkg::configure(&[target.to_string()], true)?;
+    out.did(format!("configured {target} (dpkg --configure)"));
     // Packages dpkg skipped because they depend on it ("dependency problems").
     let states = dpkg::states(&roots.dpkg_admin)?;
     let waiting: Vec<String> = states
@@ -156,12 +163,7 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
         .filter(|p| p.is_incomplete())
         .map(|p| format!("{} ({})", p.name, p.status))
         .collect();
-    if !unrelated.is_empty() {
-        out.failed(format!(
-            "left alone, not related to ssh: {} not fully installed; run 'apt-get install -f' or 'dpkg --configure -a' for those",
-            unrelated.join(", ")
-        ));
-    }
+    out.unrelated = unrelated;
     Ok(())
 }
 
@@ -169,34 +171,52 @@ fn configure_package(roots: &Roots, cfg: &Config, out: &mut Outcome) -> Result<(
 fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
     let res = m.probe(&targets);
+    let good: Vec<String> = res
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(Answer::Banner(_))))
+        .map(|(a, _)| a.to_string())
+        .collect();
+    match answered(&res, |a| matches!(a, Answer::Banner(_))) {
+        Answered::All => {
+            out.did(format!(
+                "ssh answers with an SSH-2.0 banner on {}",
+                good.join(", ")
+            ));
+            return true;
+        }
+        // ssh is up: an address this host cannot reach (an interface that
+        // is down, a link-local scope gone) is said, and the repair goes on
+        // (the package gets configured) rather than failing forever.
+        Answered::Some { unreachable } => {
+            out.did(format!(
+                "ssh answers with an SSH-2.0 banner on {}; not reachable from this host: {}",
+                good.join(", "),
+                unreachable.join("; ")
+            ));
+            return true;
+        }
+        Answered::None => {}
+    }
     let bad: Vec<String> = res
         .iter()
-        .filter_map(|(_, r)| r.as_ref().err().cloned())
+        .filter_map(|(a, r)| r.as_ref().err().map(|e| format!("{a}: {e}")))
         .collect();
-    if bad.is_empty() {
-        let good: Vec<String> = res
-            .iter()
-            .filter(|(_, r)| matches!(r, Ok(Answer::Banner(_))))
-            .map(|(a, _)| a.to_string())
-            .collect();
-        out.did(format!(
-            "ssh answers with an SSH-2.0 banner on {}",
-            good.join(", ")
-        ));
-        return true;
-    }
     out.failed(format!(
         "ssh does not answer after the repair: {}",
         bad.join("; ")
     ));
     // Never leave the machine without a listener: start sshd as a transient
     // unit from the installed binary and say so loudly.
-    let any_answer = res.iter().any(|(_, r)| matches!(r, Ok(Answer::Banner(_))));
-    if !any_answer {
-        match m.start_rescue_sshd() {
+    // With the unit's own options (SSHD_OPTS): the same configuration
+    // file, ports and -o settings as the sshd it stands in for.
+    {
+        match m.start_rescue_sshd(&snap.sshd_options) {
             Ok(()) => {
                 let again = m.probe(&targets);
-                if again.iter().any(|(_, r)| r.is_ok()) {
+                if again
+                    .iter()
+                    .any(|(_, r)| matches!(r, Ok(Answer::Banner(_))))
+                {
                     out.did(format!(
                         "started a rescue sshd ({RESCUE_UNIT}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'"
                     ));
@@ -275,7 +295,7 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
                 }
                 Ok(())
             }
-            Step::ConfigurePackage { .. } => m.configure_package(&mut out),
+            Step::ConfigurePackage { package } => m.configure_package(package, &mut out),
         };
         if let Err(e) = r {
             out.failed(format!("{e:#}"));

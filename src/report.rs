@@ -4,6 +4,7 @@
 
 use crate::model::{ListenerClass, Snapshot};
 use crate::plan::Plan;
+use crate::text::push_line;
 use std::fmt::Write;
 
 pub const PREFIX: &str = "ssh-upgrade-guard";
@@ -39,27 +40,30 @@ pub fn verdict(s: &Snapshot, p: &Plan) -> String {
 
 pub fn status_text(s: &Snapshot, p: &Plan) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "{}", verdict(s, p));
+    push_line(&mut o, &verdict(s, p));
     if !s.as_root {
-        let _ = writeln!(
-            o,
-            "  note        not run as root: other users' processes and dpkg's locks cannot be read (sudo for the full diagnosis)"
-        );
+        push_line(&mut o, "  note        not run as root: other users' processes and dpkg's locks cannot be read (sudo for the full diagnosis)");
     }
     let pkg = match (&s.package, &s.package_error) {
-        (Some(pk), _) => format!(
-            "{} {} ({})",
-            pk.name,
-            pk.version.as_deref().unwrap_or("-"),
-            pk.summary()
-        ),
+        (Some(pk), _) => {
+            let mut t = format!(
+                "{} {} ({})",
+                pk.qualified_name(),
+                pk.version.as_deref().unwrap_or("-"),
+                pk.summary()
+            );
+            if !pk.other_instances.is_empty() {
+                let _ = write!(t, "; also {}", pk.other_instances.join(", "));
+            }
+            t
+        }
         (None, Some(e)) => format!("unknown: {e}"),
         _ => "unknown".into(),
     };
-    let _ = writeln!(o, "  package     {pkg}");
+    push_line(&mut o, &format!("  package     {pkg}"));
     match &s.units {
         Some(u) => {
-            let _ = writeln!(o, "  topology    {}", u.topology());
+            push_line(&mut o, &format!("  topology    {}", u.topology()));
             for unit in [&u.socket, &u.service] {
                 let mut line = format!("{} [{}]", unit.describe(), unit.unit_file_state);
                 if let Some(pid) = unit.main_pid {
@@ -68,37 +72,44 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
                 if !unit.listen.is_empty() {
                     let _ = write!(line, " listen {}", unit.listen.join(" "));
                 }
-                let _ = writeln!(o, "  {:<11} {line}", unit.name);
+                push_line(&mut o, &format!("  {:<11} {line}", unit.name));
             }
         }
         None => {
-            let _ = writeln!(
-                o,
-                "  systemd     unavailable: {}",
-                s.systemd_error.as_deref().unwrap_or("?")
+            push_line(
+                &mut o,
+                &format!(
+                    "  systemd     unavailable: {}",
+                    s.systemd_error.as_deref().unwrap_or("?")
+                ),
             );
         }
     }
     let cfg = match (&s.sshd_config.valid, &s.sshd_config.error) {
-        (Some(true), _) => "valid (sshd -T)".to_string(),
+        (Some(true), _) if s.sshd_options.is_empty() => "valid (sshd -T)".to_string(),
+        (Some(true), _) => format!("valid (sshd -T {})", s.sshd_options.join(" ")),
         (Some(false), e) => format!("REJECTED: {}", e.as_deref().unwrap_or("")),
         (None, e) => format!("not checked: {}", e.as_deref().unwrap_or("")),
     };
-    let _ = writeln!(o, "  config      {cfg}");
+    push_line(&mut o, &format!("  config      {cfg}"));
     let ports: Vec<String> = s.ports.iter().map(|p| p.to_string()).collect();
-    let _ = writeln!(
-        o,
-        "  ssh ports   {} ({})",
-        ports.join(" "),
-        s.addresses.join(" ")
+    push_line(
+        &mut o,
+        &format!(
+            "  ssh ports   {} ({})",
+            ports.join(" "),
+            s.addresses.join(" ")
+        ),
     );
     if s.listeners.is_empty() {
-        let _ = writeln!(o, "  listeners   none");
+        push_line(&mut o, "  listeners   none");
     } else {
-        let _ = writeln!(
-            o,
-            "  listeners   {:<8} {:<8} {:<5} {:<28} {:<24} EXE",
-            "CLASS", "PID", "UID", "ADDRESSES", "UNIT"
+        push_line(
+            &mut o,
+            &format!(
+                "  listeners   {:<8} {:<8} {:<5} {:<28} {:<24} EXE",
+                "CLASS", "PID", "UID", "ADDRESSES", "UNIT"
+            ),
         );
         for l in &s.listeners {
             let class = match l.class {
@@ -107,29 +118,33 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
                 ListenerClass::Stale => "STALE",
                 ListenerClass::Foreign => "foreign",
             };
-            let _ = writeln!(
-                o,
-                "              {:<8} {:<8} {:<5} {:<28} {:<24} {}",
-                class,
-                l.process.pid,
-                l.uid,
-                l.addresses.join(","),
-                l.unit.as_deref().unwrap_or("-"),
-                l.exe
+            push_line(
+                &mut o,
+                &format!(
+                    "              {:<8} {:<8} {:<5} {:<28} {:<24} {}",
+                    class,
+                    l.process.pid,
+                    l.uid,
+                    l.addresses.join(","),
+                    l.unit.as_deref().unwrap_or("-"),
+                    l.exe
+                ),
             );
             let _ = writeln!(o, "              {:<8} {}", "", l.why);
         }
     }
     for a in &s.unowned_sockets {
-        let _ = writeln!(
-            o,
-            "              ?        listening socket {a} with no process found"
+        push_line(
+            &mut o,
+            &format!("              ?        listening socket {a} with no process found"),
         );
     }
-    let _ = writeln!(
-        o,
-        "  sessions    {} sshd session process(es), never touched",
-        s.sessions
+    push_line(
+        &mut o,
+        &format!(
+            "  sessions    {} sshd session process(es), never touched",
+            s.sessions
+        ),
     );
     let m = &s.marker;
     let marker = match (&m.marker, m.live, &m.problem) {
@@ -141,7 +156,7 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
         _ if !m.present => "none".into(),
         _ => "present".into(),
     };
-    let _ = writeln!(o, "  marker      {marker}");
+    push_line(&mut o, &format!("  marker      {marker}"));
     for l in &s.locks {
         let who = match (l.holder_pid, &l.holder_comm, &l.error) {
             (Some(pid), Some(c), _) => format!("held by {c} (pid {pid})"),
@@ -149,15 +164,15 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
             (None, _, Some(e)) => format!("unknown: {e}"),
             (None, _, None) => "free".into(),
         };
-        let _ = writeln!(o, "  dpkg lock   {} {who}", l.path);
+        push_line(&mut o, &format!("  dpkg lock   {} {who}", l.path));
     }
     for w in &s.warnings {
-        let _ = writeln!(o, "  warning     {w}");
+        push_line(&mut o, &format!("  warning     {w}"));
     }
     if !p.steps.is_empty() {
-        let _ = writeln!(o, "Repair plan ('ssh-upgrade-guard repair' would do):");
+        push_line(&mut o, "Repair plan ('ssh-upgrade-guard repair' would do):");
         for (i, st) in p.steps.iter().enumerate() {
-            let _ = writeln!(o, "  {}. {st}", i + 1);
+            push_line(&mut o, &format!("  {}. {st}", i + 1));
         }
     }
     o
@@ -166,19 +181,19 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
 pub fn plan_text(p: &Plan) -> String {
     let mut o = String::new();
     for f in &p.findings {
-        let _ = writeln!(o, "found: {f}");
+        push_line(&mut o, &format!("found: {f}"));
     }
     for l in &p.left_alone {
-        let _ = writeln!(o, "left alone: {l}");
+        push_line(&mut o, &format!("left alone: {l}"));
     }
     if let Some(r) = &p.refused {
-        let _ = writeln!(o, "refused: {r}");
+        push_line(&mut o, &format!("refused: {r}"));
     }
     if p.steps.is_empty() {
-        let _ = writeln!(o, "plan: nothing to do");
+        push_line(&mut o, "plan: nothing to do");
     }
     for (i, st) in p.steps.iter().enumerate() {
-        let _ = writeln!(o, "step {}: {st}", i + 1);
+        push_line(&mut o, &format!("step {}: {st}", i + 1));
     }
     o
 }

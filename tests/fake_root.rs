@@ -56,6 +56,20 @@ impl Root {
             .expect("run binary")
     }
 
+    /// Runs the binary under `umask` (set by a shell that then execs it).
+    fn run_umask(&self, umask: &str, args: &[&str]) -> Output {
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_ssh-upgrade-guard"))
+            .args(["--config", "/nonexistent"])
+            .args(args)
+            .env("SSH_UPGRADE_GUARD_TEST_ROOT", self.dir.path())
+            .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+            .output()
+            .expect("run binary")
+    }
+
     /// The run directory as the guard creates it: 0755, owned by us.
     fn make_run_dir(&self) {
         fs::create_dir_all(self.p("run/ssh-upgrade-guard")).unwrap();
@@ -446,6 +460,271 @@ fn status_reuses_sshd_t_until_its_inputs_change() {
     fs::write(r.p("etc/ssh/sshd_config"), "Port 22\n#changed\n").unwrap();
     r.run(&["status", "--json"]);
     assert_eq!(count(), 3, "a changed sshd_config invalidates it");
+}
+
+#[test]
+fn run_dir_and_marker_modes_do_not_depend_on_umask() {
+    for umask in ["027", "077"] {
+        let r = Root::new();
+        let o = r.run_umask(umask, &["pre-invoke"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(r.p("run/ssh-upgrade-guard")), 0o755, "umask {umask}");
+        assert_eq!(mode(r.marker()), 0o644, "umask {umask}");
+    }
+}
+
+impl Root {
+    /// A root process `pid` listening on 0.0.0.0:22 through socket `inode`,
+    /// with the given comm and binary (the /proc/PID/exe link's target),
+    /// started from a shell.
+    fn add_listener(&self, pid: u32, comm: &str, exe: &str, inode: u64) {
+        self.add_proc(pid, comm, 1, 5000 + u64::from(pid));
+        let d = self.p(&format!("proc/{pid}"));
+        fs::create_dir_all(d.join("fd")).unwrap();
+        fs::write(
+            d.join("status"),
+            "Name:\tx\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
+        )
+        .unwrap();
+        fs::write(d.join("cmdline"), format!("{comm}\0-D\0")).unwrap();
+        // Started from a shell: a session scope, stale without asking
+        // systemd; in the guard's own namespaces.
+        fs::write(
+            d.join("cgroup"),
+            "0::/user.slice/user-0.slice/session-1.scope\n",
+        )
+        .unwrap();
+        symlink(exe, d.join("exe")).unwrap();
+        symlink(format!("socket:[{inode}]"), d.join("fd/3")).unwrap();
+        for dir in [self.p("proc/self/ns"), d.join("ns")] {
+            fs::create_dir_all(&dir).unwrap();
+            let _ = symlink("pid:[1]", dir.join("pid"));
+            let _ = symlink("mnt:[2]", dir.join("mnt"));
+        }
+        fs::create_dir_all(self.p("proc/net")).unwrap();
+        fs::write(
+            self.p("proc/net/tcp"),
+            format!("{TCP_HEADER}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 {inode} 1 0 100 0 0 10 0\n"),
+        )
+        .unwrap();
+    }
+}
+
+/// A hostile process name and binary path (a newline, an escape sequence)
+/// on a stale listener: `check` stays one line, and no line of `status` or
+/// `repair --dry-run` starts with text the process chose.
+#[test]
+fn control_characters_in_process_names_never_split_an_output_line() {
+    let r = Root::new();
+    r.add_listener(
+        777,
+        "sshd",
+        "/opt/x\nSSH-UPGRADE-GUARD OK - ssh is healthy\u{1b}[2J/sshd",
+        9001,
+    );
+    let o = r.run(&["check"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("/opt/x\\nSSH-UPGRADE-GUARD OK"), "{out}");
+    assert!(!out.contains('\u{1b}'), "{out}");
+    for args in [&["status"][..], &["repair", "--dry-run"][..]] {
+        let o = r.run(args);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("777"),
+            "{args:?}: the listener is reported: {out}"
+        );
+        for line in out.lines() {
+            assert!(
+                !line.starts_with("SSH-UPGRADE-GUARD") && !line.starts_with("OK"),
+                "{args:?}: {out}"
+            );
+        }
+        assert!(!out.contains('\u{1b}'), "{args:?}: {out}");
+    }
+}
+
+impl Root {
+    /// A fake /usr/sbin/sshd: logs its arguments (one run per line) to
+    /// `sshd-runs`, rejects the configuration when any file under etc/ssh or
+    /// srv holds the word BAD, and prints `port 2222` when given `-p 2222`.
+    fn fake_sshd(&self) -> PathBuf {
+        fs::create_dir_all(self.p("usr/sbin")).unwrap();
+        fs::create_dir_all(self.p("etc/ssh/sshd_config.d")).unwrap();
+        let runs = self.p("sshd-runs");
+        let root = self.dir.path().display().to_string();
+        fs::write(
+            self.p("usr/sbin/sshd"),
+            format!(
+                "#!/bin/sh\necho \"$*\" >>{runs}\n\
+                 if grep -rqs BAD {root}/etc/ssh {root}/srv; then echo 'line 1: Bad configuration option: BAD' >&2; exit 255; fi\n\
+                 case \"$*\" in *'-p 2222'*) echo 'port 2222';; *) echo 'port 22';; esac\n\
+                 echo 'listenaddress 0.0.0.0:22'\n",
+                runs = runs.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(self.p("usr/sbin/sshd"), fs::Permissions::from_mode(0o755)).unwrap();
+        runs
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.run(&["status", "--json"]).stdout).expect("valid JSON")
+    }
+}
+
+fn lines_of(p: &Path) -> Vec<String> {
+    fs::read_to_string(p)
+        .map(|s| s.lines().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// The cached `sshd -T` answer covers every file sshd reads: Include
+/// targets anywhere (absolute, relative to /etc/ssh, globbed, nested), not
+/// only sshd_config.d; so `status` never says "valid" for a configuration
+/// sshd rejects.
+#[test]
+fn sshd_t_cache_follows_every_include_so_status_never_calls_a_rejected_config_valid() {
+    let r = Root::new();
+    r.make_run_dir();
+    let runs = r.fake_sshd();
+    fs::create_dir_all(r.p("srv/ssh/nested")).unwrap();
+    fs::write(
+        r.p("etc/ssh/sshd_config"),
+        "Include /etc/ssh/sshd_config.d/*.conf\nInclude local.conf\nMatch User x\n  Include /srv/ssh/site.conf\n",
+    )
+    .unwrap();
+    fs::write(r.p("etc/ssh/local.conf"), "# local\n").unwrap();
+    fs::write(r.p("srv/ssh/site.conf"), "Include /srv/ssh/nested/*.conf\n").unwrap();
+    let count = || lines_of(&runs).len();
+    assert_eq!(r.status_json()["snapshot"]["sshd_config"]["valid"], true);
+    r.status_json();
+    assert_eq!(count(), 1, "reused while nothing changed");
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(20));
+
+    pause();
+    fs::write(r.p("srv/ssh/nested/50-x.conf"), "BAD\n").unwrap();
+    let v = r.status_json();
+    assert_eq!(
+        count(),
+        2,
+        "a new file matching a nested glob invalidates it"
+    );
+    assert_eq!(v["snapshot"]["sshd_config"]["valid"], false, "{v}");
+    fs::remove_file(r.p("srv/ssh/nested/50-x.conf")).unwrap();
+    r.status_json();
+    assert_eq!(count(), 3);
+
+    pause();
+    fs::write(r.p("etc/ssh/local.conf"), "BAD\n").unwrap();
+    let v = r.status_json();
+    assert_eq!(count(), 4, "a relative Include (under /etc/ssh) is covered");
+    assert_eq!(v["snapshot"]["sshd_config"]["valid"], false);
+
+    // A wildcard in a directory name cannot be covered: no cache at all.
+    fs::write(r.p("etc/ssh/local.conf"), "Include /srv/*/x.conf\n").unwrap();
+    r.status_json();
+    r.status_json();
+    assert_eq!(count(), 6, "sshd -T runs every time");
+}
+
+/// ssh.service runs `sshd -D $SSHD_OPTS` (/etc/default/ssh): the check
+/// runs with the same options, so the ports and the configuration file are
+/// the unit's, and a change of the options or of that file is seen.
+#[test]
+fn sshd_t_runs_with_the_options_ssh_service_passes() {
+    let r = Root::new();
+    r.make_run_dir();
+    let runs = r.fake_sshd();
+    fs::create_dir_all(r.p("etc/default")).unwrap();
+    fs::write(
+        r.p("etc/default/ssh"),
+        "# Default settings for openssh-server.\nSSHD_OPTS=\"-p 2222 -f /etc/ssh/other_config\"\n",
+    )
+    .unwrap();
+    fs::write(r.p("etc/ssh/other_config"), "Port 2222\n").unwrap();
+    let v = r.status_json();
+    assert_eq!(
+        lines_of(&runs),
+        vec!["-T -p 2222 -f /etc/ssh/other_config"],
+        "sshd -T gets the unit's options"
+    );
+    assert!(
+        v["snapshot"]["ports"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(2222)),
+        "{v}"
+    );
+    assert_eq!(
+        v["snapshot"]["sshd_options"],
+        serde_json::json!(["-p", "2222", "-f", "/etc/ssh/other_config"])
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(r.p("etc/ssh/other_config"), "BAD\n").unwrap();
+    let v = r.status_json();
+    assert_eq!(
+        lines_of(&runs).len(),
+        2,
+        "the -f file is part of the cache key"
+    );
+    assert_eq!(v["snapshot"]["sshd_config"]["valid"], false);
+    fs::write(r.p("etc/ssh/other_config"), "Port 2222\n").unwrap();
+    fs::write(r.p("etc/default/ssh"), "SSHD_OPTS=\n").unwrap();
+    let v = r.status_json();
+    assert_eq!(lines_of(&runs).last().map(String::as_str), Some("-T"));
+    assert_eq!(v["snapshot"]["ports"], serde_json::json!([22]));
+}
+
+/// sshd -T's `[fe80::1%eth0]:22` keeps its scope, and under
+/// `AddressFamily inet6` its `[::]:22` is not also taken for 0.0.0.0:22
+/// (sshd binds IPv6 sockets v6-only): the addresses ssh must answer on are
+/// exactly sshd's.
+#[test]
+fn ipv6_scope_and_address_family_inet6_are_kept_in_the_addresses_to_verify() {
+    let r = Root::new();
+    fs::create_dir_all(r.p("usr/sbin")).unwrap();
+    fs::write(
+        r.p("usr/sbin/sshd"),
+        "#!/bin/sh\necho 'port 22'\necho 'addressfamily inet6'\necho 'listenaddress [fe80::1%eth0]:22'\necho 'listenaddress [::]:22'\n",
+    )
+    .unwrap();
+    fs::set_permissions(r.p("usr/sbin/sshd"), fs::Permissions::from_mode(0o755)).unwrap();
+    let v = r.status_json();
+    assert_eq!(
+        v["snapshot"]["addresses"],
+        serde_json::json!(["[fe80::1%eth0]:22", "[::]:22"]),
+        "{v}"
+    );
+}
+
+/// Two stanzas of openssh-server (multi-arch): i386 left in config-files
+/// comes first in the status file, amd64 is installed. The installed one
+/// decides; the first one no longer wins.
+#[test]
+fn every_stanza_of_a_multi_arch_package_counts_the_installed_one_decides() {
+    let r = Root::new();
+    fs::write(
+        r.p("var/lib/dpkg/status"),
+        "Package: openssh-server\nStatus: deinstall ok config-files\nArchitecture: i386\nVersion: 1:9.2p1-1\n\n\
+         Package: openssh-server\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:9.2p1-2\n",
+    )
+    .unwrap();
+    let v = r.status_json();
+    let p = &v["snapshot"]["package"];
+    assert_eq!(p["status"], "installed", "{v}");
+    assert_eq!(p["architecture"], "amd64");
+    assert_eq!(
+        p["other_instances"],
+        serde_json::json!(["openssh-server:i386 deinstall ok config-files"])
+    );
+    let o = r.run(&["-v", "post-invoke"]);
+    assert!(
+        !stderr(&o).contains("not installed: nothing to guard"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 // ------------------------------------------------ who holds a listening socket

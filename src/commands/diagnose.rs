@@ -15,6 +15,7 @@ use crate::report;
 use crate::system::is_root;
 use crate::system::locks::RepairLock;
 use crate::system::snapshot::{self, Fresh};
+use crate::text::push_line;
 use anyhow::{anyhow, Result};
 use std::time::{Duration, Instant};
 
@@ -197,36 +198,68 @@ pub(crate) fn repair_report(
     // Judge the end state by what this run was meant to fix: before dpkg,
     // a half-configured package is dpkg's to finish, not a remaining problem.
     let after_plan = decide(after, cfg, mode);
+    let failures: Vec<&str> = outcome
+        .events
+        .iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, l)| l.as_str())
+        .collect();
     let healthy =
         after_plan.steps.is_empty() && after_plan.refused.is_none() && !outcome.any_failed();
+    // One line per item, control characters escaped: a process name or an
+    // sshd message never splits a line or starts one of its own.
     let mut text = String::new();
     for f in &plan.findings {
-        text.push_str(&format!("found: {f}\n"));
+        push_line(&mut text, &format!("found: {f}"));
     }
     for (ok, line) in &outcome.events {
-        text.push_str(&format!("{}: {line}\n", if *ok { "did" } else { "FAILED" }));
+        push_line(
+            &mut text,
+            &format!("{}: {line}", if *ok { "did" } else { "FAILED" }),
+        );
     }
     for l in &plan.left_alone {
-        text.push_str(&format!("left alone: {l}\n"));
+        push_line(&mut text, &format!("left alone: {l}"));
     }
-    text.push_str(&format!("now: {}\n", report::final_state(after)));
+    // Other packages dpkg left not fully installed: named apart, neither
+    // ssh's problem nor a failure of a repair that worked.
+    if !outcome.unrelated.is_empty() {
+        push_line(
+            &mut text,
+            &format!(
+                "left alone, not related to ssh: {} not fully installed; run 'apt-get install -f' or 'dpkg --configure -a' for those",
+                outcome.unrelated.join(", ")
+            ),
+        );
+    }
+    push_line(&mut text, &format!("now: {}", report::final_state(after)));
     let pkg_incomplete = after.package.as_ref().is_some_and(|p| p.is_incomplete());
     match (healthy, context) {
-        (true, Where::BeforeDpkg) if pkg_incomplete => text.push_str(&format!(
-            "ssh is healthy; the dpkg run that follows can now configure {}.\n",
-            cfg.package
-        )),
-        (true, Where::AfterDpkg) if plan.found_package_incomplete() => text.push_str(&format!(
-            "the dpkg error above is resolved: {} is now fully installed and ssh answers.\n",
-            cfg.package
-        )),
-        (true, _) => text.push_str("ssh is healthy.\n"),
+        (true, Where::BeforeDpkg) if pkg_incomplete => push_line(
+            &mut text,
+            &format!(
+                "ssh is healthy; the dpkg run that follows can now configure {}.",
+                cfg.package
+            ),
+        ),
+        (true, Where::AfterDpkg) if plan.found_package_incomplete() => push_line(
+            &mut text,
+            &format!(
+                "the dpkg error above is resolved: {} is now fully installed and ssh answers.",
+                cfg.package
+            ),
+        ),
+        (true, _) => push_line(&mut text, "ssh is healthy."),
         (false, _) => {
             let mut left: Vec<String> = after_plan.findings.iter().map(|f| f.to_string()).collect();
             if let Some(r) = &after_plan.refused {
                 left.push(r.to_string());
             }
-            text.push_str(&format!("PROBLEM REMAINS: {}\n", left.join("; ")));
+            // Never an empty list: what failed is what remains.
+            if left.is_empty() {
+                left.extend(failures.iter().map(|f| f.to_string()));
+            }
+            push_line(&mut text, &format!("PROBLEM REMAINS: {}", left.join("; ")));
         }
     }
     (text, healthy)
@@ -265,4 +298,101 @@ pub(crate) fn refused(ctx: &Ctx, d: &Diagnosis, inhibit: Inhibit) -> Option<(Rec
         ),
         format!("{}; {r}", report::join(&d.plan.findings, "; ")),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dpkg::PackageState;
+    use crate::plan::Finding;
+
+    /// The state after a repair that worked: the package installed.
+    fn installed() -> Snapshot {
+        Snapshot {
+            package: Some(PackageState {
+                name: "openssh-server".into(),
+                want: "install".into(),
+                eflag: "ok".into(),
+                status: "installed".into(),
+                version: None,
+                architecture: None,
+                other_instances: vec![],
+                depends: vec![],
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// An unrelated package dpkg left half-configured beside a successful
+    /// ssh repair: reported as the success it is (so counted as one), the
+    /// other package named apart, never `PROBLEM REMAINS:` with nothing.
+    #[test]
+    fn a_successful_ssh_repair_is_reported_as_such_beside_an_unrelated_broken_package() {
+        let plan = Plan {
+            findings: vec![Finding::PackageIncomplete {
+                package: "openssh-server".into(),
+                summary: "install ok half-configured".into(),
+            }],
+            ..Default::default()
+        };
+        let outcome = repair::Outcome {
+            events: vec![(true, "configured openssh-server (dpkg --configure)".into())],
+            unrelated: vec!["e2e-broken (half-configured)".into()],
+        };
+        let (text, healthy) = repair_report(
+            &plan,
+            &outcome,
+            &installed(),
+            &Config::default(),
+            Where::AfterDpkg,
+        );
+        assert!(healthy, "{text}");
+        assert!(!text.contains("PROBLEM REMAINS"), "{text}");
+        assert!(text.contains("the dpkg error above is resolved"), "{text}");
+        assert!(
+            text.contains(
+                "left alone, not related to ssh: e2e-broken (half-configured) not fully installed"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failed_step_is_what_remains_never_an_empty_list() {
+        let outcome = repair::Outcome {
+            events: vec![(false, "systemctl start ssh.socket: job failed".into())],
+            unrelated: vec![],
+        };
+        let (text, healthy) = repair_report(
+            &Plan::default(),
+            &outcome,
+            &installed(),
+            &Config::default(),
+            Where::Standalone,
+        );
+        assert!(!healthy);
+        assert!(
+            text.contains("PROBLEM REMAINS: systemctl start ssh.socket: job failed\n"),
+            "{text}"
+        );
+    }
+
+    /// A finding naming a process with a newline in its binary path stays
+    /// one `found:` line.
+    #[test]
+    fn names_with_control_characters_never_split_a_report_line() {
+        let outcome = repair::Outcome {
+            events: vec![(true, "stopped pid 9 (/opt/x\nssh is healthy.)".into())],
+            unrelated: vec![],
+        };
+        let (text, _) = repair_report(
+            &Plan::default(),
+            &outcome,
+            &installed(),
+            &Config::default(),
+            Where::Standalone,
+        );
+        assert!(text.lines().all(|l| l != "ssh is healthy.)"), "{text}");
+        assert!(text.contains("(/opt/x\\nssh is healthy.)"), "{text}");
+    }
 }

@@ -37,6 +37,7 @@ fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
         } else {
             vec![]
         },
+        bind_ipv6_only: String::new(),
     }
 }
 
@@ -94,6 +95,8 @@ fn pkg(status: &str) -> PackageState {
         eflag: "ok".into(),
         status: status.into(),
         version: Some("1:9.6p1-3ubuntu13.5".into()),
+        architecture: None,
+        other_instances: vec![],
         depends: vec![],
     }
 }
@@ -120,6 +123,7 @@ fn healthy_socket() -> Snapshot {
             valid: Some(true),
             error: None,
         },
+        sshd_options: vec![],
         units: Some(Units {
             service: unit("ssh.service", "inactive", "disabled", "success"),
             socket: unit("ssh.socket", "active", "enabled", "success"),
@@ -370,6 +374,7 @@ fn golden_repair_reports_are_unchanged() {
                 "ssh answers with an SSH-2.0 banner on [::1]:22, 127.0.0.1:22".into(),
             ),
         ],
+        unrelated: vec![],
     };
     let failed = repair::Outcome {
         events: vec![
@@ -379,6 +384,7 @@ fn golden_repair_reports_are_unchanged() {
                 "ssh does not answer after the repair: [::1]:22: connection refused".into(),
             ),
         ],
+        unrelated: vec![],
     };
     let mut fixed = healthy_socket();
     fixed.sessions = 3;

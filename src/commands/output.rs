@@ -8,6 +8,7 @@
 use super::record::{self, Record};
 use super::{exit, Ctx};
 use crate::report::PREFIX;
+use crate::text::{esc, esc_but_newlines};
 use std::io::Write;
 
 /// One piece of what a command tells.
@@ -99,15 +100,18 @@ impl Outcome {
 /// Writes one line to `w`; the error is returned, never a panic.
 fn write_line(w: &mut impl Write, line: &Line) -> std::io::Result<()> {
     match line {
+        // Control characters in names (a process name, a path, sshd's words)
+        // are escaped: they never start a line of their own or move a
+        // terminal's cursor. Text built of lines keeps its newlines.
         Line::Say(text) => {
             for l in text.lines() {
-                writeln!(w, "{PREFIX}: {l}")?;
+                writeln!(w, "{PREFIX}: {}", esc(l))?;
             }
         }
-        Line::Print(text) => w.write_all(text.as_bytes())?,
+        Line::Print(text) => w.write_all(esc_but_newlines(text).as_bytes())?,
         // One line, whatever the error chain: apt and cron mail show it as is.
-        Line::Warning(text) => writeln!(w, "{PREFIX}: warning: {}", text.replace('\n', " "))?,
-        Line::Error(text) => writeln!(w, "{PREFIX}: error: {text}")?,
+        Line::Warning(text) => writeln!(w, "{PREFIX}: warning: {}", esc(&text.replace('\n', " ")))?,
+        Line::Error(text) => writeln!(w, "{PREFIX}: error: {}", esc(text))?,
         Line::Info(text) => {
             log::info!("{text}");
             return Ok(());

@@ -45,7 +45,7 @@ fn recent(log: &str, now: u64) -> Vec<u64> {
 fn answers(ctx: &Ctx, units: &Units) -> bool {
     match units.topology() {
         Topology::SocketActivated => true,
-        Topology::Service => system::sshd::service_answers(&ctx.roots.sshd),
+        Topology::Service => system::sshd::service_answers(&ctx.roots),
     }
 }
 

@@ -68,7 +68,7 @@ impl UnitControl for Fake {
         self.act(format!("stop {}", process.pid))
             .map(|_| Stopped::Term)
     }
-    fn probe(&self, targets: &[SocketAddr]) -> Vec<(SocketAddr, Result<Answer, String>)> {
+    fn probe(&self, targets: &[Endpoint]) -> Vec<(Endpoint, Result<Answer, String>)> {
         let _ = self.act("probe".into());
         let mut answers = self.answers.borrow_mut();
         let now = if answers.len() > 1 {
@@ -79,13 +79,21 @@ impl UnitControl for Fake {
                 .cloned()
                 .unwrap_or_else(|| vec![Ok(Answer::Banner("SSH-2.0-OpenSSH_9.6".into()))])
         };
-        targets.iter().copied().zip(now).collect()
+        targets.iter().cloned().zip(now).collect()
     }
-    fn start_rescue_sshd(&self) -> Result<()> {
-        self.act("rescue".into())
+    fn start_rescue_sshd(&self, opts: &[String]) -> Result<()> {
+        if opts.is_empty() {
+            self.act("rescue".into())
+        } else {
+            self.act(format!("rescue {}", opts.join(" ")))
+        }
     }
-    fn configure_package(&self, out: &mut Outcome) -> Result<()> {
-        self.act("configure".into())?;
+    fn configure_package(&self, package: &str, out: &mut Outcome) -> Result<()> {
+        if package == "openssh-server" {
+            self.act("configure".into())?;
+        } else {
+            self.act(format!("configure {package}"))?;
+        }
         out.did("configured".into());
         Ok(())
     }
@@ -242,4 +250,61 @@ fn an_address_that_cannot_exist_is_not_a_failure_and_no_rescue_starts() {
     let out = execute(&fake, &Config::default(), &snap(), &[Step::VerifyBanner]);
     assert!(!out.any_failed(), "{:?}", out.events);
     assert!(!fake.calls().contains(&"rescue".to_string()));
+}
+
+/// An address ssh cannot be reached on from this host (a link-local scope
+/// whose interface is down) beside one that answers: said in the did line,
+/// and the package still gets configured, no rescue.
+#[test]
+fn an_unreachable_address_beside_an_answering_one_does_not_stop_the_package_step() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![vec![
+        Ok(Answer::Banner("SSH-2.0-OpenSSH_9.6".into())),
+        Err("Network is down".into()),
+    ]];
+    let mut s = snap();
+    s.addresses = vec!["0.0.0.0:22".into(), "[fe80::1%eth9]:22".into()];
+    let out = execute(&fake, &Config::default(), &s, &steps());
+    assert!(!out.any_failed(), "{:?}", out.events);
+    assert!(fake.calls().contains(&"configure".to_string()));
+    assert!(!fake.calls().iter().any(|c| c.starts_with("rescue")));
+    assert!(
+        out.events
+            .iter()
+            .any(|(ok, l)| *ok && l.contains(
+                "on 127.0.0.1:22; not reachable from this host: [fe80::1%eth9]:22: Network is down"
+            )),
+        "{:?}",
+        out.events
+    );
+}
+
+/// The rescue sshd gets the options ssh.service passes (SSHD_OPTS), and a
+/// multi-arch package step names the stanza to configure.
+#[test]
+fn the_rescue_sshd_gets_the_unit_options_and_the_package_step_its_qualified_name() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![
+        vec![Err("Connection refused".into())],
+        vec![Ok(Answer::Banner("SSH-2.0-OpenSSH_9.6".into()))],
+    ];
+    let mut s = snap();
+    s.sshd_options = vec!["-f".into(), "/etc/ssh/other_config".into()];
+    execute(&fake, &Config::default(), &s, &[Step::VerifyBanner]);
+    assert!(fake
+        .calls()
+        .contains(&"rescue -f /etc/ssh/other_config".to_string()));
+    let fake = Fake::default();
+    execute(
+        &fake,
+        &Config::default(),
+        &snap(),
+        &[Step::ConfigurePackage {
+            package: "openssh-server:i386".into(),
+        }],
+    );
+    assert_eq!(
+        fake.calls().last().map(String::as_str),
+        Some("configure openssh-server:i386")
+    );
 }

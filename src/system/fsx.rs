@@ -10,7 +10,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, OFlag};
-use nix::sys::stat::{fstat, fstatat, mkdirat, Mode, SFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -186,9 +186,11 @@ impl RunDir {
             Err(Errno::ENOENT) if !create => return Ok(None),
             Err(e) => bail!("cannot open {}: {e}", parent.display()),
         };
+        let mut created = false;
         if create {
             match mkdirat(pfd.as_fd(), name, Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
+                Ok(()) => created = true,
+                Err(Errno::EEXIST) => {}
                 Err(e) => bail!("cannot create {}: {e}", path.display()),
             }
         }
@@ -210,6 +212,12 @@ impl RunDir {
             Err(Errno::ENOTDIR) => bail!("refusing {}: it is not a directory", path.display()),
             Err(e) => bail!("cannot open {}: {e}", path.display()),
         };
+        if created {
+            // mkdirat's mode goes through the caller's umask (0750 under
+            // umask 027); the documented 0755 is set through the handle.
+            fchmod(fd.as_fd(), Mode::from_bits_truncate(0o755))
+                .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+        }
         let st = fstat(fd.as_fd()).with_context(|| format!("cannot stat {}", path.display()))?;
         if !ours {
             return Ok(Some(RunDir {
@@ -340,10 +348,12 @@ impl RunDir {
         )
         .with_context(|| format!("cannot create a temporary file in {}", self.path.display()))?;
         let mut f = std::fs::File::from(fd);
-        let res = f
-            .write_all(content.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(anyhow::Error::from)
+        // The mode given to openat is masked by the caller's umask; readers
+        // (other watchdogs, node_exporter) rely on the documented mode.
+        let res = fchmod(f.as_fd(), Mode::from_bits_truncate(mode))
+            .map_err(|e| anyhow!("cannot set the mode of {}: {e}", p.display()))
+            .and_then(|_| f.write_all(content.as_bytes()).map_err(anyhow::Error::from))
+            .and_then(|_| f.sync_all().map_err(anyhow::Error::from))
             .and_then(|_| {
                 renameat(self.fd.as_fd(), tmp.as_str(), self.fd.as_fd(), name).map_err(
                     |e| match e {

@@ -11,7 +11,7 @@ use super::{locks, now_secs, Roots};
 use crate::config::Config;
 use crate::marker::{self, Holder, Marker};
 use crate::model::*;
-use std::net::SocketAddr;
+use crate::sshd::{parse_listen, Endpoint};
 
 pub const MARKER_FILE: &str = "inhibit";
 
@@ -201,17 +201,20 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     let mut s = Snapshot::default();
     // sshd -T runs while systemd, dpkg and /proc are read, unless a report
     // may reuse the last answer (see system::sshd::cache_key).
-    let key = super::sshd::cache_key(roots);
+    // With the options ssh.service passes (SSHD_OPTS): the configuration
+    // checked and the ports printed are the ones the unit runs with.
+    let opts = super::sshd::unit_options(roots);
+    let key = super::sshd::cache_key(roots, &opts);
     let run_dir = RunDir::open(roots, nix::unistd::geteuid().is_root())
         .ok()
         .flatten();
-    let cached = match (fresh, &run_dir) {
-        (Fresh::MayReuse, Some(d)) => super::sshd::load_cached(d, &key),
+    let cached = match (fresh, &run_dir, &key) {
+        (Fresh::MayReuse, Some(d), Some(k)) => super::sshd::load_cached(d, k),
         _ => None,
     };
     let pending = cached
         .is_none()
-        .then(|| super::sshd::start_check(&roots.sshd));
+        .then(|| super::sshd::start_check(&roots.sshd, &opts.config_args));
     let procfs = Procfs::new(&roots.proc);
     // systemd's answers are awaited on this thread while a second one
     // surveys /proc (one readlink per process) and reads dpkg's status file.
@@ -251,7 +254,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         (Some(c), _) => c,
         (None, Some(p)) => {
             let (check, listen) = p.finish();
-            if let Some(d) = &run_dir {
+            if let (Some(d), Some(key)) = (&run_dir, key) {
                 super::sshd::store_cached(d, key, &check, &listen);
             }
             (check, listen)
@@ -259,6 +262,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         (None, None) => unreachable!("sshd -T runs whenever there is no cached answer"),
     };
     s.sshd_config = check;
+    s.sshd_options = opts.all;
     let (ports, addresses) = ssh_addresses(s.units.as_ref(), listen.as_ref(), &cfg.extra_ports);
     s.ports = ports;
     s.addresses = addresses;
@@ -316,9 +320,9 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     s
 }
 
-/// The addresses to probe for a banner.
-pub fn probe_targets(s: &Snapshot) -> Vec<SocketAddr> {
-    let addrs: Vec<SocketAddr> = s.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+/// The addresses to probe for a banner (IPv6 scopes kept).
+pub fn probe_targets(s: &Snapshot) -> Vec<Endpoint> {
+    let addrs: Vec<Endpoint> = s.addresses.iter().filter_map(|a| parse_listen(a)).collect();
     crate::sshd::probe_targets(&addrs)
 }
 

@@ -4,7 +4,8 @@
 #![forbid(unsafe_code)]
 
 use crate::model::ConfigCheck;
-use crate::sshd::{is_ssh_banner, parse_sshd_t, SshdListen};
+use crate::sshd::{is_ssh_banner, parse_sshd_t, Endpoint, SshdListen};
+use crate::sshd_config::{env_file_value, parse_sshd_opts, split_words, SshdOpts};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -30,7 +31,10 @@ pub const SSHD_T_TIMEOUT: Duration = Duration::from_secs(10);
 /// Starts `sshd -T`: the installed binary checks the configuration exactly
 /// as `sshd -t` does (same checks, same exit status) and also prints the
 /// effective settings, so one run answers both "valid?" and "which ports?".
-pub fn start_check(sshd: &Path) -> PendingCheck {
+/// `args`: the options the unit passes to sshd (`-f`, `-p`, `-o`, ...:
+/// [`SshdOpts::config_args`]), so that the configuration checked and the
+/// ports printed are those ssh.service really runs with.
+pub fn start_check(sshd: &Path, args: &[String]) -> PendingCheck {
     let pending = |child| PendingCheck {
         sshd: sshd.to_path_buf(),
         child,
@@ -53,6 +57,7 @@ pub fn start_check(sshd: &Path) -> PendingCheck {
     pending(
         Command::new(sshd)
             .arg("-T")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -128,14 +133,13 @@ impl PendingCheck {
     }
 }
 
-pub fn check_config(sshd: &Path) -> (ConfigCheck, Option<SshdListen>) {
-    start_check(sshd).finish()
+pub fn check_config(sshd: &Path, args: &[String]) -> (ConfigCheck, Option<SshdListen>) {
+    start_check(sshd, args).finish()
 }
 
 /// `status` and `check` only report, so they may reuse the last `sshd -T`
-/// answer while nothing it depends on changed: the binary, sshd_config,
-/// sshd_config.d/ and the host keys (device, inode, size, mtime and ctime of
-/// each). Everything that acts on sshd runs it afresh.
+/// answer while nothing it depends on changed (see [`cache_key`]).
+/// Everything that acts on sshd runs it afresh.
 const CACHE_FILE: &str = "sshd-T.json";
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -145,27 +149,204 @@ struct Cached {
     listen: Option<SshdListen>,
 }
 
-pub fn cache_key(roots: &super::Roots) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let etc = roots.under(Path::new("/etc/ssh"));
-    let mut paths = vec![roots.sshd.clone(), etc.join("sshd_config")];
-    for dir in [etc.join("sshd_config.d"), etc.clone()] {
-        let mut more: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        if dir == etc {
-            more.retain(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("ssh_host_"))
-            });
-        }
-        more.sort();
-        paths.push(dir);
-        paths.extend(more);
+/// ssh.service's EnvironmentFile, which holds SSHD_OPTS.
+pub const UNIT_ENV_FILE: &str = "/etc/default/ssh";
+/// Most files the cache key follows before giving up on caching.
+const MAX_KEY_FILES: usize = 256;
+/// sshd_config files larger than this are not parsed for Include lines (the
+/// cache is then not used).
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads a small regular file without blocking on a FIFO or a device:
+/// Ok(None) when it does not exist; an error when it is not a regular file
+/// or larger than `max`.
+fn read_small_regular(path: &Path, max: u64) -> std::io::Result<Option<String>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let m = f.metadata()?;
+    if !m.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
     }
-    let mut key = String::new();
+    if m.len() > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    let mut buf = Vec::new();
+    f.take(max + 1).read_to_end(&mut buf)?;
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+}
+
+/// The options ssh.service passes to sshd (`sshd -D $SSHD_OPTS`, with
+/// SSHD_OPTS from its EnvironmentFile /etc/default/ssh), read the way
+/// systemd reads and expands them. A missing file or variable means no
+/// options, as for systemd (`EnvironmentFile=-`); an unreadable one is said
+/// at -v and taken as none.
+///
+/// Read from the file rather than from the unit's ExecStart over D-Bus:
+/// systemd reports ExecStart unexpanded (`$SSHD_OPTS` as a literal word),
+/// so the file must be read anyway; and the options are needed before
+/// systemd answers (sshd -T starts first, in parallel) and when the bus is
+/// down. Debian's and Ubuntu's ssh.service both run `sshd -D $SSHD_OPTS`.
+pub fn unit_options(roots: &super::Roots) -> SshdOpts {
+    let path = roots.under(Path::new(UNIT_ENV_FILE));
+    match read_small_regular(&path, 64 * 1024) {
+        Ok(Some(text)) => {
+            let v = env_file_value(&text, "SSHD_OPTS").unwrap_or_default();
+            parse_sshd_opts(&split_words(&v))
+        }
+        Ok(None) => SshdOpts::default(),
+        Err(e) => {
+            log::info!("{}: {e}; taking SSHD_OPTS as empty", path.display());
+            SshdOpts::default()
+        }
+    }
+}
+
+/// The cache key: identity (device, inode, size, mtime, ctime) of every
+/// file `sshd -T` reads with these options: the binary, ssh.service's
+/// EnvironmentFile, the configuration file (`-f` or sshd_config), every file
+/// its Include directives reach (recursively, globs expanded as sshd does,
+/// relative paths under /etc/ssh, the globbed directories themselves so a
+/// new match changes the key), and the host keys (named by HostKey or -h,
+/// the defaults, and every ssh_host_* in /etc/ssh). None when that set
+/// cannot be covered (a wildcard in a directory name, too many files or
+/// levels, an unreadable configuration): then sshd -T runs every time.
+pub fn cache_key(roots: &super::Roots, opts: &SshdOpts) -> Option<String> {
+    use crate::sshd_config::{
+        glob_match, include_path, include_target, keyword_line, parse_refs, IncludeTarget, Refs,
+        DEFAULT_HOST_KEYS, MAX_INCLUDE_DEPTH,
+    };
+    use std::os::unix::fs::MetadataExt;
+    use std::path::PathBuf;
+    let etc = roots.under(Path::new("/etc/ssh"));
+    let mut paths: Vec<PathBuf> = vec![roots.sshd.clone(), roots.under(Path::new(UNIT_ENV_FILE))];
+    let mut host_keys: Vec<String> = opts
+        .host_keys
+        .iter()
+        .chain(&opts.host_certs)
+        .cloned()
+        .collect();
+    // (file, depth) still to read; -o options are configuration lines of
+    // their own, read before the file.
+    let config = opts
+        .config_file
+        .clone()
+        .unwrap_or_else(|| "/etc/ssh/sshd_config".into());
+    let mut queue: Vec<(String, usize)> = vec![(config, 0)];
+    let follow = |refs: Refs,
+                  depth: usize,
+                  paths: &mut Vec<PathBuf>,
+                  queue: &mut Vec<(String, usize)>,
+                  host_keys: &mut Vec<String>|
+     -> Option<()> {
+        host_keys.extend(refs.host_keys);
+        for inc in refs.includes {
+            match include_target(&inc) {
+                IncludeTarget::File(f) => {
+                    if let Some(parent) = Path::new(&f).parent() {
+                        paths.push(roots.under(parent));
+                    }
+                    queue.push((f, depth + 1));
+                }
+                IncludeTarget::Glob { dir, pattern } => {
+                    let real = roots.under(Path::new(&dir));
+                    paths.push(real.clone());
+                    let mut names: Vec<String> = match std::fs::read_dir(&real) {
+                        Ok(rd) => rd
+                            .flatten()
+                            .filter_map(|e| e.file_name().into_string().ok())
+                            .filter(|n| glob_match(&pattern, n))
+                            .collect(),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                        Err(e) => {
+                            log::debug!("sshd -T cache: {}: {e}", real.display());
+                            return None;
+                        }
+                    };
+                    names.sort();
+                    queue.extend(names.into_iter().map(|n| (format!("{dir}/{n}"), depth + 1)));
+                }
+                IncludeTarget::Uncoverable(why) => {
+                    log::debug!("sshd -T cache not used: {why}");
+                    return None;
+                }
+            }
+        }
+        Some(())
+    };
+    let mut from_options = Refs::default();
+    for o in &opts.options {
+        match keyword_line(o) {
+            Some((kw, args)) if kw == "include" => from_options
+                .includes
+                .extend(args.iter().map(|a| include_path(a))),
+            Some((kw, args)) if kw == "hostkey" => {
+                from_options.host_keys.extend(args.into_iter().take(1))
+            }
+            _ => {}
+        }
+    }
+    // Debian's drop-in directory, whether or not an Include names it: one
+    // sshd -T too many when a file there is not read costs nothing.
+    from_options
+        .includes
+        .push("/etc/ssh/sshd_config.d/*.conf".to_string());
+    follow(from_options, 0, &mut paths, &mut queue, &mut host_keys)?;
+    let mut seen = 0;
+    while let Some((file, depth)) = queue.pop() {
+        seen += 1;
+        if depth > MAX_INCLUDE_DEPTH || seen > MAX_KEY_FILES {
+            log::debug!("sshd -T cache not used: more than {MAX_KEY_FILES} files or {MAX_INCLUDE_DEPTH} levels of Include");
+            return None;
+        }
+        let real = roots.under(Path::new(&file));
+        paths.push(real.clone());
+        match read_small_regular(&real, MAX_CONFIG_BYTES) {
+            Ok(Some(text)) => follow(
+                parse_refs(&text),
+                depth,
+                &mut paths,
+                &mut queue,
+                &mut host_keys,
+            )?,
+            Ok(None) => {}
+            Err(e) => {
+                log::debug!("sshd -T cache not used: {}: {e}", real.display());
+                return None;
+            }
+        }
+    }
+    if host_keys.is_empty() {
+        host_keys.extend(DEFAULT_HOST_KEYS.iter().map(|k| k.to_string()));
+    }
+    for k in &host_keys {
+        paths.push(roots.under(Path::new(k)));
+        paths.push(roots.under(Path::new(&format!("{k}.pub"))));
+    }
+    let mut in_etc: Vec<PathBuf> = std::fs::read_dir(&etc)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    in_etc.retain(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("ssh_host_"))
+    });
+    in_etc.sort();
+    paths.push(etc);
+    paths.extend(in_etc);
+    let mut key = format!("options {:?}\n", opts.all);
+    let mut done: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     for p in paths {
+        if !done.insert(p.clone()) {
+            continue;
+        }
         match std::fs::metadata(&p) {
             Ok(m) => key.push_str(&format!(
                 "{} {} {} {} {}.{} {}.{}\n",
@@ -181,7 +362,7 @@ pub fn cache_key(roots: &super::Roots) -> String {
             Err(_) => key.push_str(&format!("{} -\n", p.display())),
         }
     }
-    key
+    Some(key)
 }
 
 pub fn load_cached(
@@ -285,15 +466,23 @@ fn unavailable(e: &ProbeError) -> bool {
     )
 }
 
-/// The watchdog's quick check of a classic ssh.service: every address
-/// `sshd -T` names (127.0.0.1:22 when none) answers within 3 s.
-pub fn service_answers(sshd: &Path) -> bool {
-    let (_, listen) = check_config(sshd);
-    let addrs = listen.map(|l| l.addresses).unwrap_or_default();
+/// The watchdog's quick check of a classic ssh.service: `sshd -T`, with the
+/// options the unit passes, names the addresses (each port on the families
+/// AddressFamily allows when it names none, IPv6 scopes kept); ssh is up
+/// when it answers on one of them within 3 s (an address this host cannot
+/// reach is no reason to restart ssh.service every few minutes).
+pub fn service_answers(roots: &super::Roots) -> bool {
+    let opts = unit_options(roots);
+    let (_, listen) = check_config(&roots.sshd, &opts.config_args);
+    let ports: Vec<u16> = listen
+        .as_ref()
+        .map(|l| l.ports.clone())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| vec![22]);
+    let addrs = crate::sshd::listen_addresses(false, &[], "", listen.as_ref(), &ports);
     let targets = crate::sshd::probe_targets_or_default(&addrs);
-    wait_banners(&targets, Duration::from_secs(3))
-        .iter()
-        .all(|(_, r)| r.is_ok())
+    let res = wait_endpoints(&targets, Duration::from_secs(3));
+    crate::sshd::answered(&res, |a| matches!(a, Answer::Banner(_))) != crate::sshd::Answered::None
 }
 
 /// What a probe of one address found.
@@ -345,6 +534,58 @@ pub fn wait_banners(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The socket address to connect to for an endpoint: an IPv6 scope given
+/// as an interface name becomes its index (a link-local address cannot be
+/// reached without it).
+pub fn resolve(e: &Endpoint) -> Result<SocketAddr, String> {
+    let Some(zone) = &e.scope else {
+        return Ok(e.addr);
+    };
+    let SocketAddr::V6(v6) = e.addr else {
+        return Err(format!("{e}: a scope on an IPv4 address"));
+    };
+    let index = match zone.parse::<u32>() {
+        Ok(i) => i,
+        Err(_) => nix::net::if_::if_nametoindex(zone.as_str())
+            .map_err(|err| format!("{e}: no interface {zone} ({err})"))?,
+    };
+    Ok(SocketAddr::V6(std::net::SocketAddrV6::new(
+        *v6.ip(),
+        v6.port(),
+        v6.flowinfo(),
+        index,
+    )))
+}
+
+/// [`wait_banners`] for endpoints, each reported under its own name
+/// (scope as the admin wrote it); one whose interface does not exist is an
+/// error for that endpoint only.
+pub fn wait_endpoints(
+    targets: &[Endpoint],
+    timeout: Duration,
+) -> Vec<(Endpoint, Result<Answer, String>)> {
+    let resolved: Vec<(Endpoint, Result<SocketAddr, String>)> =
+        targets.iter().map(|e| (e.clone(), resolve(e))).collect();
+    let addrs: Vec<SocketAddr> = resolved
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().copied())
+        .collect();
+    let mut answers = wait_banners(&addrs, timeout).into_iter();
+    resolved
+        .into_iter()
+        .map(|(name, r)| match r {
+            Ok(_) => (
+                name,
+                answers
+                    .next()
+                    .map(|(_, a)| a)
+                    .unwrap_or_else(|| Err("not tried".into())),
+            ),
+            Err(e) => (name, Err(e)),
+        })
+        .collect()
 }
 
 #[cfg(test)]

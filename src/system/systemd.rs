@@ -197,6 +197,7 @@ impl Systemd {
                 (true, Some("socket")) => &[
                     ("org.freedesktop.systemd1.Socket", "Listen"),
                     ("org.freedesktop.systemd1.Socket", "Result"),
+                    ("org.freedesktop.systemd1.Socket", "BindIPv6Only"),
                 ],
                 _ => &[],
             }
@@ -266,6 +267,7 @@ impl Systemd {
                 "SubState" => st.sub_state = text(),
                 "UnitFileState" => st.unit_file_state = text(),
                 "Result" => st.result = text(),
+                "BindIPv6Only" => st.bind_ipv6_only = text(),
                 "MainPID" => st.main_pid = u32::try_from(v).ok().filter(|p| *p != 0),
                 "Listen" => {
                     st.listen = <Vec<(String, String)>>::try_from(v)
@@ -349,13 +351,12 @@ impl Systemd {
 
     /// Last resort against a lockout: a transient unit running `sshd -D`
     /// from the installed binary, managed by systemd like any service.
-    pub fn start_rescue_sshd(&self, sshd: &str, timeout: Duration) -> Result<()> {
+    /// `opts`: the options ssh.service passes (SSHD_OPTS), after `-D`.
+    pub fn start_rescue_sshd(&self, sshd: &str, opts: &[String], timeout: Duration) -> Result<()> {
         let _ = self.mgr.reset_failed_unit(RESCUE_UNIT);
-        let exec = vec![(
-            sshd.to_string(),
-            vec![sshd.to_string(), "-D".to_string()],
-            false,
-        )];
+        let mut argv = vec![sshd.to_string(), "-D".to_string()];
+        argv.extend(opts.iter().cloned());
+        let exec = vec![(sshd.to_string(), argv, false)];
         let props: Vec<(&str, Value<'_>)> = vec![
             (
                 "Description",
