@@ -126,7 +126,7 @@ pub(crate) fn internal_error_line(line: &str) {
     let _ = writeln!(
         std::io::stderr().lock(),
         "{PREFIX}: internal error: {}",
-        line.replace('\n', " ")
+        esc(&line.replace('\n', " "))
     );
 }
 
