@@ -27,6 +27,7 @@ mod model;
 mod plan;
 mod repair;
 mod report;
+mod roads;
 mod sshd;
 mod sshd_config;
 mod system;

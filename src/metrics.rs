@@ -56,13 +56,48 @@ impl Counters {
 }
 
 /// What one run knows about the machine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Observed {
     pub package: String,
     pub package_ok: bool,
     pub ssh_up: bool,
     pub stale_listeners: usize,
     pub inhibited: bool,
+    pub roads: RoadSignals,
+}
+
+/// The neighbouring roads (crate::roads) as a fleet alerts on them. On the
+/// hooks' healthy path each is known to be clear without another read (a
+/// unit that is active did not hit its start limit).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoadSignals {
+    /// Road a: ssh.service or ssh.socket failed with a start or trigger limit.
+    pub start_limit_hit: bool,
+    /// Road b: the unit openssh-server's postinst restarts is masked and
+    /// running, so the next openssh-server upgrade fails.
+    pub postinst_restart_blocked: bool,
+    /// Road d: sshd_config, ssh.socket and the listening sockets disagree.
+    pub socket_drift: bool,
+    /// Road e: Unix time since which dpkg waits for an answer, if it does.
+    pub dpkg_prompt_since: Option<u64>,
+    /// Road f: ssh.service holds the port ssh.socket should, or (latent)
+    /// restarting ssh.socket would be refused while ssh.service runs.
+    pub service_holds_port: bool,
+    /// Road g: the rescue sshd runs a binary dpkg replaced.
+    pub stale_rescue: bool,
+}
+
+impl RoadSignals {
+    pub fn of(r: &crate::roads::Roads) -> RoadSignals {
+        RoadSignals {
+            start_limit_hit: !r.start_limit.is_empty(),
+            postinst_restart_blocked: r.postinst_restart_blocked.is_some(),
+            socket_drift: r.socket_drift.is_some(),
+            dpkg_prompt_since: r.dpkg_prompt.as_ref().map(|p| p.since),
+            service_holds_port: r.service_holds_port.is_some() || r.socket_not_required.is_some(),
+            stale_rescue: r.stale_rescue.is_some(),
+        }
+    }
 }
 
 /// A label value in the text exposition format: backslash, double quote
@@ -125,6 +160,42 @@ pub fn render(o: &Observed, c: &Counters, version: &str, now: u64) -> String {
         "Whether a package manager run inhibits watchdog action (1) or not (0).",
         "",
         b(o.inhibited),
+    );
+    gauge(
+        "ssh_upgrade_guard_start_limit_hit",
+        "Whether ssh.service or ssh.socket had failed with systemd's start or trigger limit (start request repeated too quickly) at the last run (1) or not (0).",
+        "",
+        b(o.roads.start_limit_hit),
+    );
+    gauge(
+        "ssh_upgrade_guard_postinst_restart_blocked",
+        "Whether the ssh unit openssh-server's postinst restarts is masked but running, so that the next upgrade of the package fails (1) or not (0).",
+        "",
+        b(o.roads.postinst_restart_blocked),
+    );
+    gauge(
+        "ssh_upgrade_guard_socket_drift",
+        "Whether sshd_config, ssh.socket and the sockets really listening disagree about where ssh listens (1) or not (0): a port changed in one place only.",
+        "",
+        b(o.roads.socket_drift),
+    );
+    gauge(
+        "ssh_upgrade_guard_dpkg_prompt_since_timestamp_seconds",
+        "Unix time since which dpkg waits for an answer (a conffile question under the package manager holding its lock), 0 when it does not.",
+        "",
+        o.roads.dpkg_prompt_since.unwrap_or(0).to_string(),
+    );
+    gauge(
+        "ssh_upgrade_guard_service_holds_port",
+        "Whether ssh.service listens on the ssh port itself while ssh is socket-activated, so that ssh.socket cannot, or does not require ssh.socket, so that restarting the socket is refused while it runs (1) or not (0).",
+        "",
+        b(o.roads.service_holds_port),
+    );
+    gauge(
+        "ssh_upgrade_guard_rescue_on_replaced_binary",
+        "Whether the guard's rescue sshd runs a binary dpkg has replaced (1) or not (0).",
+        "",
+        b(o.roads.stale_rescue),
     );
     gauge(
         "ssh_upgrade_guard_watchdog_gave_up",
@@ -196,13 +267,21 @@ impl PluginState {
 
 /// The verdict of `check`: CRITICAL when openssh-server is not fully
 /// installed, ssh is down or a stale listener holds the port; WARNING when
-/// the only problem is one a running package manager may still be fixing;
+/// the only problem is one a running package manager may still be fixing,
+/// or when ssh is healthy but its addresses drifted (road d) or dpkg waits
+/// for an answer (road e);
 /// UNKNOWN when systemd cannot be asked.
 pub fn plugin_state(o: &Observed, systemd_ok: bool, problems: usize) -> PluginState {
     if !systemd_ok {
         return PluginState::Unknown;
     }
     if problems == 0 && o.package_ok && o.ssh_up && o.stale_listeners == 0 {
+        // ssh answers, but where it listens is not what sshd_config says:
+        // the next firewall change can lock people out.
+        if o.roads.socket_drift || o.roads.dpkg_prompt_since.is_some() || o.roads.service_holds_port
+        {
+            return PluginState::Warning;
+        }
         return PluginState::Ok;
     }
     if o.inhibited {
@@ -236,6 +315,7 @@ mod tests {
             ssh_up: true,
             stale_listeners: 0,
             inhibited: false,
+            roads: RoadSignals::default(),
         }
     }
 
@@ -257,6 +337,15 @@ mod tests {
         assert!(t.contains("ssh_upgrade_guard_last_repair_timestamp_seconds 1700000000\n"));
         assert!(t.contains("ssh_upgrade_guard_build_info{version=\"0.1.0\"} 1\n"));
         assert!(t.contains("ssh_upgrade_guard_watchdog_gave_up 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_start_limit_hit 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_postinst_restart_blocked 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_socket_drift 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_service_holds_port 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_rescue_on_replaced_binary 0\n"));
+        assert!(t.contains("ssh_upgrade_guard_dpkg_prompt_since_timestamp_seconds 0\n"));
+        let mut o = obs();
+        o.roads.start_limit_hit = true;
+        assert!(render(&o, &c, "0.1.0", 0).contains("ssh_upgrade_guard_start_limit_hit 1\n"));
         // Every sample line has a HELP and TYPE before it.
         for line in t.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
@@ -296,6 +385,13 @@ mod tests {
     #[test]
     fn check_mapping_for_each_state() {
         assert_eq!(plugin_state(&obs(), true, 0), PluginState::Ok);
+        let mut o = obs();
+        o.roads.socket_drift = true;
+        assert_eq!(plugin_state(&o, true, 0), PluginState::Warning);
+        let mut o = obs();
+        o.roads.dpkg_prompt_since = Some(1);
+        o.inhibited = true;
+        assert_eq!(plugin_state(&o, true, 0), PluginState::Warning);
         assert_eq!(plugin_state(&obs(), false, 0), PluginState::Unknown);
         let mut o = obs();
         o.package_ok = false;

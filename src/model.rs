@@ -52,6 +52,12 @@ pub struct UnitState {
     /// ssh.socket only: BindIPv6Only (default, both, ipv6-only): whether
     /// its [::] address also takes IPv4 connections.
     pub bind_ipv6_only: String,
+    /// ssh.service only: systemd's automatic restarts (Restart=) since the
+    /// unit was last started by hand (Service.NRestarts); None when not read.
+    pub n_restarts: Option<u32>,
+    /// ssh.service only: the units it requires (Unit.Requires); None when
+    /// not read.
+    pub requires: Option<Vec<String>>,
 }
 
 impl UnitState {
@@ -274,6 +280,22 @@ pub struct Snapshot {
     pub locks: Vec<LockView>,
     /// Problems met while gathering the snapshot (unreadable files, ...).
     pub warnings: Vec<String>,
+    /// deb-systemd-helper's records of the ssh units (what the postinst
+    /// asks before restarting one).
+    pub packaging_records: crate::roads::PackagingRecords,
+    /// Where `sshd -T` says sshd listens (sshd_config's Port and
+    /// ListenAddress), empty when sshd -T did not answer.
+    pub sshd_listen: Vec<String>,
+    /// Every address listening on an ssh port, whoever holds it.
+    pub listening: Vec<String>,
+    /// Whether Ubuntu's sshd-socket-generator is installed (it turns
+    /// sshd_config's Port/ListenAddress into ssh.socket's at daemon-reload).
+    pub socket_generator: bool,
+    /// dpkg waiting for an answer below the holder of its lock (road e).
+    pub dpkg_prompt: Option<crate::roads::DpkgPrompt>,
+    /// The main process of the guard's rescue sshd, when it runs (road g:
+    /// it must run the binaries dpkg unpacked).
+    pub rescue_pid: Option<u32>,
 }
 
 impl Snapshot {

@@ -72,6 +72,16 @@ pub enum Finding {
         /// Its active and sub state, as [`UnitState::describe`] words them.
         state: String,
     },
+    /// A unit failed with systemd's start or trigger limit (road a); its
+    /// text starts as UnitFailed's does.
+    StartLimit(crate::roads::StartLimit),
+    /// The unit openssh-server's postinst restarts is masked and running
+    /// (road b).
+    PostinstRestartBlocked(crate::roads::BlockedRestart),
+    /// ssh.service holds the port ssh.socket should (road f).
+    ServiceHoldsPort(crate::roads::ServiceHoldsPort),
+    /// The rescue sshd runs a replaced binary (road g).
+    StaleRescue(crate::roads::StaleRescue),
     /// The managed sshd still runs a binary the package replaced.
     OutdatedBinary {
         /// The service unit.
@@ -103,6 +113,10 @@ impl fmt::Display for Finding {
                 write!(f, "{unit} failed (result {result})")
             }
             Finding::NotRunning { unit, state } => write!(f, "{unit} is not running ({state})"),
+            Finding::StartLimit(x) => x.fmt(f),
+            Finding::PostinstRestartBlocked(x) => x.fmt(f),
+            Finding::ServiceHoldsPort(x) => x.fmt(f),
+            Finding::StaleRescue(x) => x.fmt(f),
             Finding::OutdatedBinary { service, pid, exe } => write!(
                 f,
                 "{service} (pid {pid}) still runs the replaced binary {exe}"
@@ -144,6 +158,9 @@ pub enum Refusal {
         /// Why it is foreign (the listener's `why`).
         why: String,
     },
+    /// Road b: starting units around a masked unit the postinst restarts
+    /// only fails; unmasking is the admin's decision.
+    PostinstRestartBlocked(crate::roads::BlockedRestart),
     /// A socket on an ssh port whose process cannot be seen.
     UnseenHolder {
         /// The sockets' addresses.
@@ -181,6 +198,7 @@ impl fmt::Display for Refusal {
                 "pid {pid} ({comm}) holds {} and is {why}; the guard does not stop it and cannot restore ssh while it is there",
                 addresses.join(", ")
             ),
+            Refusal::PostinstRestartBlocked(b) => f.write_str(&b.advice()),
             Refusal::UnseenHolder { addresses, as_root } => write!(
                 f,
                 "{} {} held by a process the guard cannot see{}; it cannot restore ssh while that is so",
@@ -285,6 +303,12 @@ pub enum Step {
         /// The unit.
         unit: String,
     },
+    /// systemctl stop UNIT: ssh.service handing the port back to
+    /// ssh.socket (road f). Its KillMode=process keeps the sessions.
+    StopUnit {
+        /// The unit.
+        unit: String,
+    },
     /// An SSH-2.0 banner must answer on every address ssh listens on.
     VerifyBanner,
     /// dpkg --configure PACKAGE, then the packages left unconfigured because of it.
@@ -305,6 +329,10 @@ impl fmt::Display for Step {
             Step::ResetFailed { unit } => write!(f, "systemctl reset-failed {unit}"),
             Step::StartUnit { unit } => write!(f, "systemctl start {unit}"),
             Step::RestartUnit { unit } => write!(f, "systemctl restart {unit}"),
+            Step::StopUnit { unit } => write!(
+                f,
+                "systemctl stop {unit} (its listener only: sessions stay)"
+            ),
             Step::VerifyBanner => write!(
                 f,
                 "check that an SSH-2.0 banner answers on every ssh address"
@@ -352,6 +380,12 @@ pub struct Facts<'a> {
     other_outdated: Vec<&'a Listener>,
     /// The package is not fully installed.
     pkg_incomplete: bool,
+    /// Road f: ssh.service holds the port ssh.socket should.
+    service_holds: Option<crate::roads::ServiceHoldsPort>,
+    /// Road g: the rescue sshd runs a replaced binary.
+    stale_rescue: Option<crate::roads::StaleRescue>,
+    /// Road b: the unit the postinst restarts is masked and running.
+    blocked: Option<crate::roads::BlockedRestart>,
 }
 
 impl<'a> Facts<'a> {
@@ -369,9 +403,11 @@ impl<'a> Facts<'a> {
                     || (u.is_active() && u.main_pid == Some(l.process.pid))
             })
         };
+        // The rescue sshd on a replaced binary is restarted as itself
+        // (road g): neither ssh.service's nor left alone.
         let (outdated, other_outdated) = of(ListenerClass::Managed)
             .into_iter()
-            .filter(|l| l.exe_deleted)
+            .filter(|l| l.exe_deleted && Some(l.process.pid) != s.rescue_pid)
             .partition(is_ssh_service);
         Facts {
             stale: of(ListenerClass::Stale),
@@ -379,6 +415,15 @@ impl<'a> Facts<'a> {
             outdated,
             other_outdated,
             pkg_incomplete: s.package.as_ref().is_some_and(|p| p.is_incomplete()),
+            service_holds: s
+                .units
+                .as_ref()
+                .and_then(|u| crate::roads::service_holds_port(u, &s.listeners)),
+            stale_rescue: crate::roads::stale_rescue(s),
+            blocked: s
+                .units
+                .as_ref()
+                .and_then(|u| crate::roads::blocked_restart(u, &s.packaging_records)),
         }
     }
 }
@@ -432,8 +477,11 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
     let Some(units) = &s.units else {
         return (found, left);
     };
+    let limits = crate::roads::start_limits(units);
     for u in [&units.socket, &units.service] {
-        if u.is_failed() {
+        if let Some(l) = limits.iter().find(|l| l.unit == u.name) {
+            found.push(Finding::StartLimit(l.clone()));
+        } else if u.is_failed() {
             found.push(Finding::UnitFailed {
                 unit: u.name.clone(),
                 result: u.result.clone(),
@@ -454,6 +502,15 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
             exe: l.exe.clone(),
         });
     }
+    if let Some(b) = &facts.blocked {
+        found.push(Finding::PostinstRestartBlocked(b.clone()));
+    }
+    if let Some(f) = &facts.service_holds {
+        found.push(Finding::ServiceHoldsPort(f.clone()));
+    }
+    if let Some(g) = &facts.stale_rescue {
+        found.push(Finding::StaleRescue(g.clone()));
+    }
     (found, left)
 }
 
@@ -464,12 +521,15 @@ pub struct Work {
     pub listeners: bool,
     /// Complete the package's configuration.
     pub package: bool,
+    /// Restart the rescue sshd on the unpacked binaries (road g; after
+    /// dpkg only: before it, dpkg would replace them again).
+    pub rescue: bool,
 }
 
 impl Work {
     /// Whether there is anything to do.
     pub fn any(self) -> bool {
-        self.listeners || self.package
+        self.listeners || self.package || self.rescue
     }
 }
 
@@ -483,14 +543,19 @@ pub fn work(s: &Snapshot, facts: &Facts, mode: Mode) -> Work {
     let listeners = match mode {
         // Before dpkg: only what makes the postinst's restart fail. An
         // inactive ssh.socket is started by the postinst itself.
-        Mode::Preflight => stale || any_failed,
+        Mode::Preflight => stale || any_failed || facts.service_holds.is_some(),
         Mode::Full => {
-            stale || any_failed || !holder(units).is_active() || !facts.outdated.is_empty()
+            stale
+                || any_failed
+                || !holder(units).is_active()
+                || !facts.outdated.is_empty()
+                || facts.service_holds.is_some()
         }
     };
     Work {
         listeners,
         package: mode == Mode::Full && facts.pkg_incomplete,
+        rescue: mode == Mode::Full && facts.stale_rescue.is_some(),
     }
 }
 
@@ -520,6 +585,12 @@ pub fn gate(s: &Snapshot, facts: &Facts, work: Work) -> Option<Refusal> {
                 why: s.sshd_config.error.clone(),
             })
         }
+    }
+    // Road b: starting units around a masked unit the postinst restarts
+    // fails ("Unit ssh.socket is masked."), and so would dpkg: the admin
+    // decides whether to unmask; the guard says how.
+    if let Some(b) = &facts.blocked {
+        return Some(Refusal::PostinstRestartBlocked(b.clone()));
     }
     if let Some(f) = facts.foreign.first() {
         return Some(Refusal::ForeignHolder {
@@ -568,15 +639,28 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
     }
     let stale = !facts.stale.is_empty();
     let outdated = !facts.outdated.is_empty();
+    if work.rescue {
+        // First: a failed unit start below skips to the banner check.
+        steps.push(Step::RestartUnit {
+            unit: crate::system::systemd::RESCUE_UNIT.to_string(),
+        });
+    }
+    let holds = facts.service_holds.is_some();
     if work.listeners {
         match units.topology() {
             Topology::SocketActivated => {
+                if holds {
+                    steps.push(Step::StopUnit {
+                        unit: cfg.ssh_service.clone(),
+                    });
+                }
                 if stale || !units.socket.is_active() {
                     steps.push(Step::StartUnit {
                         unit: cfg.ssh_socket.clone(),
                     });
                 }
-                if outdated {
+                // A service just stopped is started again by the socket.
+                if outdated && !holds {
                     steps.push(Step::RestartUnit {
                         unit: cfg.ssh_service.clone(),
                     });
@@ -594,6 +678,16 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
                 }
             }
         }
+        // Road f with the package to complete: a banner check now would
+        // make the socket start ssh.service again, and the postinst's
+        // restart of a socket whose service runs is refused ("Socket
+        // service ssh.service already active, refusing.") when the socket
+        // does not stop it first. dpkg goes first; the check after it
+        // proves ssh answers (and brings the rescue if it does not).
+        if !(holds && work.package) {
+            steps.push(Step::VerifyBanner);
+        }
+    } else if work.rescue {
         steps.push(Step::VerifyBanner);
     }
     if work.package {
@@ -1132,6 +1226,170 @@ mod tests {
     }
 
     #[test]
+    fn a_service_holding_the_sockets_port_hands_it_back_in_both_modes() {
+        // Road f: ssh.socket enabled but not listening, ssh.service bound
+        // :22 itself (a socket unit without RequiredBy=ssh.service).
+        let mut s = healthy(Topo::Socket);
+        let u = s.units.as_mut().unwrap();
+        u.socket = unit("ssh.socket", "inactive", "enabled", "success");
+        u.service = unit("ssh.service", "active", "disabled", "success");
+        u.service.main_pid = Some(700);
+        s.listeners = vec![listener(700, "sshd", "/usr/sbin/sshd", 0, Some(700))];
+        for m in [Mode::Preflight, Mode::Full] {
+            let p = decide(&s, &Config::default(), m);
+            assert!(
+                p.findings.iter().any(|f| f
+                    .to_string()
+                    .starts_with("ssh.service (pid 700) listens on 0.0.0.0:22, [::]:22 itself")),
+                "{m:?}: {:?}",
+                p.findings
+            );
+            assert_eq!(
+                p.steps,
+                vec![
+                    Step::StopUnit {
+                        unit: "ssh.service".into()
+                    },
+                    Step::StartUnit {
+                        unit: "ssh.socket".into()
+                    },
+                    Step::VerifyBanner
+                ],
+                "{m:?}"
+            );
+            assert!(stops(&p).is_empty(), "a managed sshd is never signalled");
+        }
+        // With the package to complete, dpkg runs before the banner check
+        // (which would start ssh.service through the socket again).
+        s.package = Some(pkg("half-configured"));
+        assert_eq!(
+            decide_full(&s).steps,
+            vec![
+                Step::StopUnit {
+                    unit: "ssh.service".into()
+                },
+                Step::StartUnit {
+                    unit: "ssh.socket".into()
+                },
+                Step::ConfigurePackage {
+                    package: "openssh-server".into()
+                },
+                Step::VerifyBanner
+            ]
+        );
+        s.package = Some(pkg("installed"));
+        // With a replaced binary it is still stopped, not restarted.
+        s.listeners[0].exe = "/usr/sbin/sshd (deleted)".into();
+        s.listeners[0].exe_deleted = true;
+        let p = decide_full(&s);
+        assert!(
+            !p.steps
+                .iter()
+                .any(|st| matches!(st, Step::RestartUnit { .. })),
+            "{p:?}"
+        );
+        // A bad configuration still blocks it: stopping could lock out.
+        s.sshd_config.valid = Some(false);
+        assert!(decide_full(&s).steps.is_empty());
+    }
+
+    #[test]
+    fn a_rescue_on_a_replaced_binary_is_restarted_as_itself_after_dpkg() {
+        // Road g: the rescue (pid 900) started before dpkg replaced sshd.
+        let mut s = healthy(Topo::Socket);
+        s.units.as_mut().unwrap().socket = unit("ssh.socket", "failed", "enabled", "resources");
+        s.listeners = vec![listener(
+            900,
+            "sshd",
+            "/usr/sbin/sshd (deleted)",
+            0,
+            Some(900),
+        )];
+        s.rescue_pid = Some(900);
+        let p = decide_full(&s);
+        let found: Vec<String> = p.findings.iter().map(|f| f.to_string()).collect();
+        assert!(
+            found.contains(&"the guard's rescue sshd (pid 900) still runs the replaced binary /usr/sbin/sshd (deleted)".to_string()),
+            "{found:?}"
+        );
+        assert!(
+            !found.iter().any(|f| f.starts_with("ssh.service")),
+            "the rescue is not ssh.service: {found:?}"
+        );
+        let restart = Step::RestartUnit {
+            unit: crate::system::systemd::RESCUE_UNIT.into(),
+        };
+        let at = p
+            .steps
+            .iter()
+            .position(|st| *st == restart)
+            .expect("restarts the rescue");
+        let start = p
+            .steps
+            .iter()
+            .position(|st| matches!(st, Step::StartUnit { .. }))
+            .unwrap();
+        assert!(at < start, "before anything that may fail: {:?}", p.steps);
+        // Before dpkg it would only be replaced again.
+        let p = decide(&s, &Config::default(), Mode::Preflight);
+        assert!(!p.steps.contains(&restart), "{p:?}");
+        // Alone (units healthy), it is restarted and checked.
+        let mut s2 = healthy(Topo::Socket);
+        s2.listeners.push(listener(
+            900,
+            "sshd",
+            "/usr/sbin/sshd (deleted)",
+            0,
+            Some(900),
+        ));
+        s2.rescue_pid = Some(900);
+        assert_eq!(decide_full(&s2).steps, vec![restart, Step::VerifyBanner]);
+    }
+
+    #[test]
+    fn a_masked_running_socket_the_postinst_restarts_is_refused_with_the_fix() {
+        // Road b.
+        let mut s = healthy(Topo::Socket);
+        let u = s.units.as_mut().unwrap();
+        u.socket.load_state = "masked".into();
+        u.socket.unit_file_state = "masked".into();
+        s.package = Some(pkg("half-configured"));
+        s.packaging_records = crate::roads::PackagingRecords {
+            socket_was_enabled: Some(true),
+            service_was_enabled: Some(false),
+        };
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty(), "{p:?}");
+        let r = p.refused.unwrap().to_string();
+        assert!(r.contains("'systemctl unmask ssh.socket'"), "{r}");
+        assert!(p.findings.iter().any(|f| f
+            .to_string()
+            .starts_with("ssh.socket is masked but still running")));
+    }
+
+    #[test]
+    fn a_start_limit_keeps_the_failed_units_wording_and_adds_systemds() {
+        // Road a.
+        let mut s = healthy(Topo::Socket);
+        let u = s.units.as_mut().unwrap();
+        u.socket = unit("ssh.socket", "failed", "enabled", "service-start-limit-hit");
+        u.service = unit("ssh.service", "failed", "disabled", "start-limit-hit");
+        s.listeners.clear();
+        let p = decide_full(&s);
+        let found: Vec<String> = p.findings.iter().map(|f| f.to_string()).collect();
+        assert!(
+            found.contains(&"ssh.service failed (result start-limit-hit): \"Start request repeated too quickly\"".to_string()),
+            "{found:?}"
+        );
+        assert!(p.steps.contains(&Step::ResetFailed {
+            unit: "ssh.service".into()
+        }));
+        assert!(p.steps.contains(&Step::StartUnit {
+            unit: "ssh.socket".into()
+        }));
+    }
+
+    #[test]
     fn findings_gates_and_steps_each_decide_their_part() {
         let s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");
         let facts = Facts::of(&s);
@@ -1143,7 +1401,8 @@ mod tests {
             w,
             Work {
                 listeners: true,
-                package: false
+                package: false,
+                rescue: false
             }
         );
         assert_eq!(gate(&s, &facts, w), None);

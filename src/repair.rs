@@ -14,17 +14,22 @@ use crate::model::{ListenerClass, ProcessStamp, Snapshot};
 use crate::plan::Step;
 use crate::sshd::{answered, Answered, Endpoint};
 use crate::system::claims;
+use crate::system::fsx::{Entry, RunDir};
 use crate::system::procs::Procfs;
 use crate::system::signal::{self, Stopped};
 use crate::system::snapshot::probe_targets;
 use crate::system::sshd::Answer;
 use crate::system::systemd::{Systemd, RESCUE_UNIT};
-use crate::system::{dpkg, locks, sshd, Roots};
+use crate::system::{dpkg, locks, now_secs, sshd, Roots};
 use anyhow::{anyhow, Result};
 use std::time::Duration;
 
 /// How long a systemd job may take.
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The guard's own unit starts, one "UNIXTIME UNIT" line each, under the
+/// run directory (see roads::start_budget).
+pub const START_LEDGER: &str = "unit-starts";
 
 /// What a repair did, in the order it happened.
 #[derive(Debug, Default)]
@@ -62,6 +67,13 @@ pub trait UnitControl {
     fn start(&self, unit: &str) -> Result<()>;
     /// systemctl restart UNIT, waiting for the job.
     fn restart(&self, unit: &str) -> Result<()>;
+    /// systemctl stop UNIT, waiting for the job (road f: ssh.service
+    /// handing the port back to ssh.socket; KillMode=process keeps sessions).
+    fn stop(&self, unit: &str) -> Result<()>;
+    /// The guard's own start ledger (see roads::start_budget) and now.
+    fn start_ledger(&self) -> (String, u64);
+    /// Records one start of `unit` by the guard in the ledger.
+    fn record_start(&self, unit: &str);
     /// Stops a stale listener if it still is the process that was found.
     fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped>;
     /// Probes each target for an SSH-2.0 banner until all answer or the
@@ -97,6 +109,30 @@ impl UnitControl for Machine<'_> {
     }
     fn restart(&self, unit: &str) -> Result<()> {
         self.sd.job("restart", unit, JOB_TIMEOUT)
+    }
+    fn stop(&self, unit: &str) -> Result<()> {
+        self.sd.job("stop", unit, JOB_TIMEOUT)
+    }
+    fn start_ledger(&self) -> (String, u64) {
+        let text = match RunDir::open(self.roots, true)
+            .ok()
+            .flatten()
+            .map(|d| d.read(START_LEDGER, 64 * 1024))
+        {
+            Some(Entry::File(t)) => t,
+            _ => String::new(),
+        };
+        (text, now_secs())
+    }
+    fn record_start(&self, unit: &str) {
+        let Some(d) = RunDir::open(self.roots, true).ok().flatten() else {
+            return;
+        };
+        let (ledger, now) = self.start_ledger();
+        let text = crate::roads::ledger_add(&ledger, unit, now);
+        if let Err(e) = d.write_atomic(START_LEDGER, &text, 0o644) {
+            log::info!("{e:#}");
+        }
     }
     fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped> {
         let procfs = Procfs::new(&self.roots.proc);
@@ -235,6 +271,21 @@ fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
 /// stale listener ends the repair (that listener still serves logins).
 pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Step]) -> Outcome {
     let mut out = Outcome::default();
+    // The guard's own starts are never the storm (issue 12, road a):
+    // checked before anything is stopped, so a refusal leaves the running
+    // listener alone.
+    let starts: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::StartUnit { unit } | Step::RestartUnit { unit } => Some(unit.as_str()),
+            _ => None,
+        })
+        .collect();
+    let (ledger, now) = m.start_ledger();
+    if let Some(why) = crate::roads::start_budget(&ledger, &starts, now) {
+        out.failed(why);
+        return out;
+    }
     // Everything that can be done before a stale listener is stopped is
     // done first, so that between its exit and systemd listening again there
     // is only the start request: subscribe to job signals, and reset-failed
@@ -280,10 +331,18 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
             Step::ResetFailed { unit } => m
                 .reset_failed(unit)
                 .map(|_| out.did(format!("reset the failed state of {unit}"))),
-            Step::StartUnit { unit } => m.start(unit).map(|_| out.did(format!("started {unit}"))),
-            Step::RestartUnit { unit } => m
-                .restart(unit)
-                .map(|_| out.did(format!("restarted {unit}"))),
+            Step::StartUnit { unit } => {
+                m.record_start(unit);
+                m.start(unit).map(|_| out.did(format!("started {unit}")))
+            }
+            Step::RestartUnit { unit } => {
+                m.record_start(unit);
+                m.restart(unit)
+                    .map(|_| out.did(format!("restarted {unit}")))
+            }
+            Step::StopUnit { unit } => m
+                .stop(unit)
+                .map(|_| out.did(format!("stopped {unit} (sessions kept)"))),
             Step::VerifyBanner => {
                 let answers = verify(m, snap, &mut out);
                 // ssh answers again, or the rescue sshd was tried: the

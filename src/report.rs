@@ -20,6 +20,15 @@ pub fn join<T: std::fmt::Display>(items: &[T], sep: &str) -> String {
 
 /// One-line verdict for a snapshot and its plan.
 pub fn verdict(s: &Snapshot, p: &Plan) -> String {
+    // Roads d and e: ssh may work, but something needs the admin.
+    let roads = crate::roads::Roads::of(s);
+    let warnings: Vec<String> = roads
+        .dpkg_prompt
+        .iter()
+        .map(|w| w.to_string())
+        .chain(roads.socket_drift.iter().map(|w| w.to_string()))
+        .chain(roads.socket_not_required.iter().map(|w| w.to_string()))
+        .collect();
     if p.findings.is_empty() && p.refused.is_none() {
         if s.units.is_none() {
             return format!(
@@ -29,11 +38,17 @@ pub fn verdict(s: &Snapshot, p: &Plan) -> String {
                     .unwrap_or("systemd not reachable")
             );
         }
+        if !warnings.is_empty() {
+            return format!("WARNING: {}", warnings.join("; "));
+        }
         return "OK: ssh is healthy".to_string();
     }
     let mut v = format!("PROBLEM: {}", join(&p.findings, "; "));
     if let Some(r) = &p.refused {
         let _ = write!(v, "; will not repair: {r}");
+    }
+    for w in &warnings {
+        let _ = write!(v, "; {w}");
     }
     v
 }

@@ -38,6 +38,8 @@ fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
             vec![]
         },
         bind_ipv6_only: String::new(),
+        n_restarts: None,
+        requires: None,
     }
 }
 
@@ -140,6 +142,12 @@ fn healthy_socket() -> Snapshot {
         },
         locks: locks_free(),
         warnings: vec![],
+        packaging_records: Default::default(),
+        sshd_listen: vec![],
+        listening: vec![],
+        socket_generator: false,
+        dpkg_prompt: None,
+        rescue_pid: None,
     }
 }
 

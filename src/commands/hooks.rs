@@ -223,6 +223,15 @@ fn preflight(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
     // failed. A stale listener keeps the holder from being active.
     let sd = ctx.systemd()?;
     let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
+    // Road b, said before dpkg runs (apt's hook cannot tell which packages
+    // this run configures; the check costs nothing unless a unit is masked).
+    if let Some((text, record)) = super::roads::predict_blocked_restart(ctx, &units) {
+        o.lines.push(Line::Say(text));
+        if metrics_enabled(ctx) {
+            o.record = Some(record);
+        }
+        return Ok(());
+    }
     let nothing_to_guard =
         units.service.load_state != "loaded" && units.socket.load_state != "loaded";
     if nothing_to_guard || units.look_healthy() {
@@ -305,6 +314,11 @@ fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         return Ok(());
     }
     drop(sd);
+    if let Some((text, record)) = super::roads::report_blocked_restart(ctx, &units) {
+        o.lines.push(Line::Say(text));
+        o.record = Some(record);
+        return Ok(());
+    }
     let d = diagnose_and_repair(ctx, Mode::Full, Act::Repair, Inhibition::Ignore)?;
     if let Some((outcome, after)) = &d.done {
         let (text, record, _) = repaired(

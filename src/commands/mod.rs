@@ -12,6 +12,7 @@ mod hooks;
 mod output;
 mod record;
 mod repair;
+mod roads;
 mod status;
 mod watchdog;
 

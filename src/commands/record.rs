@@ -5,7 +5,7 @@
 #![deny(clippy::missing_docs_in_private_items)]
 
 use super::Ctx;
-use crate::metrics::Observed;
+use crate::metrics::{Observed, RoadSignals};
 use crate::model::{ListenerClass, Snapshot, Units};
 use crate::system::{dpkg, now_secs, publish};
 
@@ -91,6 +91,7 @@ pub(crate) fn observed_from(ctx: &Ctx, s: &Snapshot, inhibit: Inhibit) -> Observ
             .filter(|l| l.class == ListenerClass::Stale)
             .count(),
         inhibited: inhibit == Inhibit::Inhibited,
+        roads: RoadSignals::of(&crate::roads::Roads::of(s)),
     }
 }
 
@@ -121,6 +122,13 @@ pub(crate) fn observed_fast(
         ssh_up: units.look_healthy(),
         stale_listeners: 0,
         inhibited: inhibit == Inhibit::Inhibited,
+        // Taken when the units look healthy: neither is failed, so neither
+        // hit a start limit (Result need not be read). Road b is read only
+        // when a unit is masked.
+        roads: RoadSignals {
+            postinst_restart_blocked: super::roads::blocked_restart(ctx, units).is_some(),
+            ..Default::default()
+        },
     }
 }
 

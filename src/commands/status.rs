@@ -94,6 +94,7 @@ pub(crate) fn status_json(snap: &Snapshot, plan: &Plan) -> serde_json::Result<St
         "healthy": healthy(snap, plan),
         "snapshot": snap,
         "plan": plan,
+        "roads": crate::roads::Roads::of(snap),
     });
     serde_json::to_string_pretty(&v)
 }

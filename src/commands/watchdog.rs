@@ -63,9 +63,14 @@ fn healthy_path(ctx: &Ctx) -> Result<Option<Outcome>> {
     if !(units.look_healthy() && pkg_ok && answers(ctx, &units)) {
         return Ok(None);
     }
+    // Road d's metric stays true between status runs: the watchdog compares
+    // the three truths when there is a metrics file to write.
     let record = Record {
-        observed: metrics_enabled(ctx)
-            .then(|| observed_fast(ctx, &units, installed, Inhibit::Free)),
+        observed: metrics_enabled(ctx).then(|| {
+            let mut o = observed_fast(ctx, &units, installed, Inhibit::Free);
+            o.roads.socket_drift = super::roads::socket_drift(ctx, &sd, &units);
+            o
+        }),
         repair: None,
         gave_up: GaveUp::Cleared,
     };
@@ -85,16 +90,26 @@ pub(crate) fn watchdog(ctx: &Ctx) -> Outcome {
         o = o.warn(w);
     }
     if let Some(why) = why {
-        return o.info(format!("inhibited, not acting: {why}"));
+        let o = o.info(format!("inhibited, not acting: {why}"));
+        return super::roads::inhibited_prompt(ctx, o);
     }
     let next = match healthy_path(ctx) {
         Ok(Some(healthy)) => healthy,
-        Ok(None) => repair(ctx),
+        Ok(None) => blocked(ctx).unwrap_or_else(|| repair(ctx)),
         Err(e) => Outcome::failed(&e),
     };
     o.lines.extend(next.lines);
     o.record = next.record;
     o.with_exit(next.exit)
+}
+
+/// Road b: a masked unit the postinst restarts is reported with its fix;
+/// no repair is tried around it.
+fn blocked(ctx: &Ctx) -> Option<Outcome> {
+    let sd = ctx.systemd().ok()?;
+    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief).ok()?;
+    let (text, record) = super::roads::report_blocked_restart(ctx, &units)?;
+    Some(Outcome::exit(exit::PROBLEM).say(text).record(record))
 }
 
 /// The unhealthy path: repair unless the hourly limit is reached.

@@ -15,6 +15,8 @@ struct Fake {
     fail: Vec<&'static str>,
     /// Answers of successive probes (the last one repeats).
     answers: RefCell<Vec<Vec<Result<Answer, String>>>>,
+    /// The start ledger, kept in memory.
+    ledger: RefCell<String>,
 }
 
 impl Fake {
@@ -63,6 +65,16 @@ impl UnitControl for Fake {
     }
     fn restart(&self, unit: &str) -> Result<()> {
         self.act(format!("restart {unit}"))
+    }
+    fn stop(&self, unit: &str) -> Result<()> {
+        self.act(format!("stop-unit {unit}"))
+    }
+    fn start_ledger(&self) -> (String, u64) {
+        (self.ledger.borrow().clone(), 1_700_000_000)
+    }
+    fn record_start(&self, unit: &str) {
+        let l = crate::roads::ledger_add(&self.ledger.borrow(), unit, 1_700_000_000);
+        *self.ledger.borrow_mut() = l;
     }
     fn stop_stale(&self, process: ProcessStamp, _exe: &str) -> Result<Stopped> {
         self.act(format!("stop {}", process.pid))
@@ -307,4 +319,52 @@ fn the_rescue_sshd_gets_the_unit_options_and_the_package_step_its_qualified_name
         fake.calls().last().map(String::as_str),
         Some("configure openssh-server:i386")
     );
+}
+
+#[test]
+fn the_guards_fourth_start_of_a_unit_is_refused_before_anything_is_stopped() {
+    // Road a: the guard is never the restart storm.
+    let fake = Fake::default();
+    for _ in 0..3 {
+        let out = run(&fake);
+        assert!(!out.any_failed(), "{:?}", out.events);
+    }
+    let before = fake.calls().len();
+    let out = run(&fake);
+    assert!(
+        out.events[0].1.contains("already started"),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(
+        fake.calls().len(),
+        before,
+        "nothing done: {:?}",
+        fake.calls()
+    );
+}
+
+#[test]
+fn a_service_handing_back_the_port_is_stopped_then_the_socket_started() {
+    // Road f.
+    let fake = Fake::default();
+    let steps = vec![
+        Step::StopUnit {
+            unit: "ssh.service".into(),
+        },
+        Step::StartUnit {
+            unit: "ssh.socket".into(),
+        },
+        Step::VerifyBanner,
+    ];
+    let out = execute(&fake, &Config::default(), &snap(), &steps);
+    assert!(!out.any_failed(), "{:?}", out.events);
+    let calls = fake.calls();
+    let stop = calls
+        .iter()
+        .position(|c| c == "stop-unit ssh.service")
+        .unwrap();
+    let start = calls.iter().position(|c| c == "start ssh.socket").unwrap();
+    assert!(stop < start, "{calls:?}");
+    assert_eq!(out.events[0].1, "stopped ssh.service (sessions kept)");
 }

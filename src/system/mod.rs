@@ -7,9 +7,11 @@
 pub mod child;
 pub mod claims;
 pub mod dpkg;
+pub mod dsh;
 pub mod fsx;
 pub mod locks;
 pub mod procs;
+pub mod prompt;
 pub mod publish;
 pub mod settings;
 pub mod signal;

@@ -77,6 +77,7 @@ mod tests {
             ssh_up: true,
             stale_listeners: 0,
             inhibited: false,
+            roads: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::marker::{self, Holder, Marker};
 use crate::model::*;
 use crate::sshd::{parse_listen, Endpoint};
+use std::path::Path;
 
 pub const MARKER_FILE: &str = "inhibit";
 
@@ -269,6 +270,14 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
 
     log::debug!("{:.1} ms: sshd configuration known", crate::elapsed_ms());
     let listening = procfs.listening(&s.ports, &mut s.warnings);
+    s.listening = listening.values().map(|a| a.to_string()).collect();
+    s.listening.sort();
+    s.listening.dedup();
+    s.sshd_listen = listen
+        .as_ref()
+        .map(|l| l.addresses.iter().map(|a| a.to_string()).collect())
+        .unwrap_or_default();
+    s.socket_generator = socket_generator(roots);
     log::debug!("{:.1} ms: listening sockets read", crate::elapsed_ms());
     let others = survey.others.clone();
     let scan = procfs.scan(&listening, survey);
@@ -287,6 +296,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
                     super::systemd::RESCUE_UNIT,
                     r.main_pid.unwrap_or(0)
                 ));
+                s.rescue_pid = r.main_pid;
             }
             _ => {}
         }
@@ -316,8 +326,107 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     s.sessions = scan.sessions;
     s.marker = marker_view(roots, cfg, Clean::Keep);
     s.locks = lock_views(roots);
+    s.dpkg_prompt = dpkg_prompt(roots, &s.locks);
     s.as_root = nix::unistd::geteuid().is_root();
+    s.packaging_records = packaging_records(roots, cfg);
     s
+}
+
+/// Road d outside a full snapshot (the watchdog's healthy path, every few
+/// minutes, so that the metric a fleet alerts on stays true): the last
+/// `sshd -T` answer while nothing it depends on changed (else sshd -T
+/// afresh), ssh.socket's Listen, and one sock_diag dump of the listening
+/// sockets. Socket-activated topology only.
+pub fn socket_drift_now(
+    roots: &Roots,
+    cfg: &Config,
+    sd: &Systemd,
+    units: &Units,
+) -> Option<crate::roads::SocketDrift> {
+    if units.topology() != Topology::SocketActivated {
+        return None;
+    }
+    // With the options ssh.service passes (SSHD_OPTS), as in a full
+    // snapshot: the addresses compared are the ones the unit runs with.
+    let opts = super::sshd::unit_options(roots);
+    let key = super::sshd::cache_key(roots, &opts);
+    let run_dir = RunDir::open(roots, nix::unistd::geteuid().is_root())
+        .ok()
+        .flatten();
+    let cached = match (&run_dir, &key) {
+        (Some(d), Some(k)) => super::sshd::load_cached(d, k),
+        _ => None,
+    };
+    let (_, listen) = match cached {
+        Some(c) => c,
+        None => {
+            let (check, listen) = super::sshd::check_config(&roots.sshd, &opts.config_args);
+            if let (Some(d), Some(key)) = (&run_dir, key) {
+                super::sshd::store_cached(d, key, &check, &listen);
+            }
+            (check, listen)
+        }
+    };
+    let sshd: Vec<Endpoint> = listen.map(|l| l.addresses).unwrap_or_default();
+    let socket = sd.unit_state(&cfg.ssh_socket, true).ok()?;
+    let mut ports: Vec<u16> = sshd.iter().map(|a| a.addr.port()).collect();
+    ports.extend(
+        socket
+            .listen
+            .iter()
+            .filter_map(|a| parse_listen(a))
+            .map(|a| a.addr.port()),
+    );
+    ports.sort_unstable();
+    ports.dedup();
+    let listening: Vec<Endpoint> = Procfs::new(&roots.proc)
+        .listening(&ports, &mut Vec::new())
+        .into_values()
+        .map(|a| parse_listen(&a.to_string()).unwrap_or_else(|| Endpoint::new(a)))
+        .collect();
+    let units = Units {
+        service: units.service.clone(),
+        socket,
+    };
+    crate::roads::socket_drift(&units, &sshd, &listening, socket_generator(roots))
+}
+
+/// Road e: a question below the holder of dpkg's lock. Reads /proc only
+/// when a lock is held.
+pub fn dpkg_prompt(roots: &Roots, locks: &[LockView]) -> Option<crate::roads::DpkgPrompt> {
+    let holders: Vec<u32> = locks
+        .iter()
+        .filter_map(|l| l.holder_pid)
+        .filter(|p| *p > 1)
+        .collect();
+    if holders.is_empty() {
+        return None;
+    }
+    let rows = super::prompt::process_rows(&roots.proc);
+    let now = now_secs();
+    holders
+        .iter()
+        .find_map(|h| crate::roads::dpkg_prompt(&rows, *h, now))
+}
+
+/// Ubuntu's generator that turns sshd_config's Port/ListenAddress into
+/// ssh.socket's ListenStream at daemon-reload (openssh-server >= 1:9.0 on
+/// Ubuntu >= 22.10).
+pub fn socket_generator(roots: &Roots) -> bool {
+    [
+        "/usr/lib/systemd/system-generators/sshd-socket-generator",
+        "/lib/systemd/system-generators/sshd-socket-generator",
+    ]
+    .iter()
+    .any(|p| roots.under(Path::new(p)).exists())
+}
+
+/// deb-systemd-helper's was-enabled for both ssh units (two small files).
+pub fn packaging_records(roots: &Roots, cfg: &Config) -> crate::roads::PackagingRecords {
+    crate::roads::PackagingRecords {
+        socket_was_enabled: super::dsh::was_enabled(roots, &cfg.ssh_socket),
+        service_was_enabled: super::dsh::was_enabled(roots, &cfg.ssh_service),
+    }
 }
 
 /// The addresses to probe for a banner (IPv6 scopes kept).

@@ -24,6 +24,7 @@ trait Manager {
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
     fn subscribe(&self) -> zbus::Result<()>;
     fn start_transient_unit(
@@ -193,6 +194,12 @@ impl Systemd {
                 (true, Some("service")) => &[
                     ("org.freedesktop.systemd1.Service", "MainPID"),
                     ("org.freedesktop.systemd1.Service", "Result"),
+                    // Restarts systemd made by itself (Restart=): a unit
+                    // that dies and comes back is a storm in the making.
+                    ("org.freedesktop.systemd1.Service", "NRestarts"),
+                    // Whether restarting ssh.socket stops the service first
+                    // (road f: without it the restart is refused).
+                    ("org.freedesktop.systemd1.Unit", "Requires"),
                 ],
                 (true, Some("socket")) => &[
                     ("org.freedesktop.systemd1.Socket", "Listen"),
@@ -269,6 +276,8 @@ impl Systemd {
                 "Result" => st.result = text(),
                 "BindIPv6Only" => st.bind_ipv6_only = text(),
                 "MainPID" => st.main_pid = u32::try_from(v).ok().filter(|p| *p != 0),
+                "NRestarts" => st.n_restarts = u32::try_from(v).ok(),
+                "Requires" => st.requires = <Vec<String>>::try_from(v).ok(),
                 "Listen" => {
                     st.listen = <Vec<(String, String)>>::try_from(v)
                         .unwrap_or_default()
@@ -345,6 +354,9 @@ impl Systemd {
         match verb {
             "start" => self.run_job(&what, timeout, |m| m.start_unit(unit, "replace")),
             "restart" => self.run_job(&what, timeout, |m| m.restart_unit(unit, "replace")),
+            // Road f: handing the port back to ssh.socket. ssh.service's
+            // KillMode=process stops only its main process: sessions stay.
+            "stop" => self.run_job(&what, timeout, |m| m.stop_unit(unit, "replace")),
             _ => bail!("unknown job {verb}"),
         }
     }
