@@ -301,8 +301,8 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         }
     }
     let mut skip_to_verify = false;
-    // From stopping a stale listener until ssh answers again (or the rescue
-    // sshd was started), a hook's deadline must not cut the repair short:
+    // From stopping a stale listener (or ssh.service) until ssh answers
+    // again (or the rescue sshd was tried), a hook's deadline must not cut the repair short:
     // that could leave ssh down (deadline.rs).
     let mut restoring: Option<crate::deadline::Critical> = None;
     for step in steps {
@@ -340,9 +340,13 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
                 m.restart(unit)
                     .map(|_| out.did(format!("restarted {unit}")))
             }
-            Step::StopUnit { unit } => m
-                .stop(unit)
-                .map(|_| out.did(format!("stopped {unit} (sessions kept)"))),
+            Step::StopUnit { unit } => {
+                // ssh.service stopped so that ssh.socket can take the port
+                // (road f): the same stretch without a listener.
+                restoring.get_or_insert_with(crate::deadline::critical);
+                m.stop(unit)
+                    .map(|_| out.did(format!("stopped {unit} (sessions kept)")))
+            }
             Step::VerifyBanner => {
                 let answers = verify(m, snap, &mut out);
                 // ssh answers again, or the rescue sshd was tried: the

@@ -367,4 +367,10 @@ fn a_service_handing_back_the_port_is_stopped_then_the_socket_started() {
     let start = calls.iter().position(|c| c == "start ssh.socket").unwrap();
     assert!(stop < start, "{calls:?}");
     assert_eq!(out.events[0].1, "stopped ssh.service (sessions kept)");
+    // From the stop until ssh answers, a hook's deadline cannot cut it.
+    assert_eq!(
+        fake.uncuttable(),
+        vec!["stop-unit ssh.service", "start ssh.socket", "probe"]
+    );
+    assert!(!crate::deadline::critical_on_this_thread());
 }
