@@ -25,6 +25,8 @@ pub struct Config {
     /// node_exporter's textfile collector directory; metrics are written
     /// there only when it exists. Empty: never.
     pub metrics_dir: Option<std::path::PathBuf>,
+    /// Each apt hook gives up after this long, says so, and lets apt go on.
+    pub hook_deadline: Duration,
 }
 
 impl Default for Config {
@@ -40,6 +42,11 @@ impl Default for Config {
             extra_ports: Vec::new(),
             preflight: true,
             metrics_dir: Some("/var/lib/prometheus/node-exporter".into()),
+            // Above systemd's DefaultTimeoutStartSec (90 s), so a slow but
+            // progressing start of ssh is waited for; far above a healthy
+            // hook (milliseconds) and a repair (seconds, BENCHMARKS.md);
+            // short enough that an unattended run never looks hung.
+            hook_deadline: Duration::from_secs(120),
         }
     }
 }
@@ -58,9 +65,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a duration (examples: 30s, 5m, 6h)"))?;
     n.checked_mul(mult)
+        .filter(|secs| *secs <= MAX_DURATION.as_secs())
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("'{s}' is too large"))
+        .ok_or_else(|| format!("'{s}' is too large (at most 24h)"))
 }
+
+/// No duration setting makes sense beyond a day, and larger ones would
+/// overflow deadline arithmetic (an Instant plus u64::MAX seconds).
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -93,12 +105,23 @@ fn parse_ports(s: &str) -> Result<Vec<u16>, String> {
         .collect()
 }
 
-/// Parses the settings file text. Returns the configuration and one warning
-/// per line that could not be used (the default stays in force for it).
+/// Parses the settings file text (the tests' form of [`parse_bytes`]).
+#[cfg(test)]
 pub fn parse(text: &str, source: &str) -> (Config, Vec<String>) {
+    parse_bytes(text.as_bytes(), source)
+}
+
+/// Parses the settings file's bytes line by line. Returns the configuration
+/// and one warning per line that could not be used (the default stays in
+/// force for it); a line that is not UTF-8 costs that line only.
+pub fn parse_bytes(bytes: &[u8], source: &str) -> (Config, Vec<String>) {
     let mut cfg = Config::default();
     let mut warnings = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
+    for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let Ok(raw) = std::str::from_utf8(raw) else {
+            warnings.push(format!("{source}:{}: not valid UTF-8, ignored", n + 1));
+            continue;
+        };
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -119,6 +142,14 @@ pub fn parse(text: &str, source: &str) -> (Config, Vec<String>) {
             "MARKER_MAX_AGE" => parse_duration(value).map(|d| cfg.marker_max_age = d),
             "STOP_TIMEOUT" => parse_duration(value).map(|d| cfg.stop_timeout = d),
             "BANNER_TIMEOUT" => parse_duration(value).map(|d| cfg.banner_timeout = d),
+            "HOOK_DEADLINE" => parse_duration(value).and_then(|d| {
+                if d.is_zero() {
+                    Err("must be at least 1s".to_string())
+                } else {
+                    cfg.hook_deadline = d;
+                    Ok(())
+                }
+            }),
             "WATCHDOG_MAX_REPAIRS" => value
                 .parse::<u32>()
                 .map(|v| cfg.watchdog_max_repairs = v)
@@ -174,7 +205,8 @@ mod tests {
     fn every_key() {
         let text = "# comment\nMARKER_MAX_AGE=2h\nSTOP_TIMEOUT=3\nBANNER_TIMEOUT=\"1m\"\n\
                     WATCHDOG_MAX_REPAIRS=7\nSSH_SERVICE=sshd.service\nSSH_SOCKET='x.socket'\n\
-                    PACKAGE=openssh-server\nEXTRA_PORTS=2222 2200\nexport PREFLIGHT=no\nMETRICS_DIR=\n";
+                    PACKAGE=openssh-server\nEXTRA_PORTS=2222 2200\nexport PREFLIGHT=no\nMETRICS_DIR=\n\
+                    HOOK_DEADLINE=90s\n";
         let (c, w) = parse(text, "f");
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.marker_max_age, Duration::from_secs(7200));
@@ -186,6 +218,40 @@ mod tests {
         assert_eq!(c.extra_ports, vec![2222, 2200]);
         assert!(!c.preflight);
         assert_eq!(c.metrics_dir, None);
+        assert_eq!(c.hook_deadline, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn durations_longer_than_a_day_are_refused_naming_the_key() {
+        let (c, w) = parse(
+            "STOP_TIMEOUT=18446744073709551615\nBANNER_TIMEOUT=25h\nMARKER_MAX_AGE=24h\nHOOK_DEADLINE=0\n",
+            "f",
+        );
+        assert_eq!(c.stop_timeout, Config::default().stop_timeout);
+        assert_eq!(c.banner_timeout, Config::default().banner_timeout);
+        assert_eq!(c.marker_max_age, Duration::from_secs(24 * 3600));
+        assert_eq!(c.hook_deadline, Config::default().hook_deadline);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(
+            w[0].contains("STOP_TIMEOUT") && w[0].contains("too large"),
+            "{}",
+            w[0]
+        );
+        assert!(w[1].contains("BANNER_TIMEOUT"), "{}", w[1]);
+        assert!(
+            w[2].contains("HOOK_DEADLINE") && w[2].contains("at least"),
+            "{}",
+            w[2]
+        );
+    }
+
+    #[test]
+    fn a_line_of_invalid_utf8_costs_that_line_only() {
+        let (c, w) = parse_bytes(b"STOP_TIMEOUT=7\nPACKAGE=\xff\xfe\nPREFLIGHT=no\n", "f");
+        assert_eq!(c.stop_timeout, Duration::from_secs(7));
+        assert!(!c.preflight);
+        assert_eq!(c.package, "openssh-server");
+        assert_eq!(w, vec!["f:2: not valid UTF-8, ignored".to_string()]);
     }
 
     #[test]
@@ -216,6 +282,18 @@ mod tests {
         #[test]
         fn never_panics(text in "\\PC*") {
             let _ = parse(&text, "f");
+        }
+
+        #[test]
+        fn never_panics_on_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = parse_bytes(&bytes, "f");
+        }
+
+        #[test]
+        fn accepted_durations_never_exceed_a_day(s in "[0-9]{1,22}[smh]?") {
+            if let Ok(d) = parse_duration(&s) {
+                proptest::prop_assert!(d <= MAX_DURATION);
+            }
         }
     }
 }

@@ -5,8 +5,9 @@
 //! Layout (ARCHITECTURE.md): `model`, `plan`, and the parsers (`dpkg`,
 //! `sshd`, `marker`, `config`, `metrics`, `identity`, `hostkeys`) are pure; everything that touches
 //! the OS is under `system`; `commands` holds the entry points that tie them
-//! together. Only [`main`] is exported: every module is private to the
-//! crate, so the compiler finds what nothing uses. Every module forbids
+//! together; `deadline` bounds the hooks in time. Only [`main`] is
+//! exported: every module is private to the crate, so the compiler finds
+//! what nothing uses. Every module forbids
 //! unsafe code except `system::signal` and `system::locks` (pidfd syscalls,
 //! a C struct), where each block carries a SAFETY comment.
 
@@ -17,6 +18,7 @@
 mod cli;
 mod commands;
 mod config;
+mod deadline;
 mod dpkg;
 mod hostkeys;
 mod identity;
@@ -69,26 +71,59 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+static IN_HOOK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The last panic's message and place, in one line, if there was one.
+pub(crate) fn last_panic() -> Option<String> {
+    LAST_PANIC.lock().ok().and_then(|p| p.clone())
+}
+
+/// From now on a panic's line is left to the hook's warning line.
+pub(crate) fn enter_hook() {
+    IN_HOOK.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// A panic is a bug; it is reported in one line, never Rust's multi-line
+/// message (apt's output and cron mail show it as is). Inside a hook the
+/// line is left to the hook, which adds that apt continues: one line in all.
+/// Writing it never panics (stderr may be a closed pipe).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let line = format!("{msg}{place}").replace('\n', " ");
+        if let Ok(mut p) = LAST_PANIC.lock() {
+            *p = Some(line.clone());
+        }
+        if !IN_HOOK.load(std::sync::atomic::Ordering::SeqCst) {
+            commands::internal_error_line(&line);
+        }
+    }));
+}
+
 /// Parses the command line, loads the settings and runs the command.
 /// Returns the process exit status.
-// The settings file is read here, before anything else exists to read it.
-#[allow(clippy::disallowed_methods)]
 pub fn main() -> i32 {
     use clap::Parser;
     let _ = elapsed_ms();
+    install_panic_hook();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let (cfg, warnings) = match std::fs::read_to_string(&cli.config) {
-        Ok(text) => config::parse(&text, &cli.config.display().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            (config::Config::default(), Vec::new())
-        }
+    let (cfg, warnings) = match system::settings::read(&cli.config) {
+        Ok(Some(bytes)) => config::parse_bytes(&bytes, &cli.config.display().to_string()),
+        Ok(None) => (config::Config::default(), Vec::new()),
         Err(e) => (
             config::Config::default(),
-            vec![format!(
-                "cannot read {}: {e}; using defaults",
-                cli.config.display()
-            )],
+            vec![format!("{e}; using defaults")],
         ),
     };
     for w in warnings {

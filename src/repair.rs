@@ -293,26 +293,33 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         }
     }
     let mut skip_to_verify = false;
+    // From stopping a stale listener (or ssh.service) until ssh answers
+    // again (or the rescue sshd was tried), a hook's deadline must not cut the repair short:
+    // that could leave ssh down (deadline.rs).
+    let mut restoring: Option<crate::deadline::Critical> = None;
     for step in steps {
         if skip_to_verify && !matches!(step, Step::VerifyBanner) {
             continue;
         }
         let r: Result<()> = match step {
-            Step::StopStale { process, exe } => m.stop_stale(*process, exe).map(|how| {
-                let pid = process.pid;
-                out.did(match how {
-                    Stopped::AlreadyGone => {
-                        format!("stale listener pid {pid} had already exited")
-                    }
-                    Stopped::Term => {
-                        format!("stopped stale sshd listener pid {pid} ({exe}) with SIGTERM")
-                    }
-                    Stopped::Kill => format!(
-                        "stopped stale sshd listener pid {pid} ({exe}) with SIGKILL after {} s",
-                        cfg.stop_timeout.as_secs()
-                    ),
+            Step::StopStale { process, exe } => {
+                restoring.get_or_insert_with(crate::deadline::critical);
+                m.stop_stale(*process, exe).map(|how| {
+                    let pid = process.pid;
+                    out.did(match how {
+                        Stopped::AlreadyGone => {
+                            format!("stale listener pid {pid} had already exited")
+                        }
+                        Stopped::Term => {
+                            format!("stopped stale sshd listener pid {pid} ({exe}) with SIGTERM")
+                        }
+                        Stopped::Kill => format!(
+                            "stopped stale sshd listener pid {pid} ({exe}) with SIGKILL after {} s",
+                            cfg.stop_timeout.as_secs()
+                        ),
+                    })
                 })
-            }),
+            }
             Step::ResetFailed { unit } => m
                 .reset_failed(unit)
                 .map(|_| out.did(format!("reset the failed state of {unit}"))),
@@ -325,11 +332,19 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
                 m.restart(unit)
                     .map(|_| out.did(format!("restarted {unit}")))
             }
-            Step::StopUnit { unit } => m
-                .stop(unit)
-                .map(|_| out.did(format!("stopped {unit} (sessions kept)"))),
+            Step::StopUnit { unit } => {
+                // ssh.service stopped so that ssh.socket can take the port
+                // (road f): the same stretch without a listener.
+                restoring.get_or_insert_with(crate::deadline::critical);
+                m.stop(unit)
+                    .map(|_| out.did(format!("stopped {unit} (sessions kept)")))
+            }
             Step::VerifyBanner => {
-                if !verify(m, snap, &mut out) {
+                let answers = verify(m, snap, &mut out);
+                // ssh answers again, or the rescue sshd was tried: the
+                // deadline may cut what follows.
+                restoring = None;
+                if !answers {
                     // The package step would restart ssh again; stop here.
                     return out;
                 }

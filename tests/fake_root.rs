@@ -1,5 +1,6 @@
 //! Integration tests: the real binary against a fake root (proc, dpkg admin
-//! dir, run dir) given through SSH_UPGRADE_GUARD_TEST_ROOT. No root, no
+//! dir, run dir) given through SSH_UPGRADE_GUARD_TEST_ROOT, which only test
+//! builds honour (cargo feature fake-root, on under `cargo test`). No root, no
 //! network, no systemd needed. Named after the behaviour they pin.
 // Building a fake root and running the binary is what these tests are for.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -855,6 +856,51 @@ fn an_sshd_in_another_pid_or_mount_namespace_is_foreign_never_stale() {
     }
 }
 
+/// A pipe whose reading end is already closed: every write to it fails with
+/// EPIPE (Rust ignores SIGPIPE), as when apt's or cron's reader went away.
+fn broken_pipe() -> std::process::Stdio {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    std::process::Stdio::from(w)
+}
+
+#[test]
+fn hooks_exit_0_with_stdout_and_stderr_on_a_broken_pipe() {
+    for panic_at in [None, Some("run-dir")] {
+        for hook in ["pre-invoke", "post-invoke"] {
+            let r = Root::new();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssh-upgrade-guard"));
+            cmd.args(["--config", "/nonexistent", "-vv", hook])
+                .env("SSH_UPGRADE_GUARD_TEST_ROOT", r.dir.path())
+                .stdout(broken_pipe())
+                .stderr(broken_pipe());
+            if let Some(p) = panic_at {
+                cmd.env("SSH_UPGRADE_GUARD_TEST_PANIC", p);
+            }
+            let st = cmd.status().unwrap();
+            assert_eq!(st.code(), Some(0), "{hook}, panic at {panic_at:?}");
+        }
+    }
+}
+
+#[test]
+fn hooks_exit_0_with_stdout_and_stderr_closed() {
+    for hook in ["pre-invoke", "post-invoke"] {
+        let r = Root::new();
+        let st = Command::new("/bin/sh")
+            .args([
+                "-c",
+                "exec \"$0\" --config /nonexistent -vv \"$1\" >&- 2>&-",
+            ])
+            .arg(env!("CARGO_BIN_EXE_ssh-upgrade-guard"))
+            .arg(hook)
+            .env("SSH_UPGRADE_GUARD_TEST_ROOT", r.dir.path())
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(0), "{hook}");
+    }
+}
+
 #[test]
 fn status_names_the_unit_of_each_listener() {
     let r = Root::new();
@@ -999,4 +1045,160 @@ fn a_closed_stdout_changes_nothing_but_the_text() {
         assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
         assert_eq!(code(&o), want, "{args:?}: {}", stderr(&o));
     }
+}
+
+#[test]
+fn a_panic_is_one_line_and_a_hook_still_exits_0() {
+    let r = Root::new();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ssh-upgrade-guard"))
+            .args(["--config", "/nonexistent"])
+            .args(args)
+            .env("SSH_UPGRADE_GUARD_TEST_ROOT", r.dir.path())
+            .env("SSH_UPGRADE_GUARD_TEST_PANIC", "run-dir")
+            .output()
+            .unwrap()
+    };
+    let o = run(&["pre-invoke"]);
+    assert_eq!(code(&o), 0);
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.starts_with("ssh-upgrade-guard: warning: pre-invoke: ")
+            && e.contains("internal error: fail point run-dir reached at src/system/fsx.rs:")
+            && e.contains("(apt continues)"),
+        "{e}"
+    );
+    let o = run(&["status"]);
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.starts_with("ssh-upgrade-guard: internal error: fail point run-dir reached at "),
+        "{e}"
+    );
+}
+
+/// Runs the binary with `args`, failing the test if it takes longer than
+/// `limit` (it is killed then).
+fn run_bounded(
+    r: &Root,
+    args: &[&str],
+    limit: std::time::Duration,
+) -> (Output, std::time::Duration) {
+    let t = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ssh-upgrade-guard"))
+        .args(args)
+        .env("SSH_UPGRADE_GUARD_TEST_ROOT", r.dir.path())
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child.wait_with_output().unwrap(), t.elapsed())
+}
+
+#[test]
+fn a_fifo_or_dev_zero_at_the_settings_path_never_hangs_a_hook() {
+    let r = Root::new();
+    let fifo = r.p("settings-fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for path in [fifo.to_str().unwrap(), "/dev/zero"] {
+        for hook in ["pre-invoke", "post-invoke"] {
+            let (o, _) = run_bounded(
+                &r,
+                &["--config", path, hook],
+                std::time::Duration::from_secs(20),
+            );
+            assert_eq!(code(&o), 0);
+            let e = stderr(&o);
+            assert!(
+                e.contains(&format!(
+                    "not reading {path}: not a regular file; using defaults"
+                )),
+                "{e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_byte_in_the_settings_costs_that_line_only() {
+    let r = Root::new();
+    let cfg = r.p("default");
+    fs::write(&cfg, b"PREFLIGHT=\xff\nMARKER_MAX_AGE=forever\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ssh-upgrade-guard"))
+        .args(["--config", cfg.to_str().unwrap(), "inhibited"])
+        .env("SSH_UPGRADE_GUARD_TEST_ROOT", r.dir.path())
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert!(e.contains("default:1: not valid UTF-8, ignored"), "{e}");
+    assert!(e.contains("default:2: MARKER_MAX_AGE"), "{e}");
+}
+
+#[test]
+fn a_hung_sshd_t_is_stopped_and_status_and_check_say_why() {
+    let r = Root::new();
+    r.make_run_dir();
+    fs::create_dir_all(r.p("usr/sbin")).unwrap();
+    fs::write(r.p("usr/sbin/sshd"), "#!/bin/sh\nexec sleep 600\n").unwrap();
+    fs::set_permissions(r.p("usr/sbin/sshd"), fs::Permissions::from_mode(0o755)).unwrap();
+    let bound = std::time::Duration::from_secs(25);
+    let (o, took) = run_bounded(&r, &["--config", "/nonexistent", "status"], bound);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("sshd -T did not answer within 10 s (stopped)"),
+        "{out}"
+    );
+    assert!(took >= std::time::Duration::from_secs(9), "{took:?}");
+    let (o, _) = run_bounded(&r, &["--config", "/nonexistent", "check"], bound);
+    assert_eq!(code(&o), 3, "{}", String::from_utf8_lossy(&o.stdout));
+    // No sleeping child outlives the guard.
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("{} ", r.p("usr/sbin/sshd").display())])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(left.trim().is_empty(), "sshd -T left running: {left}");
+}
+
+#[test]
+fn a_hook_gives_up_at_its_deadline_in_one_line_and_exits_0() {
+    let r = Root::new();
+    // dpkg's status file as a FIFO nobody writes: reading it blocks, as a
+    // hung disk or mount would.
+    fs::remove_file(r.p("var/lib/dpkg/status")).unwrap();
+    nix::unistd::mkfifo(
+        &r.p("var/lib/dpkg/status"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let cfg = r.p("default");
+    fs::write(&cfg, "HOOK_DEADLINE=1s\n").unwrap();
+    r.write_marker(std::process::id(), 4242, BOOT, now());
+    let (o, took) = run_bounded(
+        &r,
+        &["--config", cfg.to_str().unwrap(), "post-invoke"],
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(code(&o), 0);
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.starts_with(
+            "ssh-upgrade-guard: warning: post-invoke: gave up after 1 s (HOOK_DEADLINE) while "
+        ) && e.contains("apt continues"),
+        "{e}"
+    );
+    // The marker is left for apt's exit to make stale, as the contract says.
+    assert!(r.marker().exists());
 }

@@ -27,11 +27,74 @@ fn hook(name: &str, body: impl FnOnce(&mut Outcome) -> Result<()>) -> Outcome {
         Ok(Err(e)) => o.lines.push(Line::Warning(format!(
             "{name}: {e:#} (apt continues; the guard did nothing more)"
         ))),
-        Err(_) => o.lines.push(Line::Warning(format!(
-            "{name}: internal error (apt continues)"
-        ))),
+        Err(_) => o.lines.push(Line::Warning(internal_error(name))),
     }
     o
+}
+
+/// The warning line for a panic inside a hook (the panic hook leaves the
+/// telling to us: one line in all).
+fn internal_error(name: &str) -> String {
+    format!(
+        "{name}: internal error: {} (apt continues)",
+        crate::last_panic().unwrap_or_else(|| "the guard stopped unexpectedly".into())
+    )
+}
+
+/// The two apt hooks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Hook {
+    /// DPkg::Pre-Invoke.
+    Pre,
+    /// DPkg::Post-Invoke.
+    Post,
+}
+
+impl Hook {
+    /// The command's name, as the warning line starts.
+    fn name(self) -> &'static str {
+        match self {
+            Hook::Pre => "pre-invoke",
+            Hook::Post => "post-invoke",
+        }
+    }
+}
+
+/// Runs a hook under HOOK_DEADLINE and returns its exit status (always 0).
+/// The body, its output included, runs on its own thread; when the deadline
+/// passes first (never inside a repair's critical stretch), one warning line
+/// says what the guard was waiting for, and the body is abandoned: it ends
+/// with the process.
+pub(crate) fn bounded(ctx: &Ctx, hook: Hook) -> i32 {
+    use crate::deadline::{current, run_hook, Outcome as Bounded};
+    crate::enter_hook();
+    let limit = ctx.cfg.hook_deadline;
+    let theirs = ctx.clone();
+    let ran = run_hook(limit, move || {
+        let o = match hook {
+            Hook::Pre => pre_invoke(&theirs),
+            Hook::Post => post_invoke(&theirs),
+        };
+        super::output::emit(&theirs, o)
+    });
+    let name = hook.name();
+    let line = match ran {
+        Bounded::Done(code) => return code,
+        Bounded::TimedOut => {
+            let doing = current().unwrap_or_else(|| "its checks".to_string());
+            let after_note = match hook {
+                Hook::Pre => "",
+                Hook::Post => "the inhibit marker is left to lapse when apt exits; ",
+            };
+            format!(
+                "{name}: gave up after {} s (HOOK_DEADLINE) while {doing}; {after_note}apt continues",
+                limit.as_secs()
+            )
+        }
+        // A panic past the body's own catch (while telling or recording).
+        Bounded::Panicked => internal_error(name),
+    };
+    super::output::emit(ctx, Outcome::exit(exit::OK).warn(line))
 }
 
 /// The package manager running this dpkg batch: the holder of lock-frontend,

@@ -27,6 +27,8 @@ use crate::system::systemd::Systemd;
 use crate::system::Roots;
 use anyhow::{anyhow, Result};
 
+pub(crate) use output::internal_error_line;
+
 /// Exit statuses shared by the commands (see each command's --help).
 pub mod exit {
     /// Healthy, done, or (hooks) always.
@@ -40,6 +42,7 @@ pub mod exit {
 }
 
 /// What every command runs with.
+#[derive(Clone)]
 pub struct Ctx {
     /// Where everything lives.
     pub roots: Roots,
@@ -74,8 +77,10 @@ fn probe(asked: bool) -> status::Probe {
 /// Runs one command and returns the process exit status.
 pub fn run(ctx: &Ctx, command: Command) -> i32 {
     let outcome = match command {
-        Command::PreInvoke(_) => hooks::pre_invoke(ctx),
-        Command::PostInvoke(_) => hooks::post_invoke(ctx),
+        // The hooks run under HOOK_DEADLINE: apt goes on whatever hangs
+        // underneath (deadline.rs).
+        Command::PreInvoke(_) => return hooks::bounded(ctx, hooks::Hook::Pre),
+        Command::PostInvoke(_) => return hooks::bounded(ctx, hooks::Hook::Post),
         Command::Inhibited => status::inhibited(ctx),
         Command::Status(a) => status::status(
             ctx,

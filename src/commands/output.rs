@@ -120,6 +120,16 @@ fn write_line(w: &mut impl Write, line: &Line) -> std::io::Result<()> {
     w.flush()
 }
 
+/// The line for a panic outside the hooks (`internal error: ...`), from the
+/// panic hook; the hooks tell theirs in their warning line. Never panics.
+pub(crate) fn internal_error_line(line: &str) {
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{PREFIX}: internal error: {}",
+        esc(&line.replace('\n', " "))
+    );
+}
+
 /// Renders the outcome: its lines to stdout/stderr in order, then its
 /// record to the counters and metrics file. Returns the exit status.
 pub(crate) fn emit(ctx: &Ctx, o: Outcome) -> i32 {

@@ -9,6 +9,9 @@ use std::cell::RefCell;
 #[derive(Default)]
 struct Fake {
     calls: RefCell<Vec<String>>,
+    /// Whether a hook's deadline could cut the repair at each call (no
+    /// `deadline::Critical` held), in the order of `calls`.
+    cuttable: RefCell<Vec<bool>>,
     fail: Vec<&'static str>,
     /// Results of successive proofs (the last one repeats).
     answers: RefCell<Vec<Serving>>,
@@ -48,6 +51,9 @@ impl Fake {
     fn act(&self, call: String) -> Result<()> {
         let failed = self.fail.iter().any(|f| call.starts_with(f));
         self.calls.borrow_mut().push(call.clone());
+        self.cuttable
+            .borrow_mut()
+            .push(!crate::deadline::critical_on_this_thread());
         if failed {
             Err(anyhow!("{call}: failed"))
         } else {
@@ -56,6 +62,16 @@ impl Fake {
     }
     fn calls(&self) -> Vec<String> {
         self.calls.borrow().clone()
+    }
+    /// The calls a hook's deadline could not cut (made in a critical
+    /// stretch).
+    fn uncuttable(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .zip(self.cuttable.borrow().iter())
+            .filter(|(_, cuttable)| !**cuttable)
+            .map(|(c, _)| c)
+            .collect()
     }
 }
 
@@ -186,6 +202,39 @@ fn everything_before_the_stop_is_done_first_then_the_plan_in_order() {
             "probe",
         ]
     );
+}
+
+#[test]
+fn the_deadline_never_cuts_between_the_stop_and_ssh_answering() {
+    let fake = Fake::default();
+    let _ = run(&fake);
+    // From the stop through the banner check, not before (reset-failed) nor
+    // after (the package step).
+    assert_eq!(
+        fake.uncuttable(),
+        vec!["stop 4242", "start ssh.socket", "probe"]
+    );
+    assert!(!crate::deadline::critical_on_this_thread());
+}
+
+#[test]
+fn the_critical_stretch_covers_the_rescue_and_ends_with_a_failed_stop() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![
+        vec![Err("refused".into())],
+        vec![Ok(Answer::Banner("SSH-2.0-rescue".into()))],
+    ];
+    let _ = run(&fake);
+    assert_eq!(
+        fake.uncuttable(),
+        vec!["stop 4242", "start ssh.socket", "probe", "rescue", "probe"]
+    );
+    assert!(!crate::deadline::critical_on_this_thread());
+
+    let fake = Fake::failing(&["stop"]);
+    let _ = run(&fake);
+    assert_eq!(fake.uncuttable(), vec!["stop 4242"]);
+    assert!(!crate::deadline::critical_on_this_thread());
 }
 
 #[test]
@@ -437,4 +486,10 @@ fn a_service_handing_back_the_port_is_stopped_then_the_socket_started() {
     let start = calls.iter().position(|c| c == "start ssh.socket").unwrap();
     assert!(stop < start, "{calls:?}");
     assert_eq!(out.events[0].1, "stopped ssh.service (sessions kept)");
+    // From the stop until ssh answers, a hook's deadline cannot cut it.
+    assert_eq!(
+        fake.uncuttable(),
+        vec!["stop-unit ssh.service", "start ssh.socket", "probe"]
+    );
+    assert!(!crate::deadline::critical_on_this_thread());
 }

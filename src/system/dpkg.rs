@@ -71,6 +71,7 @@ pub fn configure(pkgs: &[String], frontend_locked: bool) -> Result<()> {
     }
     // Maintainer scripts must not ask questions at 3 a.m.
     cmd.env("DEBIAN_FRONTEND", "noninteractive");
+    let _doing = crate::deadline::doing(format!("running dpkg --configure {}", pkgs.join(" ")));
     let st = cmd.status().context("cannot run dpkg")?;
     if !st.success() {
         bail!("dpkg --configure {} failed ({st})", pkgs.join(" "));

@@ -161,6 +161,7 @@ impl RunDir {
     /// Refuses a symlink, a non-directory, a directory not owned by root or
     /// writable by group or others; the error names the path.
     pub fn open(roots: &Roots, create: bool) -> Result<Option<RunDir>> {
+        super::fail_point("run-dir");
         Self::open_path(roots, roots.run_dir.clone(), create, true)
     }
 

@@ -99,8 +99,10 @@ impl RepairLock {
         let dir = RunDir::open(roots, true)?
             .ok_or_else(|| anyhow!("{} missing", roots.run_dir.display()))?;
         let mut file = dir.lock_file(REPAIR_LOCK)?;
-        let deadline = Instant::now() + wait;
+        let deadline = crate::deadline::after(wait);
         let mut said = false;
+        // Named in the hook's line if its deadline passes while waiting.
+        let _doing = crate::deadline::doing("waiting for another repair to finish");
         loop {
             match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(RepairLock { _lock: lock }),

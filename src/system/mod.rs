@@ -4,6 +4,7 @@
 // The OS boundary: this module may use what clippy.toml keeps out of the rest.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod child;
 pub mod claims;
 pub mod dpkg;
 pub mod dsh;
@@ -13,6 +14,7 @@ pub mod locks;
 pub mod procs;
 pub mod prompt;
 pub mod publish;
+pub mod settings;
 pub mod signal;
 pub mod snapshot;
 pub mod sshd;
@@ -20,9 +22,14 @@ pub mod systemd;
 
 use std::path::PathBuf;
 
-/// Test-only: when set, every system path is taken under this directory
+/// Test builds only (cargo feature `fake-root`, which the integration tests
+/// turn on): when set, every system path is taken under this directory
 /// (proc, var/lib/dpkg, run/ssh-upgrade-guard, usr/sbin/sshd) and systemd is
 /// not consulted, so integration tests run the real binary without root.
+/// The shipped binary is built without the feature and never reads it: a
+/// value reaching a root run (sudo -E, a unit's Environment=) would
+/// otherwise run $ROOT/usr/sbin/sshd as root and turn the hooks into no-ops.
+#[cfg(feature = "fake-root")]
 pub const TEST_ROOT_ENV: &str = "SSH_UPGRADE_GUARD_TEST_ROOT";
 
 /// The roots of everything the guard reads or writes.
@@ -34,38 +41,41 @@ pub struct Roots {
     pub sshd: PathBuf,
     /// Counters kept across runs (repairs by outcome).
     pub state_dir: PathBuf,
-    /// Set under TEST_ROOT_ENV: no D-Bus, and files owned by the current
-    /// user are accepted where root ownership is otherwise required.
+    /// Set under TEST_ROOT_ENV (test builds only): no D-Bus, and files
+    /// owned by the current user are accepted where root ownership is
+    /// otherwise required.
     pub test_root: Option<PathBuf>,
 }
 
 impl Roots {
-    pub fn from_env() -> Roots {
-        match std::env::var_os(TEST_ROOT_ENV).filter(|v| !v.is_empty()) {
-            Some(root) => {
-                let root = PathBuf::from(root);
-                Roots {
-                    proc: root.join("proc"),
-                    dpkg_admin: root.join("var/lib/dpkg"),
-                    run_dir: root.join("run/ssh-upgrade-guard"),
-                    sshd: root.join("usr/sbin/sshd"),
-                    state_dir: root.join("var/lib/ssh-upgrade-guard"),
-                    test_root: Some(root),
-                }
-            }
-            None => Roots {
-                proc: "/proc".into(),
-                dpkg_admin: "/var/lib/dpkg".into(),
-                run_dir: "/run/ssh-upgrade-guard".into(),
-                sshd: "/usr/sbin/sshd".into(),
-                state_dir: "/var/lib/ssh-upgrade-guard".into(),
-                test_root: None,
-            },
+    /// The real system's roots.
+    pub fn system() -> Roots {
+        Roots {
+            proc: "/proc".into(),
+            dpkg_admin: "/var/lib/dpkg".into(),
+            run_dir: "/run/ssh-upgrade-guard".into(),
+            sshd: "/usr/sbin/sshd".into(),
+            state_dir: "/var/lib/ssh-upgrade-guard".into(),
+            test_root: None,
         }
     }
 
-    /// Owners accepted for our directory and files: root, and under a test
-    /// root also the current user.
+    /// The system's roots; in a test build (feature `fake-root`) those under
+    /// TEST_ROOT_ENV when it is set.
+    #[cfg(feature = "fake-root")]
+    pub fn from_env() -> Roots {
+        match std::env::var_os(TEST_ROOT_ENV).filter(|v| !v.is_empty()) {
+            Some(root) => Roots::for_test(std::path::Path::new(&root)),
+            None => Roots::system(),
+        }
+    }
+
+    /// The system's roots: the shipped binary has no fake-root mode.
+    #[cfg(not(feature = "fake-root"))]
+    pub fn from_env() -> Roots {
+        Roots::system()
+    }
+
     /// A configured absolute path, under the test root when there is one.
     pub fn under(&self, p: &std::path::Path) -> PathBuf {
         match &self.test_root {
@@ -79,14 +89,19 @@ impl Roots {
         self.under(std::path::Path::new("/run/systemd/transient"))
     }
 
+    /// Owners accepted for our directory and files: root, and under a test
+    /// root also the current user.
     pub fn owner_ok(&self, uid: u32) -> bool {
         uid == 0 || (self.test_root.is_some() && uid == nix::unistd::geteuid().as_raw())
     }
 }
 
-#[cfg(test)]
+/// The fake root: test builds only (unit tests, and the binary the
+/// integration tests run, built with the feature `fake-root`).
+#[cfg(any(test, feature = "fake-root"))]
 impl Roots {
-    /// Every root under `dir`, as under the test-root variable.
+    /// Every root under `dir`: the test-root variable's mode, and the unit
+    /// tests' roots.
     pub fn for_test(dir: &std::path::Path) -> Roots {
         Roots {
             proc: dir.join("proc"),
@@ -113,6 +128,22 @@ pub fn parent_pid() -> u32 {
 pub fn own_pid() -> u32 {
     std::process::id()
 }
+
+/// Test builds only (feature `fake-root`): panics when
+/// SSH_UPGRADE_GUARD_TEST_PANIC names this point, so the integration tests
+/// can show what a bug looks like to apt (one line, exit 0 from a hook).
+#[cfg(feature = "fake-root")]
+#[track_caller]
+pub fn fail_point(name: &str) {
+    if std::env::var_os("SSH_UPGRADE_GUARD_TEST_PANIC").is_some_and(|v| v == name) {
+        panic!("fail point {name} reached");
+    }
+}
+
+/// The shipped binary has no fail points.
+#[cfg(not(feature = "fake-root"))]
+#[inline(always)]
+pub fn fail_point(_name: &str) {}
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {

@@ -52,7 +52,7 @@ fn pidfd_pid(fd: &OwnedFd) -> Option<i64> {
 
 /// Waits until the process behind the pidfd has exited.
 fn wait_exit(fd: &OwnedFd, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::deadline::after(timeout);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
@@ -87,6 +87,7 @@ pub fn terminate(
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(Stopped::AlreadyGone),
         Err(e) => bail!("pidfd_open({pid}): {e}"),
     };
+    let _doing = crate::deadline::doing(format!("stopping stale listener pid {pid}"));
     if !still_same()? {
         bail!("pid {pid} is no longer the stale listener that was found (start time or binary changed); not signalled");
     }

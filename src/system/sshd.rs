@@ -17,7 +17,16 @@ use std::time::{Duration, Instant};
 pub struct PendingCheck {
     sshd: std::path::PathBuf,
     child: Result<std::process::Child, ConfigCheck>,
+    /// When it is killed if it has not answered (see [`SSHD_T_TIMEOUT`]).
+    deadline: Instant,
 }
+
+/// How long `sshd -T` may take. It answers in about 10 ms; an `Include` of
+/// a FIFO or a hung mount, or a resolver that does not answer for a host
+/// name in ListenAddress, can block it forever. 10 s covers a slow resolver
+/// (glibc's default: 5 s per try) and keeps the hooks well within their
+/// deadline.
+pub const SSHD_T_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts `sshd -T`: the installed binary checks the configuration exactly
 /// as `sshd -t` does (same checks, same exit status) and also prints the
@@ -29,6 +38,7 @@ pub fn start_check(sshd: &Path, args: &[String]) -> PendingCheck {
     let pending = |child| PendingCheck {
         sshd: sshd.to_path_buf(),
         child,
+        deadline: crate::deadline::after(SSHD_T_TIMEOUT),
     };
     if !nix::unistd::geteuid().is_root() && sshd == Path::new("/usr/sbin/sshd") {
         // sshd -T reads the host keys: as another user it fails for reasons
@@ -62,9 +72,23 @@ pub fn start_check(sshd: &Path, args: &[String]) -> PendingCheck {
 impl PendingCheck {
     pub fn finish(self) -> (ConfigCheck, Option<SshdListen>) {
         let sshd = self.sshd.display();
-        let out = match self.child.map(|c| c.wait_with_output()) {
+        let _doing = crate::deadline::doing(format!("waiting for {sshd} -T"));
+        let deadline = self.deadline;
+        let out = match self.child.map(|c| super::child::output_until(c, deadline)) {
             Ok(Ok(o)) => o,
-            Ok(Err(e)) => {
+            Ok(Err(super::child::Error::TimedOut)) => {
+                return (
+                    ConfigCheck {
+                        valid: None,
+                        error: Some(format!(
+                            "{sshd} -T did not answer within {} s (stopped)",
+                            SSHD_T_TIMEOUT.as_secs()
+                        )),
+                    },
+                    None,
+                )
+            }
+            Ok(Err(super::child::Error::Io(e))) => {
                 return (
                     ConfigCheck {
                         valid: None,
@@ -485,7 +509,8 @@ pub fn wait_banners(
     targets: &[SocketAddr],
     timeout: Duration,
 ) -> Vec<(SocketAddr, Result<Answer, String>)> {
-    let deadline = Instant::now() + timeout;
+    let _doing = crate::deadline::doing("waiting for ssh to answer with a banner");
+    let deadline = crate::deadline::after(timeout);
     let mut results: Vec<(SocketAddr, Result<Answer, String>)> = targets
         .iter()
         .map(|a| (*a, Err("not tried".to_string())))

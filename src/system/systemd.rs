@@ -74,26 +74,64 @@ const SYSTEM_BUS_SOCKET: &str = "/var/run/dbus/system_bus_socket";
 
 pub const RESCUE_UNIT: &str = "ssh-upgrade-guard-rescue.service";
 
+/// Connecting and authenticating to the system bus: a live bus answers in
+/// a millisecond; both hooks together stay far under the 30 s the guard may
+/// add to an apt run when the bus is frozen.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Every D-Bus call. systemd answers property reads and job requests at
+/// once (a job's completion is waited for separately, through JobRemoved,
+/// with its own timeout).
+pub const METHOD_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Systemd {
     pub fn connect() -> Result<Systemd> {
+        use crate::deadline::{run_within, Outcome};
+        use std::os::unix::net::UnixStream;
+        let _doing = crate::deadline::doing("connecting to systemd over the system D-Bus");
         let unreachable =
             |e: &dyn std::fmt::Display| anyhow!("cannot reach systemd over the system D-Bus: {e}");
+        // zbus bounds method calls (method_timeout) but not the connection
+        // itself: with dbus-daemon frozen, connect() succeeds into the
+        // listen backlog and the authentication waits forever. So the
+        // connection is made on a thread and waited for at most
+        // CONNECT_TIMEOUT; then the socket is shut down, which ends the
+        // handshake (and the thread) with an error.
         // The socket is connected here rather than by zbus, which would
         // start a thread for it; DBUS_SYSTEM_BUS_ADDRESS, when set, is
-        // still honoured through zbus.
-        let builder = match std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS") {
-            Some(_) => {
-                zbus::blocking::connection::Builder::system().map_err(|e| unreachable(&e))?
+        // still honoured through zbus (its thread is then abandoned).
+        let from_env = std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some();
+        let (sock_tx, sock_rx) = mpsc::channel::<UnixStream>();
+        let attempt = run_within(CONNECT_TIMEOUT, move || -> Result<Connection, String> {
+            let builder = if from_env {
+                zbus::blocking::connection::Builder::system().map_err(|e| e.to_string())?
+            } else {
+                let stream = UnixStream::connect(SYSTEM_BUS_SOCKET)
+                    .map_err(|e| format!("{SYSTEM_BUS_SOCKET}: {e}"))?;
+                if let Ok(clone) = stream.try_clone() {
+                    let _ = sock_tx.send(clone);
+                }
+                zbus::blocking::connection::Builder::async_io_unix_stream(stream)
+            };
+            builder
+                .method_timeout(METHOD_TIMEOUT)
+                .build()
+                .map_err(|e| e.to_string())
+        });
+        let conn = match attempt {
+            Outcome::Done(Ok(conn)) => conn,
+            Outcome::Done(Err(e)) => return Err(unreachable(&e)),
+            Outcome::TimedOut => {
+                if let Ok(s) = sock_rx.try_recv() {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
+                return Err(unreachable(&format!(
+                    "no answer within {} s (is dbus-daemon frozen?)",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
             }
-            None => zbus::blocking::connection::Builder::async_io_unix_stream(
-                std::os::unix::net::UnixStream::connect(SYSTEM_BUS_SOCKET)
-                    .map_err(|e| unreachable(&format!("{SYSTEM_BUS_SOCKET}: {e}")))?,
-            ),
+            Outcome::Panicked => return Err(unreachable(&"the connection attempt failed")),
         };
-        let conn = builder
-            .method_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| unreachable(&e))?;
         let mgr = ManagerProxy::new(&conn).map_err(|e| anyhow!("systemd manager: {e}"))?;
         log::debug!("{:.1} ms: connected to the system bus", crate::elapsed_ms());
         Ok(Systemd {
@@ -199,6 +237,7 @@ impl Systemd {
                     .map_err(zbus::Error::from)
             }
         };
+        let _doing = crate::deadline::doing(format!("reading {} from systemd", names.join(", ")));
         let answers: Vec<zbus::Result<OwnedValue>> =
             zbus::block_on(join_all(calls.iter().copied().map(get)));
 
@@ -285,9 +324,10 @@ impl Systemd {
             .ok_or_else(|| anyhow!("{what}: not subscribed to systemd job signals"))?
             .lock()
             .map_err(|_| anyhow!("{what}: job signal channel poisoned"))?;
+        let _doing = crate::deadline::doing(format!("waiting for {what}"));
         let job = queue(&self.mgr).with_context(|| what.to_string())?;
         let job = job.as_str().to_string();
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline::after(timeout);
         loop {
             match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok((j, result)) if j == job => {

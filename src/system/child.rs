@@ -1,0 +1,217 @@
+//! Running a child process with a bound on its time: its output is read
+//! until the deadline, then it is killed (SIGKILL) and reaped. `sshd -T`
+//! can block forever on an `Include` of a FIFO or a hung mount, or on a
+//! resolver for a host name in ListenAddress; a hook must not.
+// The OS boundary: this module may use what clippy.toml keeps out of the rest.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// More than any `sshd -T` prints (about 5 KiB); the rest is discarded.
+const MAX_OUTPUT: usize = 1024 * 1024;
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    /// The deadline passed; the child was killed.
+    TimedOut,
+    Io(std::io::Error),
+}
+
+fn poll_ms(left: Duration) -> PollTimeout {
+    PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX))
+}
+
+/// Collects the child's stdout and stderr (both piped) and its exit status,
+/// or kills it once `deadline` passes.
+pub fn output_until(mut child: Child, deadline: Instant) -> Result<Output, Error> {
+    let mut pipes = [
+        child.stdout.take().map(Pipe::from),
+        child.stderr.take().map(Pipe::from),
+    ];
+    let result = collect(&mut pipes, deadline).and_then(|()| wait_until(&mut child, deadline));
+    match result {
+        Ok(status) => {
+            let [out, err] = pipes;
+            Ok(Output {
+                status,
+                stdout: out.map(|p| p.buf).unwrap_or_default(),
+                stderr: err.map(|p| p.buf).unwrap_or_default(),
+            })
+        }
+        Err(e) => {
+            let _ = child.kill();
+            // Reaped if it dies promptly; a child stuck in the kernel (a hung
+            // NFS mount) may not, and is then left for init once we exit.
+            let _ = wait_until(&mut child, Instant::now() + Duration::from_secs(1));
+            Err(e)
+        }
+    }
+}
+
+enum Src {
+    Out(std::process::ChildStdout),
+    Err(std::process::ChildStderr),
+}
+
+struct Pipe {
+    src: Src,
+    buf: Vec<u8>,
+    open: bool,
+}
+
+impl From<std::process::ChildStdout> for Pipe {
+    fn from(s: std::process::ChildStdout) -> Pipe {
+        Pipe {
+            src: Src::Out(s),
+            buf: Vec::new(),
+            open: true,
+        }
+    }
+}
+
+impl From<std::process::ChildStderr> for Pipe {
+    fn from(s: std::process::ChildStderr) -> Pipe {
+        Pipe {
+            src: Src::Err(s),
+            buf: Vec::new(),
+            open: true,
+        }
+    }
+}
+
+impl Pipe {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match &self.src {
+            Src::Out(s) => s.as_fd(),
+            Src::Err(s) => s.as_fd(),
+        }
+    }
+
+    /// One read after poll said it would not block; false at end of file.
+    fn read_some(&mut self) -> std::io::Result<bool> {
+        let mut chunk = [0u8; 8192];
+        let n = match &mut self.src {
+            Src::Out(s) => s.read(&mut chunk)?,
+            Src::Err(s) => s.read(&mut chunk)?,
+        };
+        let room = MAX_OUTPUT.saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&chunk[..n.min(room)]);
+        Ok(n > 0)
+    }
+}
+
+fn collect(pipes: &mut [Option<Pipe>; 2], deadline: Instant) -> Result<(), Error> {
+    loop {
+        let open: Vec<usize> = (0..2)
+            .filter(|i| pipes[*i].as_ref().is_some_and(|p| p.open))
+            .collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::TimedOut);
+        }
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = open
+                .iter()
+                .filter_map(|i| pipes[*i].as_ref())
+                .map(|p| PollFd::new(p.fd(), PollFlags::POLLIN))
+                .collect();
+            match poll(&mut fds, poll_ms(left)) {
+                Ok(_) => fds
+                    .iter()
+                    .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                    .collect(),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::Io(e.into())),
+            }
+        };
+        for (i, r) in open.iter().zip(ready) {
+            if let (Some(p), true) = (pipes[*i].as_mut(), r) {
+                match p.read_some() {
+                    Ok(more) => p.open = more,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::Io(e)),
+                }
+            }
+        }
+    }
+}
+
+fn wait_until(child: &mut Child, deadline: Instant) -> Result<ExitStatus, Error> {
+    loop {
+        if let Some(st) = child.try_wait().map_err(Error::Io)? {
+            return Ok(st);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    fn sh(script: &str) -> Child {
+        Command::new("/bin/sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn output_and_status_of_a_quick_child() {
+        let o = output_until(
+            sh("echo out; echo err >&2; exit 3"),
+            Instant::now() + Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(o.stdout, b"out\n");
+        assert_eq!(o.stderr, b"err\n");
+        assert_eq!(o.status.code(), Some(3));
+    }
+
+    #[test]
+    fn a_hung_child_is_killed_at_the_deadline() {
+        let t = Instant::now();
+        let child = sh("echo started; exec sleep 60");
+        let pid = child.id();
+        let r = output_until(child, Instant::now() + Duration::from_millis(300));
+        assert!(matches!(r, Err(Error::TimedOut)));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // Killed and reaped: no such process any more.
+        assert_eq!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+    }
+
+    #[test]
+    fn a_child_that_closes_its_output_but_keeps_running_is_bounded() {
+        let t = Instant::now();
+        let r = output_until(
+            sh("exec >/dev/null 2>&1; sleep 60"),
+            Instant::now() + Duration::from_millis(300),
+        );
+        assert!(matches!(r, Err(Error::TimedOut)));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}
