@@ -220,10 +220,7 @@ fn the_deadline_never_cuts_between_the_stop_and_ssh_answering() {
 #[test]
 fn the_critical_stretch_covers_the_rescue_and_ends_with_a_failed_stop() {
     let fake = Fake::default();
-    *fake.answers.borrow_mut() = vec![
-        vec![Err("refused".into())],
-        vec![Ok(Answer::Banner("SSH-2.0-rescue".into()))],
-    ];
+    *fake.answers.borrow_mut() = vec![silent(), serving()];
     let _ = run(&fake);
     assert_eq!(
         fake.uncuttable(),
