@@ -38,13 +38,10 @@ use crate::system::Roots;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const KEYSCAN: &str = "/usr/bin/ssh-keyscan";
 
-/// Output beyond this is not read (ssh-keyscan prints a line per key).
-const OUTPUT_LIMIT: u64 = 256 * 1024;
 /// A public key file is a line; anything bigger is not one.
 const PUB_LIMIT: u64 = 64 * 1024;
 
@@ -92,105 +89,38 @@ struct Ran {
 }
 
 /// Runs `program args` with no stdin until it exits or `deadline` passes;
-/// then it is killed and reaped (bounded as well). Err only if it could not
-/// be started.
+/// then it is killed and reaped (bounded as well), by the same
+/// `system::child` that bounds `sshd -T`. Err only if it could not be
+/// started.
 fn run_bounded(program: &Path, args: &[String], deadline: Instant) -> std::io::Result<Ran> {
-    let mut child = Command::new(program)
+    let _doing = crate::deadline::doing(format!("running {}", program.display()));
+    let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    // Each pipe drained by a thread, so a full pipe cannot stall the child;
-    // their end (EOF: the child exited) is what we wait for, no polling.
-    let (tx, rx) = mpsc::channel::<(usize, Vec<u8>)>();
-    let pipes: [Option<Box<dyn Read + Send>>; 2] = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ];
-    for (i, pipe) in pipes.into_iter().enumerate() {
-        let tx = tx.clone();
-        if let Some(pipe) = pipe {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = pipe.take(OUTPUT_LIMIT).read_to_end(&mut buf);
-                let _ = tx.send((i, buf));
-            });
-        }
-    }
-    drop(tx);
-    let mut outs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut open = 2;
-    while open > 0 {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            break;
-        };
-        match rx.recv_timeout(left) {
-            Ok((i, buf)) => {
-                if let Some(o) = outs.get_mut(i) {
-                    *o = buf;
-                }
-                open -= 1;
-            }
-            // Both threads gone (a pipe could not be taken) or out of time.
-            Err(_) => break,
-        }
-    }
-    // Pipes closed means the child is exiting: give it a moment to be
-    // reaped, then kill it whatever it is doing.
-    let grace = if open == 0 { 200 } else { 0 };
-    let mut timed_out = false;
-    let mut status = reap_within(&mut child, Duration::from_millis(grace));
-    if status.is_none() {
-        timed_out = true;
-        let _ = child.kill();
-        status = reap_within(&mut child, Duration::from_millis(500));
-        if status.is_none() {
-            log::warn!(
-                "{} (pid {}) did not exit after SIGKILL",
-                program.display(),
-                child.id()
-            );
-        }
-    }
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Ok(Ran {
-        stdout: text(&outs[0]),
-        stderr: text(&outs[1]),
-        timed_out,
-        status,
-    })
-}
-
-/// Reaps `child` if it exits within `limit`.
-fn reap_within(
-    child: &mut std::process::Child,
-    limit: Duration,
-) -> Option<std::process::ExitStatus> {
-    let end = Instant::now().checked_add(limit);
-    loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            return Some(st);
-        }
-        match end {
-            Some(end) if Instant::now() < end => std::thread::sleep(Duration::from_millis(1)),
-            _ => return None,
-        }
+    match super::child::output_until(child, deadline) {
+        Ok(out) => Ok(Ran {
+            stdout: text(&out.stdout),
+            stderr: text(&out.stderr),
+            timed_out: false,
+            status: Some(out.status),
+        }),
+        Err(super::child::Error::TimedOut) => Ok(Ran {
+            stdout: String::new(),
+            stderr: String::new(),
+            timed_out: true,
+            status: None,
+        }),
+        Err(super::child::Error::Io(e)) => Err(e),
     }
 }
 
-/// A deadline `timeout` from now (a huge timeout saturates to an hour).
+/// A deadline `timeout` from now, never overflowing.
 fn deadline_in(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(Duration::from_secs(3600)))
-        .unwrap_or(now)
+    crate::deadline::after(timeout)
 }
 
 /// Completes a key exchange with each of `targets` (addresses that answered
