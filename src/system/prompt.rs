@@ -5,6 +5,7 @@
 
 // The OS boundary: this module may use what clippy.toml keeps out of the rest.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
 
 use crate::roads::ProcRow;
 use std::path::Path;
