@@ -85,7 +85,7 @@ impl Systemd {
             Some(_) => {
                 zbus::blocking::connection::Builder::system().map_err(|e| unreachable(&e))?
             }
-            None => zbus::blocking::connection::Builder::async_io_unix_stream(
+            None => zbus::blocking::connection::Builder::unix_stream(
                 std::os::unix::net::UnixStream::connect(SYSTEM_BUS_SOCKET)
                     .map_err(|e| unreachable(&format!("{SYSTEM_BUS_SOCKET}: {e}")))?,
             ),
