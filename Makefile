@@ -73,12 +73,13 @@ setup-host:
 	@tests/e2e/setup-host
 
 # Every shell script: the e2e harness and scenarios, the benchmark driver,
-# CI, the maintainer scripts. Sourced files are followed (-x).
+# CI, the source package's scripts, the maintainer scripts. Sourced files
+# are followed (-x).
 SHELL_SCRIPTS := tests/e2e/run tests/e2e/demo tests/e2e/setup-host \
 	tests/e2e/lib/*.sh tests/e2e/lib/run-one \
 	tests/e2e/fixture/make-noble-debs tests/e2e/fixture/make-sleeper-deb \
 	tests/e2e/fixture/noble-postinst-restart tests/e2e/scenarios/*.sh \
-	benches/run .ci/run debian/*.postrm
+	benches/run .ci/run dist/make-dist dist/check debian/*.postrm
 shellcheck:
 	shellcheck -x -P SCRIPTDIR --severity=warning $(SHELL_SCRIPTS)
 
