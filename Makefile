@@ -43,6 +43,21 @@ deb:
 	for f in "$$build"/ssh-upgrade-guard_*; do mv -f "$$f" $(DEB_OUT)/; done; \
 	echo "make deb: $$deb"
 
+# ---- Source package (issue 13; debian/README.source) -------------------------
+# `make dist` builds the Debian source package in target/dist/: the orig
+# tarball with every crate of Cargo.lock vendored, .debian.tar.xz and .dsc,
+# all regenerated from the tree and Cargo.lock (dist/make-dist).
+# `make dist-check` (root; .ci/run runs it) builds that source package with
+# Debian 13's own cargo and rustc in a cached clean trixie root with the
+# network cut off, runs the tests and lintian there, and runs the seed
+# incident on trixie with the .deb it built (dist/check).
+.PHONY: dist dist-check
+dist:
+	dist/make-dist
+
+dist-check:
+	dist/check
+
 # ---- End-to-end tests (tests/e2e/README.md) --------------------------------
 # `check`, `e2e` and `demo` belong to the end-to-end harness.
 # make e2e SCENARIOS="seed_incident classic"   run some scenarios by name
@@ -58,12 +73,13 @@ setup-host:
 	@tests/e2e/setup-host
 
 # Every shell script: the e2e harness and scenarios, the benchmark driver,
-# CI, the maintainer scripts. Sourced files are followed (-x).
+# CI, the source package's scripts, the maintainer scripts. Sourced files
+# are followed (-x).
 SHELL_SCRIPTS := tests/e2e/run tests/e2e/demo tests/e2e/setup-host \
 	tests/e2e/lib/*.sh tests/e2e/lib/run-one \
 	tests/e2e/fixture/make-noble-debs tests/e2e/fixture/make-sleeper-deb \
 	tests/e2e/fixture/noble-postinst-restart tests/e2e/scenarios/*.sh \
-	benches/run .ci/run debian/*.postrm
+	benches/run .ci/run dist/make-dist dist/check debian/*.postrm
 shellcheck:
 	shellcheck -x -P SCRIPTDIR --severity=warning $(SHELL_SCRIPTS)
 

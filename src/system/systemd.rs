@@ -111,7 +111,7 @@ impl Systemd {
                 if let Ok(clone) = stream.try_clone() {
                     let _ = sock_tx.send(clone);
                 }
-                zbus::blocking::connection::Builder::async_io_unix_stream(stream)
+                zbus::blocking::connection::Builder::unix_stream(stream)
             };
             builder
                 .method_timeout(METHOD_TIMEOUT)

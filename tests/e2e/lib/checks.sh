@@ -54,6 +54,15 @@ install_guard() {
 	apt_get install ssh-upgrade-guard
 	((RC == 0)) || fail "apt-get install ssh-upgrade-guard exited $RC: $(tail -n 5 <<<"$OUT")"
 	cexec test -x "$GUARD_BIN" || fail "$GUARD_BIN missing after install"
+	# A package given from outside (make dist-check's trixie build) must be
+	# the one really installed, not an equal-versioned make deb build.
+	if [[ -n ${GUARD_DEB:-} ]]; then
+		local want got
+		want=$(dpkg-deb --fsys-tarfile "$GUARD_DEB" | tar -xOf - ./usr/sbin/ssh-upgrade-guard | sha256sum)
+		got=$(sha256sum <"$C_ROOT$GUARD_BIN")
+		[[ ${want%% *} == "${got%% *}" ]] || fail "the installed $GUARD_BIN is not the one in GUARD_DEB=$GUARD_DEB"
+		log "installed the guard from GUARD_DEB=$GUARD_DEB"
+	fi
 }
 
 # apt_get ARGS...: run apt-get in the container; sets OUT (stdout+stderr) and RC.
