@@ -67,14 +67,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn roots(dir: &Path) -> Roots {
-        Roots {
-            proc: dir.join("proc"),
-            dpkg_admin: dir.join("var/lib/dpkg"),
-            run_dir: dir.join("run/ssh-upgrade-guard"),
-            sshd: dir.join("usr/sbin/sshd"),
-            state_dir: dir.join("var/lib/ssh-upgrade-guard"),
-            test_root: Some(dir.to_path_buf()),
-        }
+        Roots::for_test(dir)
     }
 
     #[test]
