@@ -46,7 +46,7 @@ run_scenario() {
 	expect_in "$OUT" 'config +valid \(sshd -T -f /etc/ssh/other_config\)' "status (checked with the unit's options)"
 
 	run_in "$GUARD_BIN" repair
-	((RC == 0)) || fail "repair exited $RC"
+	((RC == 0)) || fail "repair exited $RC; ssh.service's journal: $(cexec journalctl -u ssh.service -n 20 --no-pager 2>&1 | tr '\n' '|')"
 	expect_in "$OUT" 'stopped stale sshd listener' "repair output"
 	expect_in "$OUT" 'ssh completed a key exchange with this host.s .* on .*127\.0\.0\.1:2222' "repair output (verified on the unit's port)"
 	assert_unit_active ssh.service
