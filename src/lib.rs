@@ -31,6 +31,7 @@ mod report;
 mod roads;
 mod sshd;
 mod sshd_config;
+mod stamp;
 mod system;
 mod text;
 

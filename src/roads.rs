@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
+pub use crate::model::{DpkgPrompt, PackagingRecords};
 use crate::model::{Topology, UnitState, Units};
 use crate::sshd::Endpoint;
 use serde::Serialize;
@@ -154,16 +155,6 @@ pub fn was_enabled_from(state: &str, is_symlink: impl Fn(&str) -> bool) -> bool 
     state
         .lines()
         .all(|l| l.starts_with('/') && !l.split('/').any(|c| c == "..") && is_symlink(l))
-}
-
-/// What Debian's packaging records say about the ssh units
-/// (`deb-systemd-helper was-enabled`); None where it could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-pub struct PackagingRecords {
-    /// `deb-systemd-helper was-enabled` for ssh.socket.
-    pub socket_was_enabled: Option<bool>,
-    /// `deb-systemd-helper was-enabled` for ssh.service.
-    pub service_was_enabled: Option<bool>,
 }
 
 /// Road b: the unit openssh-server's postinst will restart is masked and
@@ -541,50 +532,6 @@ pub const PROMPT_AFTER_SECS: u64 = 10;
 /// (openssh-server's sshd_config goes through it), and the dialogs debconf
 /// and ucf draw with.
 const PROMPTERS: [&str; 3] = ["ucf", "whiptail", "dialog"];
-
-/// dpkg waiting for an answer (mvo5/unattended-upgrades#168): a locally
-/// modified sshd_config under a run nobody watches leaves ucf asking, while
-/// the package manager holds dpkg's lock. The guard never answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DpkgPrompt {
-    /// The process that asks (ucf, whiptail, dialog).
-    pub pid: u32,
-    /// Its name.
-    pub program: String,
-    /// The file the question is about, when known (ucf's destination).
-    pub about: Option<String>,
-    /// Unix time the question was asked (the asking process's start).
-    pub since: u64,
-    /// The package manager holding dpkg's lock.
-    pub holder_pid: u32,
-    /// Its name.
-    pub holder_comm: String,
-}
-
-/// "03:12" (UTC) for a Unix time.
-pub fn hhmm_utc(t: u64) -> String {
-    let day = t % 86_400;
-    format!("{:02}:{:02}", day / 3600, (day % 3600) / 60)
-}
-
-impl std::fmt::Display for DpkgPrompt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "dpkg waits for an answer")?;
-        if let Some(a) = &self.about {
-            write!(f, " about {a}")?;
-        }
-        write!(
-            f,
-            " since {} UTC ({} pid {}, under {} pid {}); the guard stays inhibited and never answers for you: answer it where {} runs, or stop it and run 'dpkg --configure -a' yourself",
-            hhmm_utc(self.since),
-            self.program,
-            self.pid,
-            self.holder_comm,
-            self.holder_pid,
-            self.holder_comm
-        )
-    }
-}
 
 /// Finds a question below the lock holder that has waited at least
 /// PROMPT_AFTER_SECS. The oldest asker wins (ucf, under which whiptail
@@ -1110,8 +1057,6 @@ mod tests {
         let p = dpkg_prompt(&rows, 5, 100).unwrap();
         assert_eq!(p.program, "whiptail");
         assert_eq!(p.about, None);
-        assert_eq!(hhmm_utc(0), "00:00");
-        assert_eq!(hhmm_utc(86_399), "23:59");
     }
 
     #[test]

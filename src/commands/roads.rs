@@ -9,22 +9,12 @@ use super::output::Outcome;
 use super::record::{metrics_enabled, observed_fast, Inhibit, PackageOk, Record};
 use super::{exit, Ctx};
 use crate::model::Units;
-use crate::roads::{self, BlockedRestart};
 use crate::system::snapshot::{self, Detail};
 use crate::system::{dpkg, systemd::Systemd};
 
-/// Road b from the units the caller already read: the packaging's records
-/// are read only when a unit is masked (LoadState is read on every path).
-pub(crate) fn blocked_restart(ctx: &Ctx, units: &Units) -> Option<BlockedRestart> {
-    if !roads::any_masked(units) {
-        return None;
-    }
-    roads::blocked_restart(units, &snapshot::packaging_records(&ctx.roots, &ctx.cfg))
-}
-
 /// Road b before dpkg: the prediction, said with the fix.
 pub(crate) fn predict_blocked_restart(ctx: &Ctx, units: &Units) -> Option<(String, Record)> {
-    let b = blocked_restart(ctx, units)?;
+    let b = snapshot::blocked_restart_now(&ctx.roots, &ctx.cfg, units)?;
     let text = format!(
         "WARNING: if this run configures {}, its postinst will fail: {b}\nfix: {}",
         ctx.cfg.package,
@@ -40,7 +30,7 @@ pub(crate) fn predict_blocked_restart(ctx: &Ctx, units: &Units) -> Option<(Strin
 /// it; nothing is started and dpkg is not run again (the postinst would
 /// fail the same way). None when this is not the case.
 pub(crate) fn report_blocked_restart(ctx: &Ctx, units: &Units) -> Option<(String, Record)> {
-    let b = blocked_restart(ctx, units)?;
+    let b = snapshot::blocked_restart_now(&ctx.roots, &ctx.cfg, units)?;
     let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package).ok();
     let incomplete = pkg.as_ref().filter(|p| p.is_incomplete());
     let mut text = String::new();

@@ -5,13 +5,12 @@
 #![deny(clippy::missing_docs_in_private_items)]
 
 use super::diagnose::{
-    diagnose_and_repair, refused, repaired, report_snapshot, Act, Inhibition, Where,
+    diagnose_and_repair, inhibition, refused, repaired, report_snapshot, Act, Inhibition, Where,
 };
 use super::output::Outcome;
 use super::record::{
     metrics_enabled, observed_fast, observed_from, GaveUp, Inhibit, PackageOk, Record,
 };
-use super::status::inhibition;
 use super::{exit, Ctx};
 use crate::model::{Topology, Units};
 use crate::plan::Mode;

@@ -12,7 +12,8 @@
 #![forbid(unsafe_code)]
 
 use crate::identity::{unit_of_cgroup, CgroupUnit};
-use crate::model::{is_sshd_session_name, ProcessStamp};
+use crate::model::is_sshd_session_name;
+use crate::stamp::ProcessStamp;
 use procfs::{FromRead, FromReadSI};
 
 use std::collections::{BTreeMap, HashSet};

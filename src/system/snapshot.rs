@@ -393,7 +393,7 @@ pub fn socket_drift_now(
 
 /// Road e: a question below the holder of dpkg's lock. Reads /proc only
 /// when a lock is held.
-pub fn dpkg_prompt(roots: &Roots, locks: &[LockView]) -> Option<crate::roads::DpkgPrompt> {
+pub fn dpkg_prompt(roots: &Roots, locks: &[LockView]) -> Option<crate::model::DpkgPrompt> {
     let holders: Vec<u32> = locks
         .iter()
         .filter_map(|l| l.holder_pid)
@@ -409,6 +409,19 @@ pub fn dpkg_prompt(roots: &Roots, locks: &[LockView]) -> Option<crate::roads::Dp
         .find_map(|h| crate::roads::dpkg_prompt(&rows, *h, now))
 }
 
+/// Road b from the units the caller already read: the packaging's records
+/// are read only when a unit is masked (LoadState is read on every path).
+pub fn blocked_restart_now(
+    roots: &Roots,
+    cfg: &Config,
+    units: &Units,
+) -> Option<crate::roads::BlockedRestart> {
+    if !crate::roads::any_masked(units) {
+        return None;
+    }
+    crate::roads::blocked_restart(units, &packaging_records(roots, cfg))
+}
+
 /// Ubuntu's generator that turns sshd_config's Port/ListenAddress into
 /// ssh.socket's ListenStream at daemon-reload (openssh-server >= 1:9.0 on
 /// Ubuntu >= 22.10).
@@ -422,8 +435,8 @@ pub fn socket_generator(roots: &Roots) -> bool {
 }
 
 /// deb-systemd-helper's was-enabled for both ssh units (two small files).
-pub fn packaging_records(roots: &Roots, cfg: &Config) -> crate::roads::PackagingRecords {
-    crate::roads::PackagingRecords {
+pub fn packaging_records(roots: &Roots, cfg: &Config) -> crate::model::PackagingRecords {
+    crate::model::PackagingRecords {
         socket_was_enabled: super::dsh::was_enabled(roots, &cfg.ssh_socket),
         service_was_enabled: super::dsh::was_enabled(roots, &cfg.ssh_service),
     }
