@@ -10,6 +10,7 @@ pub mod dpkg;
 pub mod dsh;
 pub mod fsx;
 pub mod kex;
+pub mod listeners;
 pub mod locks;
 pub mod procs;
 pub mod prompt;
@@ -19,6 +20,10 @@ pub mod signal;
 pub mod snapshot;
 pub mod sshd;
 pub mod systemd;
+
+#[cfg(test)]
+#[path = "../../tests/support/fake_proc.rs"]
+mod fake_proc;
 
 use std::path::PathBuf;
 
