@@ -11,9 +11,10 @@ use super::{exit, Ctx};
 use crate::marker::{self, Marker};
 use crate::plan::Mode;
 use crate::stamp::ProcessStamp;
+use crate::system::fast::{self, Detail};
 use crate::system::fsx::{Entry, RunDir};
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
-use crate::system::snapshot::{self, Clean, Detail, MARKER_FILE};
+use crate::system::snapshot::{self, Clean, MARKER_FILE};
 use crate::system::{dpkg, locks, now_secs, own_pid, parent_pid, Roots};
 use anyhow::{anyhow, Context, Result};
 
@@ -222,7 +223,7 @@ fn preflight(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
     // Cheap path: systemd's word that the port holder is up and nothing
     // failed. A stale listener keeps the holder from being active.
     let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
+    let units = fast::units(&sd, &ctx.cfg, Detail::Brief)?;
     // Road b, said before dpkg runs (apt's hook cannot tell which packages
     // this run configures; the check costs nothing unless a unit is masked).
     if let Some((text, record)) = super::roads::predict_blocked_restart(ctx, &units) {
@@ -296,7 +297,7 @@ fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         return Ok(());
     }
     let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
+    let units = fast::units(&sd, &ctx.cfg, Detail::Brief)?;
     if units.look_healthy() && pkg.is_installed_ok() {
         log::info!(
             "{} installed, ssh units healthy ({}): nothing to do",

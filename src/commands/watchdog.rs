@@ -15,9 +15,9 @@ use super::{exit, Ctx};
 use crate::model::{Topology, Units};
 use crate::plan::Mode;
 use crate::system;
+use crate::system::fast::{self, Detail};
 use crate::system::fsx::{Entry, RunDir};
-use crate::system::snapshot::Detail;
-use crate::system::{dpkg, now_secs, snapshot};
+use crate::system::{dpkg, now_secs};
 use anyhow::{anyhow, Result};
 
 /// The run-directory file that lists the watchdog's repairs (Unix times).
@@ -52,7 +52,7 @@ fn answers(ctx: &Ctx, units: &Units) -> bool {
 /// the full diagnosis.
 fn healthy_path(ctx: &Ctx) -> Result<Option<Outcome>> {
     let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
+    let units = fast::units(&sd, &ctx.cfg, Detail::Brief)?;
     let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package).ok();
     let pkg_ok = pkg.as_ref().is_none_or(|p| !p.is_incomplete());
     let installed = match &pkg {
@@ -106,7 +106,7 @@ pub(crate) fn watchdog(ctx: &Ctx) -> Outcome {
 /// no repair is tried around it.
 fn blocked(ctx: &Ctx) -> Option<Outcome> {
     let sd = ctx.systemd().ok()?;
-    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief).ok()?;
+    let units = fast::units(&sd, &ctx.cfg, Detail::Brief).ok()?;
     let (text, record) = super::roads::report_blocked_restart(ctx, &units)?;
     Some(Outcome::exit(exit::PROBLEM).say(text).record(record))
 }

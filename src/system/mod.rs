@@ -8,6 +8,7 @@ pub mod child;
 pub mod claims;
 pub mod dpkg;
 pub mod dsh;
+pub mod fast;
 pub mod fsx;
 pub mod kex;
 pub mod listeners;
