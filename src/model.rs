@@ -4,9 +4,11 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
+mod intent;
 mod packaging;
 
 pub use crate::stamp::ProcessStamp;
+pub use intent::{Intent, PolicyRcD, NOT_TO_BE_RUN, POLICY_RC_D};
 pub use packaging::{DpkgPrompt, PackagingRecords};
 
 use crate::dpkg::PackageState;
@@ -63,6 +65,9 @@ pub struct UnitState {
     /// ssh.service only: the units it requires (Unit.Requires); None when
     /// not read.
     pub requires: Option<Vec<String>>,
+    /// Whether the unit's start conditions held when systemd last checked
+    /// them (Unit.ConditionResult); None when never checked or not read.
+    pub condition_result: Option<bool>,
 }
 
 /// ActiveState values in which systemd is acting on a unit: the guard waits
@@ -296,6 +301,9 @@ pub struct Snapshot {
     /// The main process of the guard's rescue sshd, when it runs (road g:
     /// it must run the binaries dpkg unpacked).
     pub rescue_pid: Option<u32>,
+    /// What the admin intends beside the units' states: start conditions,
+    /// policy-rc.d, what served before this apt run (`intent`).
+    pub intent: Intent,
 }
 
 impl Snapshot {

@@ -10,6 +10,8 @@ pub mod dpkg;
 pub mod dsh;
 pub mod fast;
 pub mod fsx;
+pub mod host;
+pub mod intent;
 pub mod kex;
 pub mod listeners;
 pub mod locks;
