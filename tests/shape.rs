@@ -18,7 +18,7 @@ const FN_LINES: usize = 120;
 
 /// Rooms over the limit whose split is pending (issue 17), each with the
 /// size it must not pass. Remove a line when its room is split.
-const ROOMS_PENDING: &[(&str, usize)] = &[("plan.rs", 888), ("system/sshd.rs", 590)];
+const ROOMS_PENDING: &[(&str, usize)] = &[("system/sshd.rs", 590)];
 /// Functions over the limit whose split is pending: (file, name, lines).
 const FNS_PENDING: &[(&str, &str, usize)] = &[
     ("system/sshd.rs", "cache_key", 146),
