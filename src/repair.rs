@@ -30,6 +30,23 @@ use std::time::Duration;
 /// How long a systemd job may take.
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How long a unit whose start job failed is watched for systemd's own
+/// Restart= bringing it up (ssh.service: RestartSec 100 ms; a few tries).
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A unit's state once systemd has settled it (no job, no pending
+/// auto-restart), or when the settle bound passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// ActiveState active (or reloading).
+    pub active: bool,
+    /// systemd's automatic restarts since the guard's start (NRestarts);
+    /// None when not read (sockets have none).
+    pub n_restarts: Option<u32>,
+    /// "ActiveState/SubState", for the report.
+    pub state: String,
+}
+
 /// The guard's own unit starts, one "UNIXTIME UNIT" line each, under the
 /// run directory (see roads::start_budget).
 pub const START_LEDGER: &str = "unit-starts";
@@ -79,6 +96,16 @@ pub trait UnitControl {
     fn record_start(&self, unit: &str);
     /// Stops a stale listener if it still is the process that was found.
     fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped>;
+    /// Waits (polling, at most `within`) until no process listens on any of
+    /// `addresses` ("0.0.0.0:22", "[::]:22": what stopped listeners held),
+    /// so that a unit started next can bind them. Returns those still held
+    /// when the bound passed (empty: all free).
+    fn wait_free(&self, addresses: &[String], within: Duration) -> Vec<String>;
+    /// After a start or restart job failed: the unit's state once systemd
+    /// settled it (bounded by `within`; an `auto-restart` or `activating`
+    /// unit is waited for), so that a unit systemd's Restart= brought up is
+    /// judged by that end state, not by the failed job.
+    fn settle(&self, unit: &str, within: Duration) -> Settled;
     /// Whether ssh serves on each target: an SSH-2.0 banner (waited for
     /// until the banner timeout passes), then a key exchange with this
     /// host's key (system::kex).
@@ -165,6 +192,60 @@ impl UnitControl for Machine<'_> {
             Ok(true)
         };
         signal::terminate(process.pid, self.cfg.stop_timeout, still_same)
+    }
+    fn wait_free(&self, addresses: &[String], within: Duration) -> Vec<String> {
+        let wanted: Vec<std::net::SocketAddr> = addresses
+            .iter()
+            .filter_map(|a| crate::sshd::parse_listen(a).map(|e| e.addr))
+            .collect();
+        let mut ports: Vec<u16> = wanted.iter().map(|a| a.port()).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let _doing =
+            crate::deadline::doing(format!("waiting for {} to be free", addresses.join(", ")));
+        let procfs = Procfs::new(&self.roots.proc);
+        let deadline = crate::deadline::after(within);
+        loop {
+            let held: Vec<String> = procfs
+                .listening(&ports, &mut Vec::new())
+                .values()
+                .filter(|a| wanted.contains(a))
+                .map(|a| a.to_string())
+                .collect();
+            if held.is_empty() || std::time::Instant::now() >= deadline {
+                return held;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    fn settle(&self, unit: &str, within: Duration) -> Settled {
+        let _doing = crate::deadline::doing(format!("waiting for {unit} to settle"));
+        let deadline = crate::deadline::after(within);
+        loop {
+            let st = self.sd.unit_state(unit, true);
+            let settled = match &st {
+                Ok(u) => {
+                    !(u.in_transition() || u.sub_state == "auto-restart")
+                        || std::time::Instant::now() >= deadline
+                }
+                Err(_) => std::time::Instant::now() >= deadline,
+            };
+            if settled {
+                return match st {
+                    Ok(u) => Settled {
+                        active: u.is_active(),
+                        n_restarts: u.n_restarts,
+                        state: format!("{}/{}", u.active_state, u.sub_state),
+                    },
+                    Err(e) => Settled {
+                        active: false,
+                        n_restarts: None,
+                        state: format!("unknown ({e:#})"),
+                    },
+                };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     fn serves(&self, targets: &[Endpoint]) -> Serving {
         kex::serves(
@@ -279,7 +360,10 @@ pub fn grace(cfg: &Config, steps: &[Step]) -> Duration {
     let per_step = |s: &Step| match s {
         Step::StopStale { .. } => cfg.stop_timeout * 2 + Duration::from_secs(5),
         Step::ResetFailed { .. } => crate::system::systemd::METHOD_TIMEOUT,
-        Step::StartUnit { .. } | Step::RestartUnit { .. } | Step::StopUnit { .. } => JOB_TIMEOUT,
+        Step::StartUnit { .. } | Step::RestartUnit { .. } => {
+            JOB_TIMEOUT + SETTLE_TIMEOUT + cfg.stop_timeout
+        }
+        Step::StopUnit { .. } => JOB_TIMEOUT,
         Step::VerifyBanner => verify,
         Step::GenerateHostKeys => Duration::from_secs(60) + sshd::SSHD_T_TIMEOUT,
         Step::ConfigurePackage { .. } => cfg.configure_timeout * 2,
@@ -346,6 +430,8 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         }
     }
     let grace = grace(cfg, steps);
+    // Addresses held by listeners stopped since the last start.
+    let mut freed: Vec<String> = Vec::new();
     let mut skip_to_verify = false;
     // Something that serves was touched: no early return from here on.
     let mut touched = false;
@@ -375,8 +461,30 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
                 }
                 Ok(())
             }
+            Step::StartUnit { unit } | Step::RestartUnit { unit } => {
+                // A listener's exit is not its addresses' release (a
+                // pre-auth child it forked, the socket's teardown): a unit
+                // started now could fail to bind them.
+                if !freed.is_empty() {
+                    let held = m.wait_free(&freed, cfg.stop_timeout);
+                    if !held.is_empty() {
+                        log::warn!(
+                            "still held {} s after the stale listener stopped: {}",
+                            cfg.stop_timeout.as_secs(),
+                            held.join(", ")
+                        );
+                    }
+                    freed.clear();
+                }
+                start_unit(m, step, unit, &mut out)
+            }
             _ => run_step(m, cfg, step, &mut out),
         };
+        if let (Step::StopStale { process, .. }, Ok(())) = (step, &r) {
+            for l in snap.listeners.iter().filter(|l| l.process == *process) {
+                freed.extend(l.addresses.iter().cloned());
+            }
+        }
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
@@ -425,15 +533,7 @@ fn run_step(m: &impl UnitControl, cfg: &Config, step: &Step, out: &mut Outcome) 
         Step::ResetFailed { unit } => m
             .reset_failed(unit)
             .map(|_| out.did(format!("reset the failed state of {unit}"))),
-        Step::StartUnit { unit } => {
-            m.record_start(unit);
-            m.start(unit).map(|_| out.did(format!("started {unit}")))
-        }
-        Step::RestartUnit { unit } => {
-            m.record_start(unit);
-            m.restart(unit)
-                .map(|_| out.did(format!("restarted {unit}")))
-        }
+        Step::StartUnit { unit } | Step::RestartUnit { unit } => start_unit(m, step, unit, out),
         // ssh.service stopped so that ssh.socket can take the port (road f).
         Step::StopUnit { unit } => m
             .stop(unit)
@@ -459,6 +559,33 @@ fn run_step(m: &impl UnitControl, cfg: &Config, step: &Step, out: &mut Outcome) 
         Step::ConfigurePackage { package } => m.configure_package(package, out),
         Step::VerifyBanner => Ok(()),
     }
+}
+
+/// A start or restart, judged by the unit's end state: a failed job whose
+/// unit systemd's Restart= brought up (or that is active all the same) is a
+/// start, said as such; a unit that did not come up is the job's failure.
+fn start_unit(m: &impl UnitControl, step: &Step, unit: &str, out: &mut Outcome) -> Result<()> {
+    m.record_start(unit);
+    let (job, verb) = match step {
+        Step::RestartUnit { .. } => (m.restart(unit), "restarted"),
+        _ => (m.start(unit), "started"),
+    };
+    let Err(e) = job else {
+        out.did(format!("{verb} {unit}"));
+        return Ok(());
+    };
+    let st = m.settle(unit, SETTLE_TIMEOUT);
+    if !st.active {
+        return Err(e.context(format!("{unit} is {}", st.state)));
+    }
+    let how = match st.n_restarts {
+        Some(n) if n > 0 => "systemd's Restart= brought it up".to_string(),
+        _ => format!("it is {} all the same", st.state),
+    };
+    out.did(format!(
+        "{verb} {unit} (its first start failed: {e:#}; {how})"
+    ));
+    Ok(())
 }
 
 /// The one line for a termination signal held off during the critical

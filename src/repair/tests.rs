@@ -23,6 +23,8 @@ struct Fake {
     signal_at: Option<(&'static str, &'static str)>,
     /// The signal held off, once its call was made.
     held: RefCell<Option<String>>,
+    /// What settle() finds after a failed job (default: failed, no restarts).
+    settled: Option<Settled>,
 }
 
 /// ssh serves everywhere.
@@ -112,6 +114,18 @@ impl UnitControl for Fake {
     fn stop_stale(&self, process: ProcessStamp, _exe: &str) -> Result<Stopped> {
         self.act(format!("stop {}", process.pid))
             .map(|_| Stopped::Term)
+    }
+    fn wait_free(&self, addresses: &[String], _within: Duration) -> Vec<String> {
+        let _ = self.act(format!("wait-free {}", addresses.join(" ")));
+        Vec::new()
+    }
+    fn settle(&self, unit: &str, _within: Duration) -> Settled {
+        let _ = self.act(format!("settle {unit}"));
+        self.settled.clone().unwrap_or(Settled {
+            active: false,
+            n_restarts: Some(0),
+            state: "failed/failed".into(),
+        })
     }
     fn serves(&self, _targets: &[Endpoint]) -> Serving {
         let _ = self.act("probe".into());
@@ -281,8 +295,8 @@ fn a_failed_start_goes_straight_to_the_banner_check() {
     let calls = fake.calls();
     // Every later step but the banner checks is skipped.
     assert_eq!(
-        &calls[calls.len() - 3..],
-        &["start ssh.socket", "probe", "probe"]
+        &calls[calls.len() - 4..],
+        &["start ssh.socket", "settle ssh.socket", "probe", "probe"]
     );
     assert!(!calls.contains(&"configure".to_string()));
     assert!(out.any_failed());
@@ -569,7 +583,13 @@ fn a_failed_restart_goes_on_to_the_proof_inside_the_critical_stretch() {
     let out = execute(&fake, &Config::default(), &snap(), &steps);
     assert_eq!(
         fake.uncuttable(),
-        vec!["restart ssh.service", "probe", "rescue", "probe"]
+        vec![
+            "restart ssh.service",
+            "settle ssh.service",
+            "probe",
+            "rescue",
+            "probe"
+        ]
     );
     assert!(out.any_failed());
 }
@@ -603,7 +623,14 @@ fn a_plan_ending_unproven_after_a_stop_is_proven_at_the_end() {
     let out = execute(&fake, &Config::default(), &snap(), &steps);
     assert_eq!(
         fake.uncuttable(),
-        vec!["stop 4242", "start ssh.socket", "probe", "rescue", "probe"]
+        vec![
+            "stop 4242",
+            "start ssh.socket",
+            "settle ssh.socket",
+            "probe",
+            "rescue",
+            "probe"
+        ]
     );
     assert!(out.any_failed());
 }
@@ -650,4 +677,84 @@ fn the_hooks_grace_follows_the_configured_timeouts() {
     );
     assert!(long > base);
     assert!(base >= cfg.configure_timeout * 2, "{base:?}");
+}
+
+/// The flaky e2e failure (address_family_inet6, sshd_opts): the start job
+/// fails while something still held the port, and systemd's Restart=
+/// brings ssh.service up a moment later. That is a start, said as such.
+#[test]
+fn a_start_job_failing_while_restart_brings_the_unit_up_is_reported_from_the_end_state() {
+    let fake = Fake {
+        fail: vec!["start"],
+        settled: Some(Settled {
+            active: true,
+            n_restarts: Some(1),
+            state: "active/running".into(),
+        }),
+        ..Default::default()
+    };
+    let out = run(&fake);
+    assert!(!out.any_failed(), "{:?}", out.events);
+    assert!(fake.calls().contains(&"configure".to_string()));
+    assert!(
+        out.events.iter().any(|(ok, l)| *ok
+            && l.starts_with("started ssh.socket (its first start failed: start ssh.socket: failed; systemd's Restart= brought it up)")),
+        "{:?}",
+        out.events
+    );
+}
+
+#[test]
+fn a_failed_start_job_whose_unit_stays_down_names_its_state() {
+    let fake = Fake::failing(&["start"]);
+    let out = run(&fake);
+    assert!(
+        out.events
+            .iter()
+            .any(|(ok, l)| !ok && l == "ssh.socket is failed/failed: start ssh.socket: failed"),
+        "{:?}",
+        out.events
+    );
+}
+
+/// The unit is started only once the addresses the stopped listener held
+/// are free (waited for, bounded), never before.
+#[test]
+fn a_unit_starts_only_once_the_stopped_listeners_addresses_are_free() {
+    let fake = Fake::default();
+    let mut s = snap();
+    s.listeners = vec![crate::model::Listener {
+        process: ProcessStamp {
+            pid: 4242,
+            start_time: 7,
+        },
+        uid: 0,
+        comm: "sshd".into(),
+        exe: "/usr/sbin/sshd (deleted)".into(),
+        exe_deleted: true,
+        cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
+        cgroup: "0::/system.slice/cron.service".into(),
+        addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
+        class: ListenerClass::Stale,
+        unit: None,
+        unit_state: None,
+        why: "no unit manages it".into(),
+    }];
+    let out = execute(&fake, &Config::default(), &s, &steps());
+    assert!(!out.any_failed(), "{:?}", out.events);
+    let calls = fake.calls();
+    let stop = calls.iter().position(|c| c == "stop 4242").unwrap();
+    assert_eq!(
+        calls[stop..stop + 3],
+        [
+            "stop 4242",
+            "wait-free 0.0.0.0:22 [::]:22",
+            "start ssh.socket"
+        ]
+    );
+    // Once: the package step's restart needs no wait of its own.
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("wait-free")).count(),
+        1
+    );
 }
