@@ -313,8 +313,9 @@ fn configure_package(roots: &Roots, cfg: &Config, target: &str, out: &mut Outcom
     Ok(())
 }
 
-/// The proof after a repair (banner, then key exchange); starts the rescue
-/// sshd when no address serves. True when every address serves.
+/// The proof after a repair (banner, then key exchange, on every address
+/// that should serve); starts the rescue sshd when some address has
+/// nothing answering on it. True when every address serves.
 fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
     let first = m.serves(&targets);
@@ -323,20 +324,25 @@ fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
         return true;
     }
     out.failed(first.summary);
-    // Never leave the machine without a listener that serves: start sshd as
-    // a transient unit from the installed binary and say so loudly. (Where a
-    // listener answers the banner but completes no key exchange it holds the
-    // port, and the rescue cannot bind it: then that is reported too.)
+    // Never leave an address without a listener that serves: start sshd as
+    // a transient unit from the installed binary and say so loudly. It
+    // binds what is free (sshd goes on when some of its addresses are
+    // taken), so it stands in for the addresses that do not serve. Where a
+    // listener answers the banner but completes no key exchange it holds
+    // the address, and the rescue cannot bind it: that stays reported.
     // With the unit's own options (SSHD_OPTS): the same configuration
     // file, ports and -o settings as the sshd it stands in for.
-    if !first.any {
+    if !first.down.is_empty() {
+        let down: Vec<String> = first.down.iter().map(|a| a.to_string()).collect();
         match m.start_rescue_sshd(&snap.sshd_options) {
             Ok(()) => match m.serves(&targets) {
-                again if again.any => out.did(format!(
-                    "started a rescue sshd ({RESCUE_UNIT}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'"
+                again if again.ok || (again.any && !first.any) => out.did(format!(
+                    "started a rescue sshd ({RESCUE_UNIT}) for {} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'",
+                    down.join(", ")
                 )),
                 again => out.failed(format!(
-                    "the rescue sshd does not serve either: {}",
+                    "the rescue sshd does not serve {} either: {}",
+                    down.join(", "),
                     again.summary
                 )),
             },

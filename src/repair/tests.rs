@@ -34,6 +34,7 @@ fn serving() -> Serving {
         ok: true,
         any: true,
         summary: "ssh completed a key exchange with this host's ed25519 key".into(),
+        down: Vec::new(),
     }
 }
 
@@ -44,6 +45,7 @@ fn silent() -> Serving {
         ok: false,
         any: false,
         summary: "ssh does not answer after the repair: 0.0.0.0:22: Connection refused".into(),
+        down: vec![crate::sshd::parse_listen("0.0.0.0:22").unwrap()],
     }
 }
 
@@ -322,6 +324,7 @@ fn an_address_that_cannot_exist_is_not_a_failure_and_no_rescue_starts() {
         ok: true,
         any: false,
         summary: "ssh: no address to probe exists on this host".into(),
+        down: Vec::new(),
     }];
     let out = execute(&fake, &Config::default(), &snap(), &[Step::VerifyBanner]);
     assert!(!out.any_failed(), "{:?}", out.events);
@@ -337,6 +340,7 @@ fn a_banner_without_a_key_exchange_fails_the_repair_and_no_rescue_starts() {
         ok: false,
         any: true,
         summary: "ssh answers on 0.0.0.0:22 but completes no key exchange (...)".into(),
+        down: Vec::new(),
     }];
     let out = run(&fake);
     let calls = fake.calls();
@@ -414,18 +418,19 @@ fn a_failed_keygen_stops_the_repair() {
     assert!(out.any_failed());
 }
 
-/// An address ssh cannot be reached on from this host (a link-local scope
-/// whose interface is down) beside one that answers: said in the did line,
-/// and the package still gets configured, no rescue.
+/// An address that cannot exist on this host (a link-local scope whose
+/// interface is gone) beside one that answers: said in the did line, and
+/// the package still gets configured, no rescue.
 #[test]
-fn an_unreachable_address_beside_an_answering_one_does_not_stop_the_package_step() {
+fn an_address_that_cannot_exist_beside_an_answering_one_does_not_stop_the_package_step() {
     // (system::kex::judge makes such a proof ok, naming the address.)
     let fake = Fake::default();
     *fake.answers.borrow_mut() = vec![Serving {
         proof: "key exchange",
         ok: true,
         any: true,
-        summary: "ssh completed a key exchange with this host's ed25519 key (SHA256:x) on 127.0.0.1:22; not reachable from this host: [fe80::1%eth9]:22: Network is down".into(),
+        summary: "ssh completed a key exchange with this host's ed25519 key (SHA256:x) on 127.0.0.1:22; cannot exist on this host: (address not available on this host: [fe80::1%eth9]:22: no interface eth9)".into(),
+        down: Vec::new(),
     }];
     let mut s = snap();
     s.addresses = vec!["0.0.0.0:22".into(), "[fe80::1%eth9]:22".into()];
@@ -433,15 +438,33 @@ fn an_unreachable_address_beside_an_answering_one_does_not_stop_the_package_step
     assert!(!out.any_failed(), "{:?}", out.events);
     assert!(fake.calls().contains(&"configure".to_string()));
     assert!(!fake.calls().iter().any(|c| c.starts_with("rescue")));
-    assert!(
-        out.events
-            .iter()
-            .any(|(ok, l)| *ok && l.contains(
-                "on 127.0.0.1:22; not reachable from this host: [fe80::1%eth9]:22: Network is down"
-            )),
-        "{:?}",
-        out.events
-    );
+}
+
+/// One address serves, the management address does not: FAILED naming it,
+/// the rescue stands in for it, and the package step waits.
+#[test]
+fn a_partial_proof_fails_and_the_rescue_stands_in_for_the_addresses_that_do_not_serve() {
+    let fake = Fake::default();
+    let partial = Serving {
+        proof: "key exchange",
+        ok: false,
+        any: true,
+        summary: "ssh does not answer after the repair: 10.0.0.5:22: Connection refused; it does serve elsewhere: ...".into(),
+        down: vec![crate::sshd::parse_listen("10.0.0.5:22").unwrap()],
+    };
+    *fake.answers.borrow_mut() = vec![partial, serving()];
+    let out = run(&fake);
+    let calls = fake.calls();
+    assert_eq!(&calls[calls.len() - 3..], &["probe", "rescue", "probe"]);
+    assert!(!calls.contains(&"configure".to_string()));
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| !ok && l.contains("10.0.0.5:22: Connection refused")));
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| *ok && l.contains("rescue sshd") && l.contains("for 10.0.0.5:22")));
 }
 
 /// The rescue sshd gets the options ssh.service passes (SSHD_OPTS), and a

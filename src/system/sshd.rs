@@ -463,7 +463,8 @@ pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, ProbeError>
 fn unavailable(e: &ProbeError) -> bool {
     matches!(
         e.errno,
-        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::ENETUNREACH)
+        // ENETDOWN: a link-local scope whose interface is down.
+        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::ENETUNREACH | libc::ENETDOWN)
     )
 }
 
@@ -584,7 +585,9 @@ pub fn wait_endpoints(
                     .map(|(_, a)| a)
                     .unwrap_or_else(|| Err("not tried".into())),
             ),
-            Err(e) => (name, Err(e)),
+            // No such interface for the scope: an address that cannot
+            // exist on this host, not one that fails to serve.
+            Err(e) => (name, Ok(Answer::Unavailable(e))),
         })
         .collect()
 }
@@ -599,6 +602,7 @@ mod tests {
         assert!(unavailable(&e(libc::EADDRNOTAVAIL)));
         assert!(unavailable(&e(libc::EAFNOSUPPORT)));
         assert!(unavailable(&e(libc::ENETUNREACH)));
+        assert!(unavailable(&e(libc::ENETDOWN)));
         assert!(!unavailable(&e(libc::ECONNREFUSED)));
         assert!(!unavailable(&ProbeError::other(
             "Cannot assign requested address".into()
