@@ -334,19 +334,64 @@ fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
     // file, ports and -o settings as the sshd it stands in for.
     if !first.down.is_empty() {
         let down: Vec<String> = first.down.iter().map(|a| a.to_string()).collect();
-        match m.start_rescue_sshd(&snap.sshd_options) {
-            Ok(()) => match m.serves(&targets) {
-                again if again.ok || (again.any && !first.any) => out.did(format!(
-                    "started a rescue sshd ({RESCUE_UNIT}) for {} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'",
-                    down.join(", ")
-                )),
-                again => out.failed(format!(
-                    "the rescue sshd does not serve {} either: {}",
-                    down.join(", "),
-                    again.summary
-                )),
+        // Socket activation with nothing serving: ssh.socket may hold the
+        // addresses while nothing behind it serves (instances that fail, a
+        // service stuck activating), and the rescue could not bind them.
+        // Stopped first (sessions kept: KillMode=process), started again
+        // if the rescue does not serve either.
+        let socket = snap
+            .units
+            .as_ref()
+            .filter(|u| !first.any && u.topology() == crate::model::Topology::SocketActivated)
+            .map(|u| u.socket.name.clone());
+        let socket_stopped = match &socket {
+            Some(sock) => match m.stop(sock) {
+                Ok(()) => {
+                    out.did(format!(
+                        "stopped {sock} so that the rescue sshd can bind its addresses (nothing behind it serves)"
+                    ));
+                    true
+                }
+                Err(e) => {
+                    log::info!("{e:#}");
+                    false
+                }
             },
-            Err(e) => out.failed(format!("could not start a rescue sshd: {e:#}")),
+            None => false,
+        };
+        let rescued = match m.start_rescue_sshd(&snap.sshd_options) {
+            Ok(()) => match m.serves(&targets) {
+                again if again.ok || (again.any && !first.any) => {
+                    out.did(format!(
+                        "started a rescue sshd ({RESCUE_UNIT}) for {} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'",
+                        down.join(", ")
+                    ));
+                    // Said plainly, before dpkg as after it.
+                    log::warn!(
+                        "while the rescue sshd holds {}, openssh-server's postinst cannot restart ssh.socket/ssh.service there: an upgrade of openssh-server fails until they can serve again",
+                        down.join(", ")
+                    );
+                    true
+                }
+                again => {
+                    out.failed(format!(
+                        "the rescue sshd does not serve {} either: {}",
+                        down.join(", "),
+                        again.summary
+                    ));
+                    false
+                }
+            },
+            Err(e) => {
+                out.failed(format!("could not start a rescue sshd: {e:#}"));
+                false
+            }
+        };
+        if let (false, true, Some(sock)) = (rescued, socket_stopped, &socket) {
+            match m.start(sock) {
+                Ok(()) => out.did(format!("started {sock} again")),
+                Err(e) => out.failed(format!("{e:#}")),
+            }
         }
     }
     false
@@ -362,7 +407,9 @@ pub fn grace(cfg: &Config, steps: &[Step]) -> Duration {
     // A banner wait, then a key exchange bounded by the same timeout, and
     // the 2 s sshd -T that may follow it (system::kex).
     let proof = cfg.banner_timeout * 2 + Duration::from_secs(2);
-    let verify = proof * 2 + JOB_TIMEOUT;
+    // The proof, the rescue (with ssh.socket stopped first and perhaps
+    // started again) and its proof.
+    let verify = proof * 2 + JOB_TIMEOUT * 3;
     let per_step = |s: &Step| match s {
         Step::StopStale { .. } => cfg.stop_timeout * 2 + Duration::from_secs(5),
         Step::ResetFailed { .. } => crate::system::systemd::METHOD_TIMEOUT,

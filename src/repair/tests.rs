@@ -781,3 +781,85 @@ fn a_unit_starts_only_once_the_stopped_listeners_addresses_are_free() {
         1
     );
 }
+
+/// A socket-activated snapshot (ssh.socket enabled).
+fn socket_snap() -> Snapshot {
+    let mut s = snap();
+    let unit = |name: &str| crate::model::UnitState {
+        name: name.into(),
+        load_state: "loaded".into(),
+        active_state: "active".into(),
+        unit_file_state: "enabled".into(),
+        ..Default::default()
+    };
+    s.units = Some(crate::model::Units {
+        service: unit("ssh.service"),
+        socket: unit("ssh.socket"),
+    });
+    s
+}
+
+/// ssh.socket holds the port while nothing behind it serves: the rescue
+/// could not bind it, so the socket is stopped first, inside the stretch.
+#[test]
+fn a_socket_holding_the_port_with_nothing_behind_it_is_stopped_before_the_rescue() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![silent(), serving()];
+    let out = execute(&fake, &Config::default(), &socket_snap(), &steps());
+    let calls = fake.calls();
+    assert_eq!(
+        &calls[calls.len() - 4..],
+        &["probe", "stop-unit ssh.socket", "rescue", "probe"]
+    );
+    assert!(fake.uncuttable().ends_with(&[
+        "probe".to_string(),
+        "stop-unit ssh.socket".to_string(),
+        "rescue".to_string(),
+        "probe".to_string()
+    ]));
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| *ok && l.starts_with("stopped ssh.socket so that the rescue sshd")));
+}
+
+#[test]
+fn a_rescue_that_does_not_serve_gives_the_port_back_to_the_socket() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![silent(), silent()];
+    let _ = execute(
+        &fake,
+        &Config::default(),
+        &socket_snap(),
+        &[Step::VerifyBanner],
+    );
+    assert_eq!(
+        fake.calls()[1..],
+        [
+            "probe",
+            "stop-unit ssh.socket",
+            "rescue",
+            "probe",
+            "start ssh.socket"
+        ]
+    );
+}
+
+/// Where some address serves, the socket (which may be what serves it)
+/// is left alone.
+#[test]
+fn a_partly_serving_socket_is_not_stopped_for_the_rescue() {
+    let fake = Fake::default();
+    let partial = Serving {
+        any: true,
+        ..silent()
+    };
+    *fake.answers.borrow_mut() = vec![partial, serving()];
+    let _ = execute(
+        &fake,
+        &Config::default(),
+        &socket_snap(),
+        &[Step::VerifyBanner],
+    );
+    assert_eq!(fake.calls()[1..], ["probe", "rescue", "probe"]);
+}
