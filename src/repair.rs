@@ -534,17 +534,29 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
             _ => run_step(m, cfg, step, &mut out),
         };
         if let (Step::StopStale { process, .. }, Ok(())) = (step, &r) {
-            for l in snap.listeners.iter().filter(|l| l.process == *process) {
-                freed.extend(l.addresses.iter().cloned());
-            }
+            freed.extend(addresses_of(snap, *process));
         }
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
-                // Nothing that serves was touched yet: the stale listener
-                // still serves logins; without host keys sshd cannot
-                // start. Touch nothing.
-                Step::StopStale { .. } | Step::GenerateHostKeys if !touched => return out,
+                // Without host keys sshd cannot start: touch nothing.
+                Step::GenerateHostKeys if !touched => return out,
+                // Nothing that serves was touched yet, and the stale
+                // listener still holds its addresses: it still serves
+                // logins; touch nothing. If they are free (it exited by
+                // itself, or died after all), ssh is down: the plan goes on
+                // to bring it back.
+                Step::StopStale { process, .. } if !touched => {
+                    let addrs = addresses_of(snap, *process);
+                    if addrs.is_empty() || !m.wait_free(&addrs, Duration::ZERO).is_empty() {
+                        return out;
+                    }
+                    log::info!(
+                        "{} no longer held: ssh is down, the repair goes on",
+                        addrs.join(", ")
+                    );
+                    freed.extend(addrs);
+                }
                 _ => skip_to_verify = true,
             }
         }
@@ -563,6 +575,15 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         }
     }
     out
+}
+
+/// The addresses the snapshot saw `process` listen on.
+fn addresses_of(snap: &Snapshot, process: ProcessStamp) -> Vec<String> {
+    snap.listeners
+        .iter()
+        .filter(|l| l.process == process)
+        .flat_map(|l| l.addresses.iter().cloned())
+        .collect()
 }
 
 /// One step other than the proof.

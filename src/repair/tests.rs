@@ -25,6 +25,8 @@ struct Fake {
     held: RefCell<Option<String>>,
     /// What settle() finds after a failed job (default: failed, no restarts).
     settled: Option<Settled>,
+    /// Addresses wait_free() finds still held (default: none).
+    still_held: Vec<String>,
 }
 
 /// ssh serves everywhere.
@@ -119,7 +121,11 @@ impl UnitControl for Fake {
     }
     fn wait_free(&self, addresses: &[String], _within: Duration) -> Vec<String> {
         let _ = self.act(format!("wait-free {}", addresses.join(" ")));
-        Vec::new()
+        addresses
+            .iter()
+            .filter(|a| self.still_held.contains(a))
+            .cloned()
+            .collect()
     }
     fn settle(&self, unit: &str, _within: Duration) -> Settled {
         let _ = self.act(format!("settle {unit}"));
@@ -746,23 +752,7 @@ fn a_failed_start_job_whose_unit_stays_down_names_its_state() {
 fn a_unit_starts_only_once_the_stopped_listeners_addresses_are_free() {
     let fake = Fake::default();
     let mut s = snap();
-    s.listeners = vec![crate::model::Listener {
-        process: ProcessStamp {
-            pid: 4242,
-            start_time: 7,
-        },
-        uid: 0,
-        comm: "sshd".into(),
-        exe: "/usr/sbin/sshd (deleted)".into(),
-        exe_deleted: true,
-        cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
-        cgroup: "0::/system.slice/cron.service".into(),
-        addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
-        class: ListenerClass::Stale,
-        unit: None,
-        unit_state: None,
-        why: "no unit manages it".into(),
-    }];
+    s.listeners = vec![stale_listener(4242, &["0.0.0.0:22", "[::]:22"])];
     let out = execute(&fake, &Config::default(), &s, &steps());
     assert!(!out.any_failed(), "{:?}", out.events);
     let calls = fake.calls();
@@ -780,6 +770,98 @@ fn a_unit_starts_only_once_the_stopped_listeners_addresses_are_free() {
         calls.iter().filter(|c| c.starts_with("wait-free")).count(),
         1
     );
+}
+
+/// A stale listener as the snapshot saw it.
+fn stale_listener(pid: u32, addresses: &[&str]) -> crate::model::Listener {
+    crate::model::Listener {
+        process: ProcessStamp { pid, start_time: 7 },
+        uid: 0,
+        comm: "sshd".into(),
+        exe: "/usr/sbin/sshd (deleted)".into(),
+        exe_deleted: true,
+        cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
+        cgroup: "0::/system.slice/cron.service".into(),
+        addresses: addresses.iter().map(|a| a.to_string()).collect(),
+        class: ListenerClass::Stale,
+        unit: None,
+        unit_state: None,
+        why: "no unit manages it".into(),
+    }
+}
+
+/// sim S1: the stale listener exited by itself after the snapshot (its
+/// pid now a session's): the stop rightly refuses, but its addresses are
+/// free, so ssh is down and the repair goes on to start and prove it.
+#[test]
+fn a_failed_first_stop_of_a_listener_already_gone_still_restores_ssh() {
+    let fake = Fake::failing(&["stop 4242"]);
+    let mut s = snap();
+    s.listeners = vec![stale_listener(4242, &["0.0.0.0:22", "[::]:22"])];
+    let _ = execute(&fake, &Config::default(), &s, &steps());
+    let calls = fake.calls();
+    let stop = calls.iter().position(|c| c == "stop 4242").unwrap();
+    assert_eq!(
+        calls[stop..],
+        [
+            "stop 4242",
+            "wait-free 0.0.0.0:22 [::]:22",
+            "wait-free 0.0.0.0:22 [::]:22",
+            "start ssh.socket",
+            "probe",
+            "configure",
+            "probe"
+        ]
+    );
+    // Still held: the listener still serves logins; nothing else is done.
+    let fake = Fake {
+        fail: vec!["stop 4242"],
+        still_held: vec!["0.0.0.0:22".into()],
+        ..Default::default()
+    };
+    let _ = execute(&fake, &Config::default(), &s, &steps());
+    assert_eq!(
+        fake.calls().last().map(String::as_str),
+        Some("wait-free 0.0.0.0:22 [::]:22")
+    );
+}
+
+/// sim S3: one stale listener per family; the second stop fails. The
+/// freed 0.0.0.0:22 must not stay dead because [::]:22 still serves.
+#[test]
+fn a_second_stop_failing_with_the_other_family_serving_brings_the_rescue_for_the_freed_address() {
+    let fake = Fake::failing(&["stop 102"]);
+    let v4_down = Serving {
+        proof: "key exchange",
+        ok: false,
+        any: true,
+        summary: "ssh does not answer after the repair: 127.0.0.1:22: Connection refused".into(),
+        down: vec![crate::sshd::parse_listen("127.0.0.1:22").unwrap()],
+    };
+    *fake.answers.borrow_mut() = vec![v4_down, serving()];
+    let mut s = snap();
+    s.listeners = vec![
+        stale_listener(101, &["0.0.0.0:22"]),
+        stale_listener(102, &["[::]:22"]),
+    ];
+    let steps = vec![
+        stale(101),
+        stale(102),
+        Step::StartUnit {
+            unit: unit("ssh.socket"),
+        },
+        Step::VerifyBanner,
+    ];
+    let out = execute(&fake, &Config::default(), &s, &steps);
+    let calls = fake.calls();
+    assert_eq!(
+        calls[calls.len() - 5..],
+        ["stop 101", "stop 102", "probe", "rescue", "probe"]
+    );
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| *ok && l.contains("for 127.0.0.1:22")));
 }
 
 /// A socket-activated snapshot (ssh.socket enabled).
