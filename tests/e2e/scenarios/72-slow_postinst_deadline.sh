@@ -58,7 +58,7 @@ echo "DPkg::Pre-Invoke { \"/usr/local/sbin/e2e-stale-now\"; };" >/etc/apt/apt.co
 	log "apt-get install openssh-server e2e-slow-dependent"
 	cexec bash -c 'DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Use-Pty=0 install openssh-server e2e-slow-dependent >/run/e2e-apt.out 2>&1 </dev/null
 		echo $? >/run/e2e-apt.rc
-		{ pgrep -a -x dpkg; pgrep -a -f "e2e-slow-dependent.postinst"; } >/run/e2e-left 2>&1; true'
+		{ pgrep -a -x dpkg; pgrep -a -f "[e]2e-slow-dependent.postinst"; } >/run/e2e-left 2>&1; true'
 	OUT=$(cexec cat /run/e2e-apt.out)
 	printf '%s\n' "$OUT" | sed 's/^/    | /' >&2
 	log "apt-get exit $(cexec cat /run/e2e-apt.rc) after $((SECONDS - t0)) s"
