@@ -31,12 +31,15 @@ fn policy_rc_d(roots: &Roots) -> Option<PolicyRcD> {
     }
     let shown = POLICY_RC_D.to_string();
     let _doing = crate::deadline::doing(format!("asking {shown} about ssh"));
-    let child = Command::new(&path)
-        .args(["ssh", "start"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
+    // Through system::child like every child: its own process group, killed
+    // with the hook at its deadline.
+    let child = super::child::spawn(
+        Command::new(&path)
+            .args(["ssh", "start"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let (answer, error) = match child {
         Err(e) => (None, Some(format!("cannot run it: {e}"))),
         Ok(c) => match super::child::output_until(c, Instant::now() + POLICY_TIMEOUT) {
