@@ -22,6 +22,7 @@ pub mod settings;
 pub mod signal;
 pub mod snapshot;
 pub mod sshd;
+pub mod sshd_cache;
 pub mod systemd;
 
 #[cfg(test)]
