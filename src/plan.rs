@@ -926,12 +926,14 @@ mod tests {
             main_pid: main,
             ..Default::default()
         };
+        let ns = crate::identity::Namespaces::default();
         let f = crate::identity::Facts {
             pid,
             uid,
-            comm,
             exe,
-            other_ns: None,
+            ns: &ns,
+            guard_ns: &ns,
+            main_mnt: None,
             unit: &unit,
             ancestors: &[],
         };

@@ -11,8 +11,8 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![forbid(unsafe_code)]
 
-use crate::identity::{unit_of_cgroup, CgroupUnit};
-use crate::model::{is_sshd_session_name, ProcessStamp};
+use crate::identity::{systemd_cgroup_line, unit_of_cgroup, CgroupUnit, Namespaces};
+use crate::model::{is_sshd_exe, is_sshd_session_name, ProcessStamp};
 use procfs::{FromRead, FromReadSI};
 
 use std::collections::{BTreeMap, HashSet};
@@ -56,8 +56,8 @@ pub struct RawListener {
     pub cgroup: String,
     /// The unit whose cgroup it is in (identity::unit_of_cgroup).
     pub unit: CgroupUnit,
-    /// Why its namespaces are not ours, None when they are.
-    pub other_ns: Option<String>,
+    /// Its PID and mount namespaces (compared by identity::judge).
+    pub ns: Namespaces,
     /// Parent first, a bounded walk.
     pub ancestors: Vec<u32>,
     pub addresses: Vec<SocketAddr>,
@@ -173,22 +173,14 @@ impl Procfs {
         std::fs::read_link(self.root.join(pid).join("ns").join(kind)).ok()
     }
 
-    /// Why `pid` is not in the guard's PID and mount namespaces (a
-    /// container sharing the host's network), None when it is. Links that
-    /// cannot be read (the process is gone, or not root) count as different:
-    /// nothing unknown is ever taken for ours.
-    pub fn other_namespace(&self, pid: u32) -> Option<String> {
-        for (kind, what) in [("pid", "PID"), ("mnt", "mount")] {
-            let mine = self.ns("self", kind);
-            let theirs = self.ns(&pid.to_string(), kind);
-            if theirs.is_none() && mine.is_some() {
-                return Some(format!("its {what} namespace cannot be read"));
-            }
-            if theirs != mine {
-                return Some(format!("in another {what} namespace than the guard's"));
-            }
+    /// The PID and mount namespaces of `pid` ("self": the guard's), as
+    /// their /proc/PID/ns links read; None where a link cannot be read.
+    pub fn namespaces(&self, pid: &str) -> Namespaces {
+        let read = |kind| self.ns(pid, kind).map(|p| p.to_string_lossy().into_owned());
+        Namespaces {
+            pid: read("pid"),
+            mnt: read("mnt"),
         }
-        None
     }
 
     /// /proc/PID/cgroup as text (a few hundred bytes at most in practice;
@@ -282,7 +274,7 @@ impl Procfs {
     /// The socket inodes among `pid`'s open files. One readlink per fd:
     /// procfs's fd() also stats every link for its mode, which doubled the
     /// cost of reading pid 1's few hundred fds on every diagnosis.
-    fn socket_inodes(&self, pid: u32) -> Option<HashSet<u64>> {
+    pub fn socket_inodes(&self, pid: u32) -> Option<HashSet<u64>> {
         let rd = std::fs::read_dir(self.pid_dir(pid).join("fd")).ok()?;
         Some(
             rd.flatten()
@@ -313,9 +305,11 @@ impl Procfs {
             })
             .unwrap_or_default();
         let text = self.cgroup_text(pid);
+        // The line the unit was read from (hybrid hierarchies have two).
         let cgroup = text
             .as_deref()
-            .and_then(|c| c.lines().last().map(|l| l.to_string()))
+            .and_then(|c| systemd_cgroup_line(c).or_else(|| c.lines().last()))
+            .map(str::to_string)
             .unwrap_or_default();
         Some(RawListener {
             process: info.process,
@@ -325,7 +319,7 @@ impl Procfs {
             cmdline,
             cgroup,
             unit: self.unit(pid),
-            other_ns: self.other_namespace(pid),
+            ns: self.namespaces(&pid.to_string()),
             ancestors: self.ancestors(pid),
             addresses,
         })
@@ -395,7 +389,7 @@ impl Procfs {
                         .to_string()
                 }
             };
-            if comm == "sshd" || is_sshd_session_name(&comm) || pid == 1 {
+            if is_sshd_exe(&comm) || is_sshd_session_name(&comm) || pid == 1 {
                 sv.candidates.push(pid);
             } else {
                 sv.others.push(pid);
@@ -569,7 +563,7 @@ pub const PACKAGE_MANAGERS: &[&str] = &[
 
 #[cfg(test)]
 #[path = "../../tests/support/fake_proc.rs"]
-mod fake_proc;
+pub(super) mod fake_proc;
 
 #[cfg(test)]
 mod tests {
@@ -673,9 +667,14 @@ mod tests {
         symlink("pid:[1]", r.join("300/ns/pid")).unwrap();
         symlink("mnt:[7]", r.join("300/ns/mnt")).unwrap();
         let p = Procfs::new(r);
-        assert_eq!(p.other_namespace(200), None);
-        assert!(p.other_namespace(300).unwrap().contains("mount"));
-        assert!(p.other_namespace(400).unwrap().contains("cannot be read"));
+        let ns = |pid: &str, mnt: &str| Namespaces {
+            pid: Some(pid.into()),
+            mnt: Some(mnt.into()),
+        };
+        assert_eq!(p.namespaces("self"), ns("pid:[1]", "mnt:[2]"));
+        assert_eq!(p.namespaces("200"), ns("pid:[1]", "mnt:[2]"));
+        assert_eq!(p.namespaces("300"), ns("pid:[1]", "mnt:[7]"));
+        assert_eq!(p.namespaces("400"), Namespaces::default(), "unreadable");
         assert_eq!(p.unit(200), CgroupUnit::Unit("cron.service".into()));
         assert!(matches!(p.unit(999), CgroupUnit::Unknown(_)));
         assert_eq!(p.uid(200), Some(0));

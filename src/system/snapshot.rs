@@ -309,7 +309,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         .clone()
         .unwrap_or_else(|| "systemd was not asked".to_string());
     let ask = || sd.ok_or(no_systemd.as_str());
-    s.listeners = super::claims::classify(ask(), scan.listeners);
+    s.listeners = super::claims::classify(&procfs, ask(), scan.listeners);
     // Before anything may be signalled, every holder of those sockets must
     // be known, not only the sshd found first.
     if s.listeners.iter().any(|l| l.class == ListenerClass::Stale) {
@@ -319,7 +319,8 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
             "{:.1} ms: every process's sockets read",
             crate::elapsed_ms()
         );
-        s.listeners.extend(super::claims::classify(ask(), more));
+        s.listeners
+            .extend(super::claims::classify(&procfs, ask(), more));
         s.listeners.sort_by_key(|l| l.process.pid);
     }
     s.unowned_sockets = scan.unowned.iter().map(|a| a.to_string()).collect();
