@@ -144,9 +144,11 @@ impl Units {
 pub enum ListenerClass {
     /// pid 1: systemd's own listening socket (ssh.socket).
     Systemd,
-    /// A root sshd in an active service unit (any unit: ssh.service, a
-    /// second sshd under its own unit, the guard's rescue) whose main
-    /// process is it or its ancestor, or in a unit in transition.
+    /// A root sshd a running unit claims (ssh.service, a second sshd under
+    /// its own unit, rc-local.service, an init script's unit, a login
+    /// session's scope, the guard's rescue): in an active unit's cgroup,
+    /// being its main process or descended from it, or in a unit without a
+    /// main process; or in a unit in transition (identity::judge).
     Managed,
     /// A root sshd listener no running systemd unit claims: the incident's cause.
     Stale,
@@ -193,16 +195,20 @@ impl Listener {
     }
 }
 
-/// True for the sshd family by process name or binary: the listener and
-/// OpenSSH <= 9.7 sessions are "sshd"; >= 9.8 sessions are sshd-session and
-/// (10.0) sshd-auth.
-pub fn is_sshd_name(comm: &str, exe: &str) -> bool {
-    let base = exe
-        .trim_end_matches(" (deleted)")
-        .rsplit('/')
-        .next()
-        .unwrap_or("");
-    comm == "sshd" || base == "sshd"
+/// True for an sshd by its executable (/proc/PID/exe), never by its comm,
+/// which any process can set: the basename `sshd`, with the " (deleted)"
+/// the kernel adds once the package replaced it, or a name dpkg gives the
+/// same file while it unpacks or diverts it (`sshd.dpkg-new`,
+/// `sshd.dpkg-tmp`; Debian's self-divert to `sshd.session-split` during
+/// the OpenSSH 9.8 split, FIELD-NOTES section 9). The listener and OpenSSH
+/// <= 9.7 sessions run it; >= 9.8 sessions are sshd-session and sshd-auth.
+pub fn is_sshd_exe(exe: &str) -> bool {
+    let path = exe.strip_suffix(" (deleted)").unwrap_or(exe);
+    let base = path.rsplit('/').next().unwrap_or("");
+    matches!(
+        base,
+        "sshd" | "sshd.session-split" | "sshd.dpkg-new" | "sshd.dpkg-tmp"
+    )
 }
 
 /// True for OpenSSH >= 9.8 session processes (sshd-session, sshd-auth).

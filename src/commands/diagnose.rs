@@ -146,6 +146,7 @@ pub(crate) fn diagnose_and_repair(
         roots: &ctx.roots,
         cfg: &ctx.cfg,
         sd: &sd,
+        ports: &snap.ports,
     };
     let outcome = repair::execute(&machine, &ctx.cfg, &snap, &plan.steps);
     let after = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::Required, Ok(&sd));

@@ -39,12 +39,14 @@ fn listener(pid: u32, comm: &str, exe: &str, uid: u32, main: Option<u32>) -> Lis
         main_pid: main,
         ..Default::default()
     };
+    let ns = crate::identity::Namespaces::default();
     let f = crate::identity::Facts {
         pid,
         uid,
-        comm,
         exe,
-        other_ns: None,
+        ns: &ns,
+        guard_ns: &ns,
+        main_mnt: None,
         unit: &unit,
         ancestors: &[],
     };

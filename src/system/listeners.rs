@@ -10,7 +10,8 @@
 #![forbid(unsafe_code)]
 
 use super::procs::{exe_name, Procfs, RawListener};
-use crate::model::is_sshd_session_name;
+use crate::identity::systemd_cgroup_line;
+use crate::model::{is_sshd_exe, is_sshd_session_name};
 use procfs::FromReadSI;
 
 use std::collections::{BTreeMap, HashSet};
@@ -88,7 +89,7 @@ impl Procfs {
     /// The socket inodes among `pid`'s open files. One readlink per fd:
     /// procfs's fd() also stats every link for its mode, which doubled the
     /// cost of reading pid 1's few hundred fds on every diagnosis.
-    fn socket_inodes(&self, pid: u32) -> Option<HashSet<u64>> {
+    pub fn socket_inodes(&self, pid: u32) -> Option<HashSet<u64>> {
         let rd = std::fs::read_dir(self.pid_dir(pid).join("fd")).ok()?;
         Some(
             rd.flatten()
@@ -121,7 +122,9 @@ impl Procfs {
         let text = self.cgroup_text(pid);
         let cgroup = text
             .as_deref()
-            .and_then(|c| c.lines().last().map(|l| l.to_string()))
+            // The line the unit was read from (hybrid hierarchies have two).
+            .and_then(|c| systemd_cgroup_line(c).or_else(|| c.lines().last()))
+            .map(str::to_string)
             .unwrap_or_default();
         Some(RawListener {
             process: info.process,
@@ -131,7 +134,7 @@ impl Procfs {
             cmdline,
             cgroup,
             unit: self.unit(pid),
-            other_ns: self.other_namespace(pid),
+            ns: self.namespaces(&pid.to_string()),
             ancestors: self.ancestors(pid),
             addresses,
         })
@@ -201,7 +204,7 @@ impl Procfs {
                         .to_string()
                 }
             };
-            if comm == "sshd" || is_sshd_session_name(&comm) || pid == 1 {
+            if is_sshd_exe(&comm) || is_sshd_session_name(&comm) || pid == 1 {
                 sv.candidates.push(pid);
             } else {
                 sv.others.push(pid);

@@ -6,7 +6,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![forbid(unsafe_code)]
 
-use crate::identity::{unit_of_cgroup, CgroupUnit};
+use crate::identity::{unit_of_cgroup, CgroupUnit, Namespaces};
 use crate::stamp::ProcessStamp;
 use procfs::FromRead;
 
@@ -50,8 +50,8 @@ pub struct RawListener {
     pub cgroup: String,
     /// The unit whose cgroup it is in (identity::unit_of_cgroup).
     pub unit: CgroupUnit,
-    /// Why its namespaces are not ours, None when they are.
-    pub other_ns: Option<String>,
+    /// Its PID and mount namespaces (compared by identity::judge).
+    pub ns: Namespaces,
     /// Parent first, a bounded walk.
     pub ancestors: Vec<u32>,
     pub addresses: Vec<SocketAddr>,
@@ -151,22 +151,14 @@ impl Procfs {
         std::fs::read_link(self.root.join(pid).join("ns").join(kind)).ok()
     }
 
-    /// Why `pid` is not in the guard's PID and mount namespaces (a
-    /// container sharing the host's network), None when it is. Links that
-    /// cannot be read (the process is gone, or not root) count as different:
-    /// nothing unknown is ever taken for ours.
-    pub fn other_namespace(&self, pid: u32) -> Option<String> {
-        for (kind, what) in [("pid", "PID"), ("mnt", "mount")] {
-            let mine = self.ns("self", kind);
-            let theirs = self.ns(&pid.to_string(), kind);
-            if theirs.is_none() && mine.is_some() {
-                return Some(format!("its {what} namespace cannot be read"));
-            }
-            if theirs != mine {
-                return Some(format!("in another {what} namespace than the guard's"));
-            }
+    /// The PID and mount namespaces of `pid` ("self": the guard's), as
+    /// their /proc/PID/ns links read; None where a link cannot be read.
+    pub fn namespaces(&self, pid: &str) -> Namespaces {
+        let read = |kind| self.ns(pid, kind).map(|p| p.to_string_lossy().into_owned());
+        Namespaces {
+            pid: read("pid"),
+            mnt: read("mnt"),
         }
-        None
     }
 
     /// /proc/PID/cgroup as text (a few hundred bytes at most in practice;
@@ -260,9 +252,14 @@ mod tests {
         symlink("pid:[1]", r.join("300/ns/pid")).unwrap();
         symlink("mnt:[7]", r.join("300/ns/mnt")).unwrap();
         let p = Procfs::new(r);
-        assert_eq!(p.other_namespace(200), None);
-        assert!(p.other_namespace(300).unwrap().contains("mount"));
-        assert!(p.other_namespace(400).unwrap().contains("cannot be read"));
+        let ns = |pid: &str, mnt: &str| Namespaces {
+            pid: Some(pid.into()),
+            mnt: Some(mnt.into()),
+        };
+        assert_eq!(p.namespaces("self"), ns("pid:[1]", "mnt:[2]"));
+        assert_eq!(p.namespaces("200"), ns("pid:[1]", "mnt:[2]"));
+        assert_eq!(p.namespaces("300"), ns("pid:[1]", "mnt:[7]"));
+        assert_eq!(p.namespaces("400"), Namespaces::default(), "unreadable");
         assert_eq!(p.unit(200), CgroupUnit::Unit("cron.service".into()));
         assert!(matches!(p.unit(999), CgroupUnit::Unknown(_)));
         assert_eq!(p.uid(200), Some(0));

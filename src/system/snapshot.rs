@@ -356,7 +356,7 @@ fn claim_listeners(
         .clone()
         .unwrap_or_else(|| "systemd was not asked".to_string());
     let ask = || sd.ok_or(no_systemd.as_str());
-    s.listeners = super::claims::classify(ask(), found);
+    s.listeners = super::claims::classify(procfs, ask(), found);
     // Before anything may be signalled, every holder of those sockets must
     // be known, not only the sshd found first.
     if s.listeners.iter().any(|l| l.class == ListenerClass::Stale) {
@@ -366,7 +366,8 @@ fn claim_listeners(
             "{:.1} ms: every process's sockets read",
             crate::elapsed_ms()
         );
-        s.listeners.extend(super::claims::classify(ask(), more));
+        s.listeners
+            .extend(super::claims::classify(procfs, ask(), more));
         s.listeners.sort_by_key(|l| l.process.pid);
     }
 }
