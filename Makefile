@@ -112,3 +112,17 @@ demo: setup-host
 .PHONY: bench
 bench:
 	@benches/run
+
+# `make man`: the reference man pages in man/ from docs/*.md (dist/md2man);
+# `make man-check` (.ci/run) fails if a committed page is out of date, and
+# runs man --warnings on every page.
+.PHONY: man man-check
+man:
+	dist/md2man docs man
+
+man-check:
+	dist/md2man docs man --check
+	@set -e; for f in man/*.[57]; do \
+		w=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l "$$f" 2>&1 >/dev/null); \
+		if [ -n "$$w" ]; then echo "man-check: $$f: $$w" >&2; exit 1; fi; \
+	done; echo "man-check: man/ matches docs/, no warnings"
