@@ -79,7 +79,10 @@ SHELL_SCRIPTS := tests/e2e/run tests/e2e/demo tests/e2e/setup-host \
 	tests/e2e/lib/*.sh tests/e2e/lib/run-one \
 	tests/e2e/fixture/make-noble-debs tests/e2e/fixture/make-sleeper-deb \
 	tests/e2e/fixture/noble-postinst-restart tests/e2e/scenarios/*.sh \
-	benches/run .ci/run dist/make-dist dist/check debian/*.postrm
+	benches/run .ci/run dist/make-dist dist/check debian/*.postrm \
+	tests/autopkgtest/run debian/ssh-upgrade-guard.bug-script \
+	debian/tests/lib.sh debian/tests/smoke debian/tests/watchdog-inhibit \
+	debian/tests/seed-incident debian/tests/remove-purge
 shellcheck:
 	shellcheck -x -P SCRIPTDIR --severity=warning $(SHELL_SCRIPTS)
 
@@ -112,6 +115,15 @@ demo: setup-host
 .PHONY: bench
 bench:
 	@benches/run
+
+# ---- Debian QA (issue 19) ------------------------------------------------------
+# `make autopkgtest` (root): the DEP-8 tests in debian/tests/ run by
+# autopkgtest itself, null runner inside a booted e2e container, against the
+# .deb from `make deb` (tests/autopkgtest/run says which restrictions that
+# testbed provides); fails unless every test passes, none skipped.
+.PHONY: autopkgtest
+autopkgtest:
+	tests/autopkgtest/run
 
 # `make man`: the reference man pages in man/ from docs/*.md (dist/md2man);
 # `make man-check` (.ci/run) fails if a committed page is out of date, and
