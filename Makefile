@@ -80,7 +80,7 @@ SHELL_SCRIPTS := tests/e2e/run tests/e2e/demo tests/e2e/setup-host \
 	tests/e2e/fixture/make-noble-debs tests/e2e/fixture/make-sleeper-deb \
 	tests/e2e/fixture/noble-postinst-restart tests/e2e/scenarios/*.sh \
 	benches/run .ci/run dist/make-dist dist/check debian/*.postrm \
-	tests/autopkgtest/run debian/ssh-upgrade-guard.bug-script \
+	dist/old-deb dist/piuparts tests/autopkgtest/run debian/ssh-upgrade-guard.bug-script \
 	debian/tests/lib.sh debian/tests/smoke debian/tests/watchdog-inhibit \
 	debian/tests/seed-incident debian/tests/remove-purge
 shellcheck:
@@ -121,9 +121,18 @@ bench:
 # autopkgtest itself, null runner inside a booted e2e container, against the
 # .deb from `make deb` (tests/autopkgtest/run says which restrictions that
 # testbed provides); fails unless every test passes, none skipped.
-.PHONY: autopkgtest
+# `make piuparts` (root): piuparts install, remove, purge and upgrade from
+# 0.1.0 (dist/old-deb builds it from its last commit) on a clean Debian 12,
+# ending "PASS: All tests." (dist/piuparts).
+.PHONY: autopkgtest piuparts old-deb
 autopkgtest:
 	tests/autopkgtest/run
+
+piuparts:
+	dist/piuparts
+
+old-deb:
+	dist/old-deb
 
 # `make man`: the reference man pages in man/ from docs/*.md (dist/md2man);
 # `make man-check` (.ci/run) fails if a committed page is out of date, and
