@@ -85,7 +85,10 @@ SHELL_SCRIPTS := tests/e2e/run tests/e2e/demo tests/e2e/setup-host \
 	tests/e2e/lib/*.sh tests/e2e/lib/run-one \
 	tests/e2e/fixture/make-noble-debs tests/e2e/fixture/make-sleeper-deb \
 	tests/e2e/fixture/noble-postinst-restart tests/e2e/scenarios/*.sh \
-	benches/run .ci/run dist/make-dist dist/check debian/*.postrm
+	benches/run .ci/run dist/make-dist dist/check debian/*.postrm \
+	dist/old-deb dist/piuparts tests/autopkgtest/run debian/ssh-upgrade-guard.bug-script \
+	debian/tests/lib.sh debian/tests/smoke debian/tests/watchdog-inhibit \
+	debian/tests/seed-incident debian/tests/remove-purge
 shellcheck:
 	shellcheck -x -P SCRIPTDIR --severity=warning $(SHELL_SCRIPTS)
 
@@ -118,3 +121,35 @@ demo: setup-host
 .PHONY: bench
 bench:
 	@benches/run
+
+# ---- Debian QA (issue 19) ------------------------------------------------------
+# `make autopkgtest` (root): the DEP-8 tests in debian/tests/ run by
+# autopkgtest itself, null runner inside a booted e2e container, against the
+# .deb from `make deb` (tests/autopkgtest/run says which restrictions that
+# testbed provides); fails unless every test passes, none skipped.
+# `make piuparts` (root): piuparts install, remove, purge and upgrade from
+# 0.1.0 (dist/old-deb builds it from its last commit) on a clean Debian 12,
+# ending "PASS: All tests." (dist/piuparts).
+.PHONY: autopkgtest piuparts old-deb
+autopkgtest:
+	tests/autopkgtest/run
+
+piuparts:
+	dist/piuparts
+
+old-deb:
+	dist/old-deb
+
+# `make man`: the reference man pages in man/ from docs/*.md (dist/md2man);
+# `make man-check` (.ci/run) fails if a committed page is out of date, and
+# runs man --warnings on every page.
+.PHONY: man man-check
+man:
+	dist/md2man docs man
+
+man-check:
+	dist/md2man docs man --check
+	@set -e; for f in man/*.[57]; do \
+		w=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l "$$f" 2>&1 >/dev/null); \
+		if [ -n "$$w" ]; then echo "man-check: $$f: $$w" >&2; exit 1; fi; \
+	done; echo "man-check: man/ matches docs/, no warnings"
