@@ -61,12 +61,12 @@ pub fn socket_drift_now(
     // With the options ssh.service passes (SSHD_OPTS), as in a full
     // snapshot: the addresses compared are the ones the unit runs with.
     let opts = super::sshd::unit_options(roots);
-    let key = super::sshd::cache_key(roots, &opts);
+    let key = super::sshd_cache::cache_key(roots, &opts);
     let run_dir = RunDir::open(roots, nix::unistd::geteuid().is_root())
         .ok()
         .flatten();
     let cached = match (&run_dir, &key) {
-        (Some(d), Some(k)) => super::sshd::load_cached(d, k),
+        (Some(d), Some(k)) => super::sshd_cache::load_cached(d, k),
         _ => None,
     };
     let (_, listen) = match cached {
@@ -74,7 +74,7 @@ pub fn socket_drift_now(
         None => {
             let (check, listen) = super::sshd::check_config(&roots.sshd, &opts.config_args);
             if let (Some(d), Some(key)) = (&run_dir, key) {
-                super::sshd::store_cached(d, key, &check, &listen);
+                super::sshd_cache::store_cached(d, key, &check, &listen);
             }
             (check, listen)
         }

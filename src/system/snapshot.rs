@@ -174,7 +174,7 @@ pub fn lock_views(roots: &Roots) -> Vec<LockView> {
 pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, String>) -> Snapshot {
     let mut s = Snapshot::default();
     // sshd -T runs while systemd, dpkg and /proc are read, unless a report
-    // may reuse the last answer (see system::sshd::cache_key).
+    // may reuse the last answer (see system::sshd_cache::cache_key).
     let sshd_t = SshdCheck::start(roots, fresh);
     let procfs = Procfs::new(&roots.proc);
     let (units, (survey, mut survey_warnings, package)) =
@@ -247,12 +247,12 @@ impl SshdCheck {
     /// checked and the ports printed are the ones the unit runs with.
     fn start(roots: &Roots, fresh: Fresh) -> SshdCheck {
         let opts = super::sshd::unit_options(roots);
-        let key = super::sshd::cache_key(roots, &opts);
+        let key = super::sshd_cache::cache_key(roots, &opts);
         let run_dir = RunDir::open(roots, nix::unistd::geteuid().is_root())
             .ok()
             .flatten();
         let cached = match (fresh, &run_dir, &key) {
-            (Fresh::MayReuse, Some(d), Some(k)) => super::sshd::load_cached(d, k),
+            (Fresh::MayReuse, Some(d), Some(k)) => super::sshd_cache::load_cached(d, k),
             _ => None,
         };
         let pending = cached
@@ -275,7 +275,7 @@ impl SshdCheck {
             (None, Some(p)) => {
                 let (check, listen) = p.finish();
                 if let (Some(d), Some(key)) = (&self.run_dir, self.key) {
-                    super::sshd::store_cached(d, key, &check, &listen);
+                    super::sshd_cache::store_cached(d, key, &check, &listen);
                 }
                 (check, listen)
             }
