@@ -16,6 +16,10 @@ use crate::marker::Marker;
 use crate::sshd::{listen_addresses, parse_listen, Endpoint, SshdListen};
 use serde::Serialize;
 
+/// The guard's rescue sshd's transient unit: a plain name, so that the
+/// plan names it without reaching into system/.
+pub const RESCUE_UNIT: &str = "ssh-upgrade-guard-rescue.service";
+
 /// How the admin runs ssh: noble's default is ssh.socket enabled (systemd
 /// holds the port, sshd starts on demand); the classic layout runs
 /// ssh.service, which binds the port itself.

@@ -44,7 +44,7 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
     if work.rescue {
         // First: a failed unit start below skips to the banner check.
         steps.push(Step::RestartUnit {
-            unit: crate::system::systemd::RESCUE_UNIT.to_string(),
+            unit: crate::model::RESCUE_UNIT.to_string(),
         });
     }
     let holds = facts.service_holds.is_some();

@@ -807,7 +807,7 @@ fn a_rescue_on_a_replaced_binary_is_restarted_as_itself_after_dpkg() {
         "the rescue is not ssh.service: {found:?}"
     );
     let restart = Step::RestartUnit {
-        unit: crate::system::systemd::RESCUE_UNIT.into(),
+        unit: crate::model::RESCUE_UNIT.into(),
     };
     let at = p
         .steps

@@ -72,7 +72,7 @@ pub fn unit_object_path(name: &str) -> String {
 /// D-Bus specification's default).
 const SYSTEM_BUS_SOCKET: &str = "/var/run/dbus/system_bus_socket";
 
-pub const RESCUE_UNIT: &str = "ssh-upgrade-guard-rescue.service";
+pub use crate::model::RESCUE_UNIT;
 
 /// Connecting and authenticating to the system bus: a live bus answers in
 /// a millisecond; both hooks together stay far under the 30 s the guard may
