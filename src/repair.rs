@@ -265,6 +265,15 @@ impl UnitControl for Machine<'_> {
     fn start_rescue_sshd(&self, opts: &[String]) -> Result<()> {
         self.sd
             .start_rescue_sshd(&self.roots.sshd.display().to_string(), opts, JOB_TIMEOUT)
+            .or_else(|e| {
+                // A rescue stopped with sessions left in its cgroup
+                // (KillMode=process) stays loaded: the transient unit then
+                // "already exists", and is started as it is.
+                log::info!("{e:#}; starting {RESCUE_UNIT} as it is");
+                self.sd
+                    .job("start", RESCUE_UNIT, JOB_TIMEOUT)
+                    .map_err(|e2| e.context(e2))
+            })
     }
     fn configure_package(&self, package: &str, out: &mut Outcome) -> Result<()> {
         configure_package(self.roots, self.cfg, package, out)
@@ -316,7 +325,9 @@ fn configure_package(roots: &Roots, cfg: &Config, target: &str, out: &mut Outcom
 /// The proof after a repair (banner, then key exchange, on every address
 /// that should serve); starts the rescue sshd when some address has
 /// nothing answering on it. True when every address serves.
-fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
+/// `retired`: the running rescue was stopped to give way (a rescue started
+/// now is that one coming back).
+fn verify(m: &impl UnitControl, snap: &Snapshot, retired: bool, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
     let first = m.serves(&targets);
     if first.ok {
@@ -362,10 +373,17 @@ fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
         let rescued = match m.start_rescue_sshd(&snap.sshd_options) {
             Ok(()) => match m.serves(&targets) {
                 again if again.ok || (again.any && !first.any) => {
-                    out.did(format!(
-                        "started a rescue sshd ({RESCUE_UNIT}) for {} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'",
-                        down.join(", ")
-                    ));
+                    out.did(if retired {
+                        format!(
+                            "restarted {RESCUE_UNIT}: ssh.socket/ssh.service still do not serve {}; fix them, and the guard retires the rescue at its next run",
+                            down.join(", ")
+                        )
+                    } else {
+                        format!(
+                            "started a rescue sshd ({RESCUE_UNIT}) for {} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'",
+                            down.join(", ")
+                        )
+                    });
                     // Said plainly, before dpkg as after it.
                     log::warn!(
                         "while the rescue sshd holds {}, openssh-server's postinst cannot restart ssh.socket/ssh.service there: an upgrade of openssh-server fails until they can serve again",
@@ -416,7 +434,7 @@ pub fn grace(cfg: &Config, steps: &[Step]) -> Duration {
         Step::StartUnit { .. } | Step::RestartUnit { .. } => {
             JOB_TIMEOUT + SETTLE_TIMEOUT + cfg.stop_timeout
         }
-        Step::StopUnit { .. } => JOB_TIMEOUT,
+        Step::StopUnit { .. } | Step::RetireRescue { .. } => JOB_TIMEOUT,
         Step::VerifyBanner => verify,
         Step::GenerateHostKeys => Duration::from_secs(60) + sshd::SSHD_T_TIMEOUT,
         Step::ConfigurePackage { .. } => cfg.configure_timeout * 2,
@@ -434,6 +452,7 @@ fn touches_ssh(step: &Step) -> bool {
     match step {
         // ConfigurePackage: the postinst restarts ssh.socket or ssh.service.
         Step::StopStale { .. }
+        | Step::RetireRescue { .. }
         | Step::StopUnit { .. }
         | Step::StartUnit { .. }
         | Step::RestartUnit { .. }
@@ -485,6 +504,8 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
     let grace = grace(cfg, steps);
     // Addresses held by listeners stopped since the last start.
     let mut freed: Vec<String> = Vec::new();
+    // The running rescue was stopped: if the proof brings it back, say so.
+    let mut retired = false;
     let mut skip_to_verify = false;
     // Something that serves was touched: no early return from here on.
     let mut touched = false;
@@ -500,7 +521,7 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         }
         let r: Result<()> = match step {
             Step::VerifyBanner => {
-                let answers = verify(m, snap, &mut out);
+                let answers = verify(m, snap, retired, &mut out);
                 // ssh answers again, or the rescue sshd was tried: the
                 // deadline may cut what follows.
                 restoring = None;
@@ -533,14 +554,25 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
             }
             _ => run_step(m, cfg, step, &mut out),
         };
-        if let (Step::StopStale { process, .. }, Ok(())) = (step, &r) {
-            freed.extend(addresses_of(snap, *process));
+        match (step, &r) {
+            (Step::StopStale { process, .. }, Ok(())) => freed.extend(addresses_of(snap, *process)),
+            (Step::RetireRescue { .. }, Ok(())) => {
+                retired = true;
+                freed.extend(
+                    snap.listeners
+                        .iter()
+                        .filter(|l| Some(l.process.pid) == snap.rescue_pid)
+                        .flat_map(|l| l.addresses.iter().cloned()),
+                );
+            }
+            _ => {}
         }
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
-                // Without host keys sshd cannot start: touch nothing.
-                Step::GenerateHostKeys if !touched => return out,
+                // Without host keys sshd cannot start; a rescue that would
+                // not stop still serves: touch nothing.
+                Step::GenerateHostKeys | Step::RetireRescue { .. } if !touched => return out,
                 // Nothing that serves was touched yet, and the stale
                 // listener still holds its addresses: it still serves
                 // logins; touch nothing. If they are free (it exited by
@@ -568,7 +600,7 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
     // was not there, or the plan had none after its last touch): prove ssh
     // now, with the rescue if it does not serve.
     if restoring.is_some() {
-        verify(m, snap, &mut out);
+        verify(m, snap, retired, &mut out);
         drop(restoring);
         if let Some(sig) = m.interrupted() {
             stopped_by_signal(&mut out, &sig, &[]);
@@ -608,6 +640,11 @@ fn run_step(m: &impl UnitControl, cfg: &Config, step: &Step, out: &mut Outcome) 
             .reset_failed(unit)
             .map(|_| out.did(format!("reset the failed state of {unit}"))),
         Step::StartUnit { unit } | Step::RestartUnit { unit } => start_unit(m, step, unit, out),
+        Step::RetireRescue { unit } => m.stop(unit).map(|_| {
+            out.did(format!(
+                "stopped the rescue sshd ({unit}; sessions kept) so that ssh.socket/ssh.service serve again"
+            ))
+        }),
         // ssh.service stopped so that ssh.socket can take the port (road f).
         Step::StopUnit { unit } => m
             .stop(unit)

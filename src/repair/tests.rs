@@ -945,3 +945,75 @@ fn a_partly_serving_socket_is_not_stopped_for_the_rescue() {
     );
     assert_eq!(fake.calls()[1..], ["probe", "rescue", "probe"]);
 }
+
+/// The retiring of a running rescue: it gives way, its addresses are
+/// waited for, the socket starts.
+fn retire_steps() -> Vec<Step> {
+    vec![
+        Step::RetireRescue {
+            unit: RESCUE_UNIT.into(),
+        },
+        Step::StartUnit {
+            unit: unit("ssh.socket"),
+        },
+        Step::VerifyBanner,
+    ]
+}
+
+fn rescue_snap() -> Snapshot {
+    let mut s = socket_snap();
+    s.rescue_pid = Some(900);
+    s.listeners = vec![stale_listener(900, &["0.0.0.0:22", "[::]:22"])];
+    s
+}
+
+#[test]
+fn a_running_rescue_gives_way_when_the_socket_can_serve() {
+    let fake = Fake::default();
+    let out = execute(&fake, &Config::default(), &rescue_snap(), &retire_steps());
+    assert!(!out.any_failed(), "{:?}", out.events);
+    assert_eq!(
+        fake.uncuttable(),
+        [
+            "stop-unit ssh-upgrade-guard-rescue.service",
+            "wait-free 0.0.0.0:22 [::]:22",
+            "start ssh.socket",
+            "probe"
+        ]
+    );
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| *ok && l.starts_with("stopped the rescue sshd")));
+    assert!(!fake.calls().iter().any(|c| c.starts_with("rescue")));
+}
+
+#[test]
+fn a_retired_rescue_comes_back_when_the_socket_still_does_not_serve() {
+    let fake = Fake::failing(&["start ssh.socket"]);
+    *fake.answers.borrow_mut() = vec![silent(), serving()];
+    let out = execute(&fake, &Config::default(), &rescue_snap(), &retire_steps());
+    let calls = fake.calls();
+    assert_eq!(
+        calls[calls.len() - 4..],
+        ["probe", "stop-unit ssh.socket", "rescue", "probe"]
+    );
+    assert!(
+        out.events
+            .iter()
+            .any(|(ok, l)| *ok && l.starts_with("restarted ssh-upgrade-guard-rescue.service: ")),
+        "{:?}",
+        out.events
+    );
+}
+
+#[test]
+fn a_rescue_that_will_not_stop_is_left_serving() {
+    let fake = Fake::failing(&["stop-unit ssh-upgrade-guard-rescue.service"]);
+    let out = execute(&fake, &Config::default(), &rescue_snap(), &retire_steps());
+    assert_eq!(
+        fake.calls().last().map(String::as_str),
+        Some("stop-unit ssh-upgrade-guard-rescue.service")
+    );
+    assert!(out.any_failed());
+}
