@@ -472,34 +472,8 @@ fn touches_ssh(step: &Step) -> bool {
 /// stopped still serves logins; without host keys nothing can start.
 pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Step]) -> Outcome {
     let mut out = Outcome::default();
-    // The guard's own starts are never the storm (issue 12, road a):
-    // checked before anything is stopped, so a refusal leaves the running
-    // listener alone.
-    let starts: Vec<&str> = steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::StartUnit { unit } | Step::RestartUnit { unit } => Some(unit.as_str()),
-            _ => None,
-        })
-        .collect();
-    let (ledger, now) = m.start_ledger();
-    if let Some(why) = crate::roads::start_budget(&ledger, &starts, now) {
-        out.failed(why);
+    if !prepare(m, steps, &mut out) {
         return out;
-    }
-    // Everything that can be done before a stale listener is stopped is
-    // done first, so that between its exit and systemd listening again there
-    // is only the start request: subscribe to job signals, and reset-failed
-    // every unit about to be started (it also clears the start-rate counter,
-    // which repeated repairs would otherwise hit: start-limit-hit).
-    if let Err(e) = m.prepare_jobs() {
-        out.failed(format!("{e:#}"));
-        return out;
-    }
-    for step in steps {
-        if let Step::StartUnit { unit } | Step::RestartUnit { unit } = step {
-            let _ = m.reset_failed(unit);
-        }
     }
     let grace = grace(cfg, steps);
     // Addresses held by listeners stopped since the last start.
@@ -607,6 +581,41 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         }
     }
     out
+}
+
+/// What is done before anything is touched; false when the repair must
+/// not go on (the start budget refuses, or no job signals).
+fn prepare(m: &impl UnitControl, steps: &[Step], out: &mut Outcome) -> bool {
+    // The guard's own starts are never the storm (issue 12, road a):
+    // checked before anything is stopped, so a refusal leaves the running
+    // listener alone.
+    let starts: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::StartUnit { unit } | Step::RestartUnit { unit } => Some(unit.as_str()),
+            _ => None,
+        })
+        .collect();
+    let (ledger, now) = m.start_ledger();
+    if let Some(why) = crate::roads::start_budget(&ledger, &starts, now) {
+        out.failed(why);
+        return false;
+    }
+    // Everything that can be done before a stale listener is stopped is
+    // done first, so that between its exit and systemd listening again there
+    // is only the start request: subscribe to job signals, and reset-failed
+    // every unit about to be started (it also clears the start-rate counter,
+    // which repeated repairs would otherwise hit: start-limit-hit).
+    if let Err(e) = m.prepare_jobs() {
+        out.failed(format!("{e:#}"));
+        return false;
+    }
+    for step in steps {
+        if let Step::StartUnit { unit } | Step::RestartUnit { unit } = step {
+            let _ = m.reset_failed(unit);
+        }
+    }
+    true
 }
 
 /// The addresses the snapshot saw `process` listen on.
