@@ -127,12 +127,24 @@ pub trait UnitControl {
     fn interrupted(&self) -> Option<String>;
 }
 
+/// What the repair did before a proof, as far as the rescue is concerned.
+#[derive(Default)]
+struct Before {
+    /// The running rescue was stopped to give way (a rescue started now is
+    /// that one coming back).
+    retired: bool,
+    /// Addresses held by listeners this repair stopped: waited for (up to
+    /// `within`) before the rescue binds (a pre-auth child may still hold
+    /// one).
+    stopped: Vec<String>,
+    /// The bound of that wait (STOP_TIMEOUT).
+    within: Duration,
+}
+
 /// The proof after a repair (banner, then key exchange, on every address
 /// that should serve); starts the rescue sshd when some address has
 /// nothing answering on it. True when every address serves.
-/// `retired`: the running rescue was stopped to give way (a rescue started
-/// now is that one coming back).
-fn verify(m: &impl UnitControl, snap: &Snapshot, retired: bool, out: &mut Outcome) -> bool {
+fn verify(m: &impl UnitControl, snap: &Snapshot, before: &Before, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
     let first = m.serves(&targets);
     if first.ok {
@@ -175,24 +187,47 @@ fn verify(m: &impl UnitControl, snap: &Snapshot, retired: bool, out: &mut Outcom
             },
             None => false,
         };
+        if !before.stopped.is_empty() {
+            let held = m.wait_free(&before.stopped, before.within);
+            if !held.is_empty() {
+                log::warn!("still held when the rescue starts: {}", held.join(", "));
+            }
+        }
         let rescued = match m.start_rescue_sshd(&snap.sshd_options) {
             Ok(()) => match m.serves(&targets) {
-                again if again.ok || (again.any && !first.any) => {
-                    out.did(if retired {
+                // Named: the addresses the rescue made serve, only.
+                again
+                    if down
+                        .iter()
+                        .any(|d| !again.down.iter().any(|a| a.to_string() == *d)) =>
+                {
+                    let now: Vec<&String> = down
+                        .iter()
+                        .filter(|d| !again.down.iter().any(|a| a.to_string() == **d))
+                        .collect();
+                    let now = now
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    out.did(if before.retired {
                         format!(
-                            "restarted {RESCUE_UNIT}: ssh.socket/ssh.service still do not serve {}; fix them, and the guard retires the rescue at its next run",
-                            down.join(", ")
+                            "restarted {RESCUE_UNIT}: ssh.socket/ssh.service still do not serve {now}; fix them, and the guard retires the rescue at its next run"
                         )
                     } else {
                         format!(
-                            "started a rescue sshd ({RESCUE_UNIT}) for {} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'",
-                            down.join(", ")
+                            "started a rescue sshd ({RESCUE_UNIT}) for {now} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'"
                         )
                     });
+                    if !again.ok {
+                        out.failed(format!(
+                            "still not serving after the rescue: {}",
+                            again.summary
+                        ));
+                    }
                     // Said plainly, before dpkg as after it.
                     log::warn!(
-                        "while the rescue sshd holds {}, openssh-server's postinst cannot restart ssh.socket/ssh.service there: an upgrade of openssh-server fails until they can serve again",
-                        down.join(", ")
+                        "while the rescue sshd holds {now}, openssh-server's postinst cannot restart ssh.socket/ssh.service there: an upgrade of openssh-server fails until they can serve again"
                     );
                     true
                 }
@@ -283,8 +318,14 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
     let grace = grace(cfg, steps);
     // Addresses held by listeners stopped since the last start.
     let mut freed: Vec<String> = Vec::new();
-    // The running rescue was stopped: if the proof brings it back, say so.
-    let mut retired = false;
+    // What the rescue needs to know (see Before).
+    let mut before = Before {
+        within: cfg.stop_timeout,
+        ..Before::default()
+    };
+    // Something that served was stopped (not only started or configured):
+    // the plan ends with a proof whether it asked for one or not.
+    let mut stopped_any = false;
     let mut skip_to_verify = false;
     // Something that serves was touched: no early return from here on.
     let mut touched = false;
@@ -300,7 +341,7 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         }
         let r: Result<()> = match step {
             Step::VerifyBanner => {
-                let answers = verify(m, snap, retired, &mut out);
+                let answers = verify(m, snap, &before, &mut out);
                 // ssh answers again, or the rescue sshd was tried: the
                 // deadline may cut what follows.
                 restoring = None;
@@ -333,19 +374,16 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
             }
             _ => run_step(m, cfg, step, &mut out),
         };
-        match (step, &r) {
-            (Step::StopStale { process, .. }, Ok(())) => freed.extend(addresses_of(snap, *process)),
-            (Step::RetireRescue { .. }, Ok(())) => {
-                retired = true;
-                freed.extend(
-                    snap.listeners
-                        .iter()
-                        .filter(|l| Some(l.process.pid) == snap.rescue_pid)
-                        .flat_map(|l| l.addresses.iter().cloned()),
-                );
-            }
-            _ => {}
+        if r.is_ok() {
+            note_stopped(snap, step, &mut before, &mut freed);
         }
+        stopped_any |= matches!(
+            step,
+            Step::StopStale { .. }
+                | Step::StopUnit { .. }
+                | Step::RestartUnit { .. }
+                | Step::RetireRescue { .. }
+        );
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
@@ -378,8 +416,11 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
     // The plan ended inside the stretch (a failure skipped to a proof that
     // was not there, or the plan had none after its last touch): prove ssh
     // now, with the rescue if it does not serve.
-    if restoring.is_some() {
-        verify(m, snap, retired, &mut out);
+    // A plan that only configured or started, without a proof of its own
+    // (where ssh should not serve, intent), keeps ssh as it was: no rescue.
+    let asked = steps.iter().any(|s| matches!(s, Step::VerifyBanner));
+    if restoring.is_some() && (stopped_any || asked) {
+        verify(m, snap, &before, &mut out);
         drop(restoring);
         if let Some(sig) = m.interrupted() {
             stopped_by_signal(&mut out, &sig, &[]);
@@ -421,6 +462,28 @@ fn prepare(m: &impl UnitControl, steps: &[Step], out: &mut Outcome) -> bool {
         }
     }
     true
+}
+
+/// After a stop that succeeded: the addresses it freed, for the next unit
+/// start (`freed`) and the rescue (`before`).
+fn note_stopped(snap: &Snapshot, step: &Step, before: &mut Before, freed: &mut Vec<String>) {
+    match step {
+        Step::StopStale { process, .. } => {
+            let addrs = addresses_of(snap, *process);
+            before.stopped.extend(addrs.iter().cloned());
+            freed.extend(addrs);
+        }
+        Step::RetireRescue { .. } => {
+            before.retired = true;
+            freed.extend(
+                snap.listeners
+                    .iter()
+                    .filter(|l| Some(l.process.pid) == snap.rescue_pid)
+                    .flat_map(|l| l.addresses.iter().cloned()),
+            );
+        }
+        _ => {}
+    }
 }
 
 /// The addresses the snapshot saw `process` listen on.
