@@ -41,7 +41,15 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
     }
     let stale = !facts.stale.is_empty();
     let outdated = !facts.outdated.is_empty();
-    if work.rescue {
+    // Issue 18: a running rescue gives way whenever the units are to be
+    // brought back (it holds their addresses); the proof brings it back,
+    // from the installed binary, if they do not serve. Else road g.
+    let retire = s.rescue_pid.is_some() && work.listeners;
+    if retire {
+        steps.push(Step::RetireRescue {
+            unit: crate::model::RESCUE_UNIT.to_string(),
+        });
+    } else if work.rescue {
         // First: a failed unit start below skips to the banner check.
         steps.push(Step::RestartUnit {
             unit: crate::model::RESCUE_UNIT.to_string(),

@@ -351,6 +351,14 @@ pub enum Step {
         /// The package.
         package: String,
     },
+    /// systemctl stop UNIT: the guard's running rescue sshd gives its
+    /// addresses back so that ssh.socket or ssh.service serve again (while
+    /// it holds them the postinst's restart fails); started again by the
+    /// proof if they do not serve. KillMode=process keeps its sessions.
+    RetireRescue {
+        /// The rescue's unit.
+        unit: String,
+    },
 }
 
 impl fmt::Display for Step {
@@ -379,6 +387,10 @@ impl fmt::Display for Step {
             Step::ConfigurePackage { package } => write!(
                 f,
                 "dpkg --configure {package} (and packages waiting for it)"
+            ),
+            Step::RetireRescue { unit } => write!(
+                f,
+                "systemctl stop {unit} (the rescue sshd; sessions stay) so that the ssh units serve again; it comes back if they do not"
             ),
         }
     }
