@@ -39,11 +39,13 @@ run_scenario() {
 	install_guard
 	# The container's sshd: its own PID namespace (it is PID 1 there) and
 	# mount namespace with its own /run (its privilege separation directory
-	# outlives ssh.service's RuntimeDirectory=sshd), in a docker-style scope.
+	# outlives ssh.service's RuntimeDirectory=sshd), in a docker-style scope,
+	# with its own configuration (defaults: the host's keys; not the
+	# host's drop-in addresses).
 	csh "setsid -f systemd-run --quiet --scope --unit=$SCOPE \
 		unshare --pid --mount --fork --mount-proc /bin/sh -c \
 		'mount -t tmpfs tmpfs /run && mkdir -m 755 /run/sshd &&
-		exec /usr/sbin/sshd -D -o ListenAddress=127.0.0.3 -p 22 -o PidFile=none' \
+		exec /usr/sbin/sshd -D -f /dev/null -o ListenAddress=127.0.0.3 -p 22 -o PidFile=none' \
 		</dev/null >/dev/null 2>&1" || fail "fixture: cannot start the container's sshd"
 	wait_until 15 "the container's sshd on 127.0.0.3:22" container_pid ||
 		fail "fixture: nothing listens on 127.0.0.3:22: $(listeners)"
