@@ -34,12 +34,13 @@ assert_ssh_off() {
 watchdog_twice() {
 	local why=$1 j
 	run_in systemctl start ssh-upgrade-guard-watchdog.service
-	((RC == 0)) || fail "$why: the watchdog unit failed (Result=$(cexec systemctl show -p Result --value ssh-upgrade-guard-watchdog.service))"
+	local unit_rc=$RC
 	j=$(cexec journalctl -q -u ssh-upgrade-guard-watchdog.service --no-pager -o cat)
 	printf '%s\n' "$j" | sed 's/^/    journal| /' >&2
+	assert_ssh_off "after the watchdog unit ran ($why)"
+	((unit_rc == 0)) || fail "$why: the watchdog unit failed (Result=$(cexec systemctl show -p Result --value ssh-upgrade-guard-watchdog.service))"
 	# The timer's runs say nothing while all is as intended (the line is at
 	# info level, which -v shows): no error, no warning, no PROBLEM.
-	assert_ssh_off "after the watchdog unit ran ($why)"
 	[[ $j != *ssh-upgrade-guard:* && $j != *PROBLEM* ]] || fail "$why: the watchdog unit said more than nothing: $(grep ssh-upgrade-guard: <<<"$j" | tr '\n' ' ')"
 	run_in env DEBIAN_FRONTEND=noninteractive "$GUARD_BIN" -v watchdog
 	((RC == 0)) || fail "$why: ssh-upgrade-guard watchdog exited $RC: $OUT"
