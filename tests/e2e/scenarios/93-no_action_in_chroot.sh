@@ -5,7 +5,8 @@
 # one `not acting: ...` line per hook, exit 0:
 #   - apt inside a chroot (an overlay of / with /proc, /dev and /run bound
 #     in, as image builds and schroot do: systemd's /run/systemd/system is
-#     visible there, only "/ is not PID 1's root" tells it apart);
+#     visible there, only "/ is not PID 1's root" tells it apart), then
+#     the same chroot without /run (an image build: no systemd to be seen);
 #   - apt with `-o Debug::pkgDPkgPM=1` (dpkg's calls printed, not run);
 #   - post-invoke under DPKG_ROOT=/x.
 SUITE=bookworm
@@ -69,6 +70,17 @@ run_scenario() {
 	not_acting "$OUT" "apt in a chroot"
 	expect_in "$OUT" "not acting: .*chroot" "apt in a chroot: the line names the chroot"
 	assert_stale_untouched "after apt in the chroot"
+
+	# 1b. The same chroot without the booted /run (an image build's
+	#     debootstrap chroot): no systemd to be seen there at all.
+	csh "umount -R $CH/root/run" || fail "fixture: cannot unmount the chroot's /run"
+	cexec chroot "$CH/root" test ! -e /run/systemd/system || fail "fixture: /run/systemd/system still visible in the chroot"
+	csh "echo 0 >$CH/root/run/e2e-slow-seconds"
+	run_in chroot "$CH/root" env DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Use-Pty=0 install --reinstall e2e-slow
+	((RC == 0)) || fail "apt-get in the chroot without /run exited $RC"
+	not_acting "$OUT" "apt in a chroot without /run"
+	expect_in "$OUT" "not acting: systemd is not running as PID 1 here" "apt in a chroot without /run: the line says why"
+	assert_stale_untouched "after apt in the chroot without /run"
 	csh "umount -R $CH/root && umount $CH" || fail "fixture: cannot take the chroot down"
 	csh 'echo 0 >/run/e2e-slow-seconds'
 
