@@ -5,7 +5,9 @@
 #   2. `systemctl mask --now ssh.service ssh.socket` (closed on purpose);
 #   3. both units unmasked, ssh.service enabled, /etc/ssh/sshd_not_to_be_run
 #      (ssh.service's ConditionPathExists=!: systemd skips the start quietly).
-# Each time: two watchdog runs (one through its unit, one as the unit runs
+# After the first, the incident's stale listener appears: nothing would
+# replace it, so the watchdog and repair leave it serving (repair, status
+# and check, WARNING, name it). Each time: two watchdog runs (one through its unit, one as the unit runs
 # it, with -v to show its info-level line) and an apt run exit 0 and leave nothing on :22 and no rescue sshd;
 # the watchdog, `status` and `check` say so in one calm line ("OK: ssh is
 # off by the admin's choice: ..."). No SSH session here: ssh is meant to be
@@ -90,6 +92,28 @@ run_scenario() {
 	watchdog_twice 'ssh.service disabled'
 	status_and_check 'ssh.service disabled'
 	apt_run 'ssh.service disabled'
+
+	# 1b. A stale listener while ssh is off: nothing would replace it, so
+	#     it keeps serving, and the guard says so.
+	make_stale_listener
+	run_in env DEBIAN_FRONTEND=noninteractive "$GUARD_BIN" -v watchdog
+	((RC == 0)) || fail "the watchdog exited $RC with a stale listener while ssh is off: $OUT"
+	expect_in "$OUT" "OK: ssh is off by the admin's choice: ssh.service disabled" "the watchdog with a stale listener while ssh is off"
+	local left="stale sshd listener pid $STALE_PID still serves on 0\.0\.0\.0:22, \[::\]:22; ssh is off by the admin's choice, so the guard starts nothing to replace it and does not stop it"
+	run_in "$GUARD_BIN" status
+	expect_in "$OUT" "^WARNING: ssh is off by the admin's choice: ssh.service disabled.*; $left" "status with a stale listener while ssh is off"
+	run_in "$GUARD_BIN" repair
+	((RC == 0)) || fail "repair exited $RC with a stale listener while ssh is off: $OUT"
+	expect_in "$OUT" "left alone: $left" "repair names the stale listener it leaves serving"
+	[[ $(stale_listener_pid) == "$STALE_PID" && $(proc_start "$STALE_PID") == "$STALE_START" ]] ||
+		fail "the stale listener (pid $STALE_PID) was stopped while ssh is off by the admin's choice: $(listeners)"
+	[[ $(cexec systemctl is-active ssh.service) != active ]] || fail "the watchdog started ssh.service"
+	run_in "$GUARD_BIN" check
+	((RC == 1)) || fail "check exited $RC with a stale listener while ssh is off (expected 1, WARNING): $OUT"
+	expect_in "$OUT" "^SSH-UPGRADE-GUARD WARNING - .*stale_listeners=1" "check with a stale listener while ssh is off"
+	csh "kill $STALE_PID" || fail "cannot stop the stale listener"
+	wait_until 10 "the stale listener to go" csh "! ss -Hltn 'sport = :22' | grep -q LISTEN" || fail "the stale listener does not go"
+	STALE_PID=''
 
 	# 2. Masked and stopped (ssh closed on purpose).
 	csh 'systemctl mask --now ssh.service ssh.socket' >/dev/null 2>&1 || fail "fixture: cannot mask the ssh units"
