@@ -12,7 +12,7 @@
 //! Pure: the facts come from `system::claims`, the rules are tested here.
 #![forbid(unsafe_code)]
 
-use crate::model::{is_sshd_name, ListenerClass, UnitState};
+use crate::model::{in_transition, is_sshd_name, ListenerClass, UnitState};
 
 /// The unit a process belongs to, from the text of /proc/PID/cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,15 +112,6 @@ pub fn unit_of_cgroup(text: &str) -> CgroupUnit {
         Some(p) => unit_of_path(p),
         None => CgroupUnit::Unknown("no systemd cgroup line in /proc/PID/cgroup".into()),
     }
-}
-
-/// ActiveState values in which systemd is acting on a unit: the guard waits
-/// and looks again rather than act.
-pub fn in_transition(active_state: &str) -> bool {
-    matches!(
-        active_state,
-        "activating" | "deactivating" | "reloading" | "refreshing"
-    )
 }
 
 /// What is known about a process holding a listening socket.

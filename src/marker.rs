@@ -26,7 +26,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
-use crate::model::ProcessStamp;
+use crate::stamp::ProcessStamp;
 use serde::Serialize;
 
 /// A marker larger than this is garbage.

@@ -4,6 +4,13 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
+mod intent;
+mod packaging;
+
+pub use crate::stamp::ProcessStamp;
+pub use intent::{Intent, PolicyRcD, NOT_TO_BE_RUN, POLICY_RC_D};
+pub use packaging::{DpkgPrompt, PackagingRecords};
+
 use crate::dpkg::PackageState;
 use crate::marker::Marker;
 use crate::sshd::{listen_addresses, parse_listen, Endpoint, SshdListen};
@@ -63,6 +70,15 @@ pub struct UnitState {
     pub condition_result: Option<bool>,
 }
 
+/// ActiveState values in which systemd is acting on a unit: the guard waits
+/// and looks again rather than act.
+pub fn in_transition(active_state: &str) -> bool {
+    matches!(
+        active_state,
+        "activating" | "deactivating" | "reloading" | "refreshing"
+    )
+}
+
 impl UnitState {
     /// Active or reloading.
     pub fn is_active(&self) -> bool {
@@ -74,7 +90,7 @@ impl UnitState {
     }
     /// systemd is acting on it (activating, deactivating, reloading).
     pub fn in_transition(&self) -> bool {
-        crate::identity::in_transition(&self.active_state)
+        in_transition(&self.active_state)
     }
     /// Enabled (enabled or enabled-runtime).
     pub fn is_enabled(&self) -> bool {
@@ -139,18 +155,6 @@ pub enum ListenerClass {
     Foreign,
 }
 
-/// The identity of a process: its pid and its start time (field 22 of
-/// /proc/PID/stat, clock ticks since boot). A pid alone can be reused; the
-/// pair cannot, so every decision about a process carries this, and it is
-/// re-checked right before the process is signalled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct ProcessStamp {
-    /// The process id.
-    pub pid: u32,
-    /// Field 22 of /proc/PID/stat.
-    pub start_time: u64,
-}
-
 /// A process holding a LISTEN socket on an ssh port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Listener {
@@ -185,9 +189,7 @@ pub struct Listener {
 impl Listener {
     /// Its unit is activating, deactivating or reloading: systemd is acting.
     pub fn settling(&self) -> bool {
-        self.unit_state
-            .as_deref()
-            .is_some_and(crate::identity::in_transition)
+        self.unit_state.as_deref().is_some_and(in_transition)
     }
 }
 
@@ -285,7 +287,7 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
     /// deb-systemd-helper's records of the ssh units (what the postinst
     /// asks before restarting one).
-    pub packaging_records: crate::roads::PackagingRecords,
+    pub packaging_records: PackagingRecords,
     /// Where `sshd -T` says sshd listens (sshd_config's Port and
     /// ListenAddress), empty when sshd -T did not answer.
     pub sshd_listen: Vec<String>,
@@ -295,13 +297,13 @@ pub struct Snapshot {
     /// sshd_config's Port/ListenAddress into ssh.socket's at daemon-reload).
     pub socket_generator: bool,
     /// dpkg waiting for an answer below the holder of its lock (road e).
-    pub dpkg_prompt: Option<crate::roads::DpkgPrompt>,
+    pub dpkg_prompt: Option<DpkgPrompt>,
     /// The main process of the guard's rescue sshd, when it runs (road g:
     /// it must run the binaries dpkg unpacked).
     pub rescue_pid: Option<u32>,
     /// What the admin intends beside the units' states: start conditions,
     /// policy-rc.d, what served before this apt run (`intent`).
-    pub intent: crate::intent::Intent,
+    pub intent: Intent,
 }
 
 impl Snapshot {

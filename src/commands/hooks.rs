@@ -10,14 +10,15 @@ use super::record::{metrics_enabled, observed_fast, Inhibit, PackageOk, Record};
 use super::{exit, Ctx};
 use crate::intent::should_serve;
 use crate::marker::{self, Marker};
-use crate::model::ProcessStamp;
 use crate::model::Units;
 use crate::plan::Mode;
+use crate::stamp::ProcessStamp;
+use crate::system::fast::{self, Detail};
 use crate::system::fsx::{Entry, RunDir};
 use crate::system::host::host;
 use crate::system::intent::fast_facts as intent_facts;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
-use crate::system::snapshot::{self, Clean, Detail, MARKER_FILE};
+use crate::system::snapshot::{self, Clean, MARKER_FILE};
 use crate::system::{dpkg, locks, now_secs, own_pid, parent_pid, Roots};
 use anyhow::{anyhow, Context, Result};
 
@@ -103,8 +104,7 @@ pub(crate) fn bounded(ctx: &Ctx, hook: Hook) -> i32 {
 
 /// Why the hooks do not act here (a chroot, an image build, dpkg on
 /// another root, an apt run whose dpkg does nothing), or None (booted.rs).
-fn not_here(ctx: &Ctx) -> Option<String> {
-    let (holder, _) = find_holder(&ctx.roots);
+fn not_here(ctx: &Ctx, holder: ProcessStamp) -> Option<String> {
     crate::booted::not_here(&host(&ctx.roots, Some(holder.pid)))
 }
 
@@ -135,7 +135,11 @@ fn find_holder(roots: &Roots) -> (ProcessStamp, String) {
 /// systemd did not answer). Returns a note when something unexpected sat at the
 /// marker path (a symlink, a garbage file): it is replaced, never followed,
 /// and the path is named.
-fn place_marker(ctx: &Ctx, served: Option<Vec<String>>) -> Result<Option<String>> {
+fn place_marker(
+    ctx: &Ctx,
+    (holder, comm): (ProcessStamp, String),
+    served: Option<Vec<String>>,
+) -> Result<Option<String>> {
     let dir = RunDir::open(&ctx.roots, true)?
         .ok_or_else(|| anyhow!("{} missing", ctx.roots.run_dir.display()))?;
     let note = match dir.read(MARKER_FILE, marker::MAX_MARKER_BYTES) {
@@ -148,7 +152,6 @@ fn place_marker(ctx: &Ctx, served: Option<Vec<String>>) -> Result<Option<String>
         }),
         Entry::Missing => None,
     };
-    let (holder, comm) = find_holder(&ctx.roots);
     let procfs = Procfs::new(&ctx.roots.proc);
     let m = Marker {
         holder_pid: holder.pid,
@@ -204,7 +207,10 @@ fn release_marker(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
 /// broken ssh so that the maintainer scripts about to run succeed.
 pub(crate) fn pre_invoke(ctx: &Ctx) -> Outcome {
     hook("pre-invoke", |o| {
-        if let Some(why) = not_here(ctx) {
+        // The package manager is looked up once: the marker names it, and
+        // its options say whether dpkg works on this system at all.
+        let holder = find_holder(&ctx.roots);
+        if let Some(why) = not_here(ctx, holder.0) {
             o.lines
                 .push(Line::Say(format!("pre-invoke: not acting: {why}")));
             return Ok(());
@@ -213,7 +219,7 @@ pub(crate) fn pre_invoke(ctx: &Ctx) -> Outcome {
         // served before is restored (intent.rs). One D-Bus read serves both.
         let units = ctx
             .systemd()
-            .and_then(|sd| snapshot::units(&sd, &ctx.cfg, Detail::Brief));
+            .and_then(|sd| fast::units(&sd, &ctx.cfg, Detail::Brief));
         let served = units.as_ref().ok().map(|u| {
             [&u.service, &u.socket]
                 .into_iter()
@@ -223,7 +229,8 @@ pub(crate) fn pre_invoke(ctx: &Ctx) -> Outcome {
         });
         // The marker and the preflight fail independently; both are reported
         // in the one warning line.
-        let marked = place_marker(ctx, served).context("could not place the inhibit marker");
+        let marked =
+            place_marker(ctx, holder, served).context("could not place the inhibit marker");
         let checked = if ctx.cfg.preflight {
             units
                 .and_then(|u| preflight(ctx, o, u))
@@ -312,7 +319,7 @@ fn preflight(ctx: &Ctx, o: &mut Outcome, units: Units) -> Result<()> {
 /// and releases the marker pre-invoke placed.
 pub(crate) fn post_invoke(ctx: &Ctx) -> Outcome {
     hook("post-invoke", |o| {
-        if let Some(why) = not_here(ctx) {
+        if let Some(why) = not_here(ctx, find_holder(&ctx.roots).0) {
             o.lines
                 .push(Line::Say(format!("post-invoke: not acting: {why}")));
             return Ok(());
@@ -336,7 +343,7 @@ fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         return Ok(());
     }
     let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
+    let units = fast::units(&sd, &ctx.cfg, Detail::Brief)?;
     if units.look_healthy() && pkg.is_installed_ok() {
         log::info!(
             "{} installed, ssh units healthy ({}): nothing to do",
