@@ -123,6 +123,27 @@ pub fn masked(st: &UnitState) -> bool {
     st.load_state == "masked" || st.unit_file_state.starts_with("masked")
 }
 
+/// Why systemd would refuse (or quietly skip) a start of ssh.service now:
+/// it is masked, [`NOT_TO_BE_RUN`] exists, or its start condition said no.
+/// ssh.socket starts ssh.service for every connection, so the same holds
+/// for it. A running ssh unit is then never stopped or restarted by the
+/// guard: it would not come back.
+pub fn start_refused(units: &Units, intent: &Intent) -> Option<OffReason> {
+    if let Some(path) = &intent.not_to_be_run {
+        return Some(OffReason::NotToBeRun { path: path.clone() });
+    }
+    if masked(&units.service) {
+        return Some(OffReason::Masked {
+            unit: units.service.name.clone(),
+        });
+    }
+    (units.service.condition_result == Some(false) && !units.service.is_active()).then(|| {
+        OffReason::ConditionFailed {
+            unit: units.service.name.clone(),
+        }
+    })
+}
+
 /// The rule: ssh should serve when a unit is enabled, runs, or served
 /// before this apt run, and neither a mask nor a start condition says no.
 /// ssh.service masked says no for both units (ssh.socket starts it).
@@ -155,7 +176,13 @@ pub fn should_serve(units: &Units, intent: &Intent) -> ShouldServe {
         // A unit that runs serves now, whatever a mask or a condition says
         // about starting it again (a mask without --now leaves it running:
         // road b's concern, not an admin's "off").
-        if reason == Some("running") {
+        // ssh.socket "runs" for nobody when ssh.service cannot start
+        // behind it: every connection fails, as the admin's mask or file
+        // says it should.
+        let socket_for_nobody = std::ptr::eq(u, &units.socket)
+            && start_refused(units, intent).is_some()
+            && !units.service.is_active();
+        if reason == Some("running") && !socket_for_nobody {
             because.push(format!("{} running", u.name));
             running = true;
             continue;
@@ -330,6 +357,27 @@ mod tests {
         // `systemctl mask` without --now (road b): it runs, so ssh serves.
         let u = units(("inactive", "disabled"), ("active", "masked"));
         assert!(should_serve(&u, &Intent::default()).serves());
+    }
+
+    /// sim S12: a socket running while ssh.service cannot start behind it
+    /// (masked, or the admin's file) serves nobody: ssh is off.
+    #[test]
+    fn a_running_socket_with_no_service_that_can_start_is_off() {
+        let u = units(("inactive", "masked"), ("active", "enabled"));
+        assert_eq!(
+            off(&should_serve(&u, &Intent::default())),
+            "ssh is off by the admin's choice: ssh.service masked"
+        );
+        let u = units(("inactive", "enabled"), ("active", "disabled"));
+        let i = Intent {
+            not_to_be_run: Some(NOT_TO_BE_RUN.into()),
+            ..Default::default()
+        };
+        assert!(!should_serve(&u, &i).serves());
+        // ssh.service itself running: it serves, whatever the file says.
+        let u = units(("active", "enabled"), ("inactive", "disabled"));
+        assert!(should_serve(&u, &i).serves());
+        assert!(start_refused(&u, &i).is_some());
     }
 
     #[test]

@@ -30,6 +30,14 @@ pub struct Facts<'a> {
     pub(super) blocked: Option<crate::roads::BlockedRestart>,
     /// Whether ssh should serve (intent.rs).
     pub(super) serve: ShouldServe,
+    /// Why a start of ssh.service would be refused or skipped now (a mask,
+    /// sshd_not_to_be_run, its condition): then no running ssh unit is
+    /// stopped or restarted (intent::start_refused).
+    pub(super) start_refused: Option<crate::intent::OffReason>,
+    /// Outdated ssh.service listeners kept running because of that.
+    pub(super) kept: Vec<&'a Listener>,
+    /// Road f's stop of ssh.service skipped because of that.
+    pub(super) kept_holding: bool,
 }
 
 impl<'a> Facts<'a> {
@@ -73,12 +81,32 @@ impl<'a> Facts<'a> {
                 .units
                 .as_ref()
                 .and_then(|u| crate::roads::blocked_restart(u, &s.packaging_records)),
+            kept: Vec::new(),
+            kept_holding: false,
             serve: s
                 .units
                 .as_ref()
                 .map(|u| should_serve(u, &s.intent))
                 .unwrap_or_default(),
+            start_refused: s
+                .units
+                .as_ref()
+                .and_then(|u| crate::intent::start_refused(u, &s.intent)),
         }
+        .keep_running_units()
+    }
+
+    /// sim S11: where ssh.service could not start again, its running
+    /// listener is neither restarted for a replaced binary nor stopped for
+    /// ssh.socket (road f): both would leave ssh down. It is named instead.
+    fn keep_running_units(mut self) -> Self {
+        if self.start_refused.is_some() {
+            self.kept = std::mem::take(&mut self.outdated);
+            if self.service_holds.take().is_some() {
+                self.kept_holding = true;
+            }
+        }
+        self
     }
 }
 

@@ -16,7 +16,9 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
     };
     // Without host keys sshd can start nowhere: create them before anything
     // else, and check the configuration again (repair::execute).
-    if facts.keys_missing {
+    // Not where ssh is off by the admin's choice: no keys for an sshd that
+    // is not to run.
+    if facts.keys_missing && work.listeners {
         steps.push(Step::GenerateHostKeys);
     }
     // reset-failed first: it is harmless while the stale listener still

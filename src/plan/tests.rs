@@ -615,6 +615,45 @@ fn ssh_that_served_before_dpkg_and_was_stopped_by_it_is_restored_and_said() {
     assert!(decide_full(&s).steps.is_empty());
 }
 
+/// sim S11: ssh.service runs a replaced binary while sshd_not_to_be_run
+/// exists (or it is masked): a restart would stop it and systemd would
+/// skip the start. It is left running and named.
+#[test]
+fn a_running_service_is_not_restarted_where_its_start_would_be_refused() {
+    let mut s = healthy(Topo::Classic);
+    s.listeners = vec![listener(
+        500,
+        "sshd",
+        "/usr/sbin/sshd (deleted)",
+        0,
+        Some(500),
+    )];
+    assert!(decide_full(&s).steps.contains(&Step::RestartUnit {
+        unit: "ssh.service".into()
+    }));
+    for refuse in 0..2 {
+        let mut s2 = s.clone();
+        if refuse == 0 {
+            s2.intent.not_to_be_run = Some(crate::intent::NOT_TO_BE_RUN.into());
+        } else {
+            let u = &mut s2.units.as_mut().unwrap().service;
+            u.load_state = "masked".into();
+            u.unit_file_state = "masked".into();
+        }
+        let p = decide_full(&s2);
+        assert!(p.intent.serves(), "it runs: {p:?}");
+        assert!(p.steps.is_empty(), "{p:?}");
+        assert!(
+            p.left_alone
+                .iter()
+                .any(|l| matches!(l, LeftAlone::KeptRunning { .. })
+                    && l.to_string().contains("systemd would not start it again")),
+            "{:?}",
+            p.left_alone
+        );
+    }
+}
+
 #[test]
 fn sessions_are_reported_never_planned() {
     let mut s = with_stale(Topo::Socket, "/usr/sbin/sshd (deleted)");

@@ -266,6 +266,14 @@ pub enum LeftAlone {
         /// The addresses it listens on.
         addresses: Vec<String>,
     },
+    /// A running ssh.service is not restarted (replaced binary) or stopped
+    /// (road f) because systemd would not start it again (sim S11).
+    KeptRunning {
+        /// What would have been done.
+        what: String,
+        /// Why it would not come back.
+        why: crate::intent::OffReason,
+    },
     /// sshd session processes: logins in progress.
     Sessions {
         /// How many.
@@ -295,6 +303,10 @@ impl fmt::Display for LeftAlone {
                 f,
                 "stale sshd listener pid {pid} still serves on {}; ssh is off by the admin's choice, so the guard starts nothing to replace it and does not stop it (stop it yourself if it should not serve: kill {pid})",
                 addresses.join(", ")
+            ),
+            LeftAlone::KeptRunning { what, why } => write!(
+                f,
+                "{what} is left running: {why}, so systemd would not start it again"
             ),
             LeftAlone::Sessions { count } => {
                 write!(f, "{count} sshd session process(es): never touched")
