@@ -26,24 +26,7 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
             addresses: l.addresses.clone(),
         });
     }
-    // Kept only where a start would be refused (Facts::keep_running_units).
-    if let Some(why) = &facts.start_refused {
-        for l in &facts.kept {
-            left.push(LeftAlone::KeptRunning {
-                what: format!(
-                    "{service} (pid {}) on the replaced binary {}",
-                    l.process.pid, l.exe
-                ),
-                why: why.clone(),
-            });
-        }
-        if facts.kept_holding {
-            left.push(LeftAlone::KeptRunning {
-                what: format!("{service}, which holds the port ssh.socket should,"),
-                why: why.clone(),
-            });
-        }
-    }
+    kept_running(facts, service, &mut left);
     for l in &facts.foreign {
         left.push(LeftAlone::Foreign {
             pid: l.process.pid,
@@ -129,4 +112,26 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
         found.push(Finding::StaleRescue(g.clone()));
     }
     (found, left)
+}
+
+/// The running ssh.service kept where a start would be refused
+/// (Facts::keep_running_units), one line each.
+fn kept_running(facts: &Facts, service: &str, left: &mut Vec<LeftAlone>) {
+    if let Some(why) = &facts.start_refused {
+        for l in &facts.kept {
+            left.push(LeftAlone::KeptRunning {
+                what: format!(
+                    "{service} (pid {}) on the replaced binary {}",
+                    l.process.pid, l.exe
+                ),
+                why: why.clone(),
+            });
+        }
+        if facts.kept_holding {
+            left.push(LeftAlone::KeptRunning {
+                what: format!("{service}, which holds the port ssh.socket should,"),
+                why: why.clone(),
+            });
+        }
+    }
 }
