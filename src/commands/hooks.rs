@@ -13,13 +13,12 @@ use crate::marker::{self, Marker};
 use crate::model::Units;
 use crate::plan::Mode;
 use crate::stamp::ProcessStamp;
-use crate::system::fast::{self, Detail};
+use crate::system::fast;
 use crate::system::fsx::{Entry, RunDir};
-use crate::system::host::host;
 use crate::system::intent::fast_facts as intent_facts;
-use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
+use crate::system::now_secs;
+use crate::system::procs::Procfs;
 use crate::system::snapshot::{self, Clean, MARKER_FILE};
-use crate::system::{dpkg, locks, now_secs, own_pid, parent_pid, Roots};
 use anyhow::{anyhow, Context, Result};
 
 /// Runs a hook's body: its errors and panics become one warning line; the
@@ -102,35 +101,6 @@ pub(crate) fn bounded(ctx: &Ctx, hook: Hook) -> i32 {
     super::output::emit(ctx, Outcome::exit(exit::OK).warn(line))
 }
 
-/// Why the hooks do not act here (a chroot, an image build, dpkg on
-/// another root, an apt run whose dpkg does nothing), or None (booted.rs).
-fn not_here(ctx: &Ctx, holder: ProcessStamp) -> Option<String> {
-    crate::booted::not_here(&host(&ctx.roots, Some(holder.pid)))
-}
-
-/// The package manager running this dpkg batch: the holder of lock-frontend,
-/// else the nearest apt-like ancestor, else our parent.
-fn find_holder(roots: &Roots) -> (ProcessStamp, String) {
-    let procfs = Procfs::new(&roots.proc);
-    if let Ok(Some(Some(pid))) = locks::holder(&roots.dpkg_admin.join(locks::LOCK_FRONTEND)) {
-        if let Some(i) = procfs.info(pid) {
-            return (i.process, i.comm);
-        }
-    }
-    let ppid = parent_pid();
-    if let Some(i) = procfs.ancestor_named(ppid, PACKAGE_MANAGERS) {
-        return (i.process, i.comm);
-    }
-    // No package manager: the parent (a shell), or ourselves when the parent
-    // is outside our PID namespace (ppid 0). Such a marker goes stale as soon
-    // as that process ends, which is right for a hand-run pre-invoke.
-    let pid = if ppid == 0 { own_pid() } else { ppid };
-    match procfs.info(pid) {
-        Some(i) => (i.process, i.comm),
-        None => (ProcessStamp { pid, start_time: 0 }, "?".into()),
-    }
-}
-
 /// Places the marker, with the ssh units active now (`served`: None when
 /// systemd did not answer). Returns a note when something unexpected sat at the
 /// marker path (a symlink, a garbage file): it is replaced, never followed,
@@ -172,8 +142,9 @@ fn place_marker(
     Ok(note)
 }
 
-/// Removes the marker if it is ours (same holder) or stale.
-fn release_marker(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
+/// Removes the marker if it is ours (same holder: `us`, this run's package
+/// manager) or stale.
+fn release_marker(ctx: &Ctx, us: ProcessStamp, o: &mut Outcome) -> Result<()> {
     let Some(dir) = RunDir::open(&ctx.roots, false)? else {
         return Ok(());
     };
@@ -182,7 +153,6 @@ fn release_marker(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         o.lines.push(Line::Warning(p.clone()));
     }
     if let (Some(m), true) = (&view.marker, view.live) {
-        let (us, _) = find_holder(&ctx.roots);
         if m.holder() == us {
             if snapshot::remove_marker_if_same(&dir, id)? {
                 log::info!("released {}", dir.file_path(MARKER_FILE).display());
@@ -207,19 +177,20 @@ fn release_marker(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
 /// broken ssh so that the maintainer scripts about to run succeed.
 pub(crate) fn pre_invoke(ctx: &Ctx) -> Outcome {
     hook("pre-invoke", |o| {
-        // The package manager is looked up once: the marker names it, and
-        // its options say whether dpkg works on this system at all.
-        let holder = find_holder(&ctx.roots);
-        if let Some(why) = not_here(ctx, holder.0) {
+        // One fast view: the package manager (the marker names it, and its
+        // options say whether dpkg works on this system at all) and both
+        // units (recorded in the marker: after dpkg, ssh that served before
+        // is restored, intent.rs; and the preflight's cheap check).
+        let view = fast::hook_view(&ctx.roots, &ctx.cfg, || ctx.systemd(), false);
+        if let Some(why) = view.not_here {
             o.lines
                 .push(Line::Say(format!("pre-invoke: not acting: {why}")));
             return Ok(());
         }
-        // What serves now is recorded in the marker: after dpkg, ssh that
-        // served before is restored (intent.rs). One D-Bus read serves both.
-        let units = ctx
-            .systemd()
-            .and_then(|sd| fast::units(&sd, &ctx.cfg, Detail::Brief));
+        let holder = view.holder;
+        let units = view
+            .units
+            .unwrap_or_else(|| Err(anyhow!("systemd was not asked")));
         let served = units.as_ref().ok().map(|u| {
             [&u.service, &u.socket]
                 .into_iter()
@@ -319,31 +290,31 @@ fn preflight(ctx: &Ctx, o: &mut Outcome, units: Units) -> Result<()> {
 /// and releases the marker pre-invoke placed.
 pub(crate) fn post_invoke(ctx: &Ctx) -> Outcome {
     hook("post-invoke", |o| {
-        if let Some(why) = not_here(ctx, find_holder(&ctx.roots).0) {
+        let view = fast::hook_view(&ctx.roots, &ctx.cfg, || ctx.systemd(), true);
+        if let Some(why) = &view.not_here {
             o.lines
                 .push(Line::Say(format!("post-invoke: not acting: {why}")));
             return Ok(());
         }
-        let result = post_invoke_check(ctx, o);
-        let released = release_marker(ctx, o);
+        let us = view.holder.0;
+        let result = post_invoke_check(ctx, o, view);
+        let released = release_marker(ctx, us, o);
         result.and(released)
     })
 }
 
 /// post-invoke's check and repair (the marker is released after it, whatever happens).
-fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
-    let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package)?;
-    log::debug!(
-        "{:.1} ms: read {}'s dpkg state",
-        crate::elapsed_ms(),
-        ctx.cfg.package
-    );
+fn post_invoke_check(ctx: &Ctx, o: &mut Outcome, view: fast::HookView) -> Result<()> {
+    let pkg = view
+        .package
+        .unwrap_or_else(|| Err(anyhow!("dpkg was not read")))?;
     if pkg.status == "not-installed" || pkg.status == "config-files" {
         log::info!("{} is not installed: nothing to guard", ctx.cfg.package);
         return Ok(());
     }
-    let sd = ctx.systemd()?;
-    let units = fast::units(&sd, &ctx.cfg, Detail::Brief)?;
+    let units = view
+        .units
+        .unwrap_or_else(|| Err(anyhow!("systemd was not asked")))?;
     if units.look_healthy() && pkg.is_installed_ok() {
         log::info!(
             "{} installed, ssh units healthy ({}): nothing to do",
@@ -360,7 +331,6 @@ fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         }
         return Ok(());
     }
-    drop(sd);
     // ssh the admin turned off stays off: with the package installed there
     // is nothing to do, and the hook says so in one calm line. What served
     // before this apt run (the marker pre-invoke left) counts as wanted.

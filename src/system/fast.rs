@@ -9,7 +9,7 @@
 use super::fsx::RunDir;
 use super::procs::Procfs;
 use super::systemd::Systemd;
-use super::{now_secs, Roots};
+use super::{now_secs, own_pid, parent_pid, Roots};
 use crate::config::Config;
 use crate::model::*;
 use crate::sshd::{parse_listen, Endpoint};
@@ -152,4 +152,88 @@ pub fn packaging_records(roots: &Roots, cfg: &Config) -> crate::model::Packaging
         socket_was_enabled: super::dsh::was_enabled(roots, &cfg.ssh_socket),
         service_was_enabled: super::dsh::was_enabled(roots, &cfg.ssh_service),
     }
+}
+
+/// The package manager running this dpkg batch: the holder of lock-frontend,
+/// else the nearest apt-like ancestor, else our parent.
+pub fn package_manager(roots: &Roots) -> (crate::stamp::ProcessStamp, String) {
+    let procfs = Procfs::new(&roots.proc);
+    let lock = roots.dpkg_admin.join(super::locks::LOCK_FRONTEND);
+    if let Ok(Some(Some(pid))) = super::locks::holder(&lock) {
+        if let Some(i) = procfs.info(pid) {
+            return (i.process, i.comm);
+        }
+    }
+    let ppid = parent_pid();
+    if let Some(i) = procfs.ancestor_named(ppid, super::procs::PACKAGE_MANAGERS) {
+        return (i.process, i.comm);
+    }
+    // No package manager: the parent (a shell), or ourselves when the parent
+    // is outside our PID namespace (ppid 0). Such a marker goes stale as soon
+    // as that process ends, which is right for a hand-run pre-invoke.
+    let pid = if ppid == 0 { own_pid() } else { ppid };
+    match procfs.info(pid) {
+        Some(i) => (i.process, i.comm),
+        None => (
+            crate::stamp::ProcessStamp { pid, start_time: 0 },
+            "?".into(),
+        ),
+    }
+}
+
+/// Everything a hook looks at before it decides whether the full snapshot
+/// is needed, each read once: the package manager, where the guard runs,
+/// the package's state (post-invoke) and systemd's brief view of both
+/// units. Reads stop where the answer is already known: nothing past the
+/// host on a system the guard does not act on, no D-Bus for a package that
+/// is not installed.
+pub struct HookView {
+    /// The package manager (pid + start time, name).
+    pub holder: (crate::stamp::ProcessStamp, String),
+    /// Why the guard does not act here (booted.rs), None when it does.
+    pub not_here: Option<String>,
+    /// The package's dpkg state, when asked for.
+    pub package: Option<anyhow::Result<crate::dpkg::PackageState>>,
+    /// Both units, Brief; None when not read (not here, not installed).
+    pub units: Option<anyhow::Result<Units>>,
+}
+
+/// The hooks' one fast read (see [`HookView`]). `connect`: the D-Bus
+/// connection, made only when the units are to be read; `with_package`:
+/// post-invoke reads the package first.
+pub fn hook_view(
+    roots: &Roots,
+    cfg: &Config,
+    connect: impl FnOnce() -> anyhow::Result<Systemd>,
+    with_package: bool,
+) -> HookView {
+    let holder = package_manager(roots);
+    let not_here = crate::booted::not_here(&super::host::host(roots, Some(holder.0.pid)));
+    let mut v = HookView {
+        holder,
+        not_here,
+        package: None,
+        units: None,
+    };
+    if v.not_here.is_some() {
+        return v;
+    }
+    if with_package {
+        let pkg = super::dpkg::state(&roots.dpkg_admin, &cfg.package);
+        log::debug!(
+            "{:.1} ms: read {}'s dpkg state",
+            crate::elapsed_ms(),
+            cfg.package
+        );
+        let absent = pkg
+            .as_ref()
+            .is_ok_and(|p| p.status == "not-installed" || p.status == "config-files");
+        let failed = pkg.is_err();
+        v.package = Some(pkg);
+        if absent || failed {
+            return v;
+        }
+    }
+    v.units = Some(connect().and_then(|sd| units(&sd, cfg, Detail::Brief)));
+    v
 }
