@@ -29,6 +29,8 @@ mod plan;
 mod repair;
 mod report;
 mod roads;
+#[cfg(test)]
+mod sim;
 mod sshd;
 mod sshd_config;
 mod system;

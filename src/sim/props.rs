@@ -1,0 +1,185 @@
+//! The property test: generated machines (a topology and up to eight
+//! [`Op`]s) and fault schedules (up to three faults per hook, at any of the
+//! first 16 calls), run through plan + execute, checked by [`super::check`]
+//! after every hook. 10,000 cases by default; `PROPTEST_CASES` (what
+//! `make sim CASES=N` sets) for more. proptest shrinks a failure to a
+//! short machine and schedule: pin it in `regressions.rs` once it passes.
+#![forbid(unsafe_code)]
+
+use super::build::{Op, Topo};
+use super::control::Fault;
+use super::world::{Dies, World};
+use super::*;
+use proptest::prelude::*;
+
+fn op() -> impl Strategy<Value = Op> {
+    let dies = prop_oneof![
+        6 => Just(Dies::OnTerm),
+        2 => Just(Dies::OnKill),
+        1 => Just(Dies::Never),
+    ];
+    prop_oneof![
+        6 => (dies, any::<bool>(), prop::bool::weighted(0.3))
+            .prop_map(|(dies, works, split)| Op::Stale { dies, works: works || split, split }),
+        1 => Just(Op::Connect),
+        2 => Just(Op::StopUnits),
+        2 => Just(Op::ForkChild),
+        2 => Just(Op::Leftover),
+        2 => Just(Op::ServiceHoldsPort),
+        2 => Just(Op::Storm),
+        2 => Just(Op::BreakSocket),
+        2 => Just(Op::FlakyService),
+        1 => Just(Op::TrySocket),
+        2 => Just(Op::Session),
+        1 => Just(Op::SecondSshd),
+        1 => Just(Op::Foreign),
+        1 => Just(Op::Rescue),
+        2 => Just(Op::Unpack),
+        2 => Just(Op::HalfConfigured),
+        1 => Just(Op::NoHostKeys),
+        1 => Just(Op::BadConfig),
+        1 => Just(Op::SplitBinary),
+    ]
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        4 => Just(Fault::Fail),
+        2 => Just(Fault::Timeout),
+        1 => (1u64..300).prop_map(Fault::Slow),
+        2 => Just(Fault::Deadline),
+        2 => Just(Fault::Signal),
+        1 => Just(Fault::ListenerExits),
+    ]
+}
+
+fn schedule() -> impl Strategy<Value = Vec<(usize, Fault)>> {
+    prop::collection::vec((0usize..16, fault()), 0..=3)
+}
+
+fn how() -> impl Strategy<Value = Run> {
+    prop_oneof![
+        2 => Just(Run::Repair),
+        1 => any::<bool>().prop_map(|preinst_stops| Run::Apt { preinst_stops }),
+    ]
+}
+
+fn topo() -> impl Strategy<Value = Topo> {
+    prop_oneof![3 => Just(Topo::Socket), 1 => Just(Topo::Classic)]
+}
+
+/// A case: the machine's recipe, the run, and each hook's faults.
+pub type Case = (Topo, Vec<Op>, Run, Vec<(usize, Fault)>, Vec<(usize, Fault)>);
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        topo(),
+        prop::collection::vec(op(), 0..=8),
+        how(),
+        schedule(),
+        schedule(),
+    )
+}
+
+/// Counterexamples filed in /work/sim-findings.md whose fix has not yet
+/// landed on `tx`: a case failing only so is left out of the random run
+/// (and listed in the report), never hidden once fixed. Each entry: the
+/// finding's id and a part of the failure's first line.
+const KNOWN: &[(&str, &str)] = &[];
+
+/// The finding a failure is a known case of.
+pub fn known(e: &str) -> Option<&'static str> {
+    let first = e.lines().next().unwrap_or("");
+    KNOWN
+        .iter()
+        .find(|(_, part)| first.contains(part))
+        .map(|(id, _)| *id)
+}
+
+/// Runs one case; Err with the whole story when a property fails.
+pub fn run_case(c: &Case) -> Result<(), String> {
+    let (t, ops, how, f1, f2) = c;
+    let w = World::built(*t, ops);
+    let hooks = run(&w, *how, f1, f2);
+    check_run(&w, &hooks).map_err(|e| format!("{e}\n{}", describe(&w, &hooks)))
+}
+
+/// Cases in a plain `cargo test`, unless PROPTEST_CASES says otherwise.
+const DEFAULT_CASES: u32 = 10_000;
+
+fn config() -> ProptestConfig {
+    // proptest reads PROPTEST_CASES into its default (256 when unset).
+    let d = ProptestConfig::default();
+    let cases = if d.cases == 256 { DEFAULT_CASES } else { d.cases };
+    ProptestConfig {
+        cases,
+        max_shrink_iters: 4096,
+        ..d
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+    #[test]
+    fn sim_every_machine_and_schedule_keeps_the_promises(c in case()) {
+        if let Err(e) = run_case(&c) {
+            prop_assert!(known(&e).is_some(), "{}", e);
+        }
+    }
+}
+
+/// A failure's kind: its first line without numbers or addresses.
+fn kind_of(e: &str) -> String {
+    let first = e.lines().next().unwrap_or("");
+    let first = first.split(" but ").next().unwrap_or(first);
+    first
+        .split_whitespace()
+        .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Exploration, not a check: runs many cases without stopping at the
+/// first failure and prints one shrunk example per kind of failure
+/// (`cargo test sim_explore -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn sim_explore() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::new(config());
+    let strat = case();
+    let mut kinds: std::collections::BTreeMap<String, (usize, String)> = Default::default();
+    for _ in 0..config().cases {
+        let mut tree = strat.new_tree(&mut runner).expect("a case");
+        let Err(e) = run_case(&tree.current()) else {
+            continue;
+        };
+        let kind = kind_of(&e);
+        if let Some(k) = kinds.get_mut(&kind) {
+            k.0 += 1;
+            continue;
+        }
+        // Shrink this one.
+        let mut best = (tree.current(), e);
+        while tree.simplify() {
+            match run_case(&tree.current()) {
+                Err(e2) if kind_of(&e2) == kind => best = (tree.current(), e2),
+                Err(_) => {
+                    if !tree.complicate() {
+                        break;
+                    }
+                }
+                Ok(()) => {
+                    if !tree.complicate() {
+                        break;
+                    }
+                }
+            }
+        }
+        kinds.insert(kind, (1, format!("{:?}\n{}", best.0, best.1)));
+    }
+    for (k, (n, ex)) in &kinds {
+        println!("=== {n} x {k}\n{ex}\n");
+    }
+}
