@@ -27,6 +27,11 @@ pub struct Config {
     pub metrics_dir: Option<std::path::PathBuf>,
     /// Each apt hook gives up after this long, says so, and lets apt go on.
     pub hook_deadline: Duration,
+    /// CONFIGURE_TIMEOUT: how long the guard's own `dpkg --configure` may
+    /// take before it is stopped with its maintainer scripts (default 15m).
+    /// A repair waits for it past HOOK_DEADLINE, since the postinst restarts
+    /// ssh: cutting it halfway could leave ssh down.
+    pub configure_timeout: Duration,
 }
 
 impl Default for Config {
@@ -47,6 +52,10 @@ impl Default for Config {
             // hook (milliseconds) and a repair (seconds, BENCHMARKS.md);
             // short enough that an unattended run never looks hung.
             hook_deadline: Duration::from_secs(120),
+            // openssh-server's postinst takes seconds; ucf or debconf
+            // waiting on a question it cannot ask is killed well before an
+            // unattended run looks hung for good.
+            configure_timeout: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -150,6 +159,14 @@ pub fn parse_bytes(bytes: &[u8], source: &str) -> (Config, Vec<String>) {
                     Ok(())
                 }
             }),
+            "CONFIGURE_TIMEOUT" => parse_duration(value).and_then(|d| {
+                if d.is_zero() {
+                    Err("must be at least 1s".to_string())
+                } else {
+                    cfg.configure_timeout = d;
+                    Ok(())
+                }
+            }),
             "WATCHDOG_MAX_REPAIRS" => value
                 .parse::<u32>()
                 .map(|v| cfg.watchdog_max_repairs = v)
@@ -206,7 +223,7 @@ mod tests {
         let text = "# comment\nMARKER_MAX_AGE=2h\nSTOP_TIMEOUT=3\nBANNER_TIMEOUT=\"1m\"\n\
                     WATCHDOG_MAX_REPAIRS=7\nSSH_SERVICE=sshd.service\nSSH_SOCKET='x.socket'\n\
                     PACKAGE=openssh-server\nEXTRA_PORTS=2222 2200\nexport PREFLIGHT=no\nMETRICS_DIR=\n\
-                    HOOK_DEADLINE=90s\n";
+                    HOOK_DEADLINE=90s\nCONFIGURE_TIMEOUT=20m\n";
         let (c, w) = parse(text, "f");
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.marker_max_age, Duration::from_secs(7200));
@@ -219,6 +236,7 @@ mod tests {
         assert!(!c.preflight);
         assert_eq!(c.metrics_dir, None);
         assert_eq!(c.hook_deadline, Duration::from_secs(90));
+        assert_eq!(c.configure_timeout, Duration::from_secs(1200));
     }
 
     #[test]

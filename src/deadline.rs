@@ -9,11 +9,18 @@
 //! Two things shape what "gave up" may leave behind:
 //! - [`doing`] records what the guard is waiting for right now, so the line
 //!   names it ("waiting for sshd -T"), not just the hook.
-//! - [`critical`] marks a stretch that must not be cut: from stopping a
-//!   stale listener until ssh answers again (or the rescue sshd was
-//!   started). Cutting it would leave ssh down. Every wait inside it is
-//!   bounded on its own, so the hook waits for it to end (up to
-//!   [`CRITICAL_GRACE`] more) before giving up.
+//! - [`critical`] marks a stretch that must not be cut: from stopping
+//!   anything that serves ssh until ssh answers again (or the rescue sshd
+//!   was tried). Cutting it would leave ssh down. Every wait inside it is
+//!   bounded on its own, so the hook waits for it to end (up to the grace
+//!   the stretch asked for, [`critical_for`], which follows from those
+//!   bounds) before giving up. SIGINT, SIGHUP and SIGTERM are held off
+//!   inside it (system::signal).
+//! - When a hook gives up, no stretch can begin any more (the body would
+//!   stop a listener the exiting process could not bring back), and every
+//!   child the guard started is killed with its process group
+//!   (system::child), so no `dpkg --configure` holds dpkg's lock after apt
+//!   has let go.
 //!
 //! What the hook then says is written by `commands::output`, the one
 //! output place; this module only measures time.
@@ -38,6 +45,11 @@ pub fn after(d: Duration) -> Instant {
 static DOING: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 static CRITICAL: AtomicUsize = AtomicUsize::new(0);
+/// The grace asked for by the stretches begun so far, in seconds.
+static GRACE: AtomicU64 = AtomicU64::new(CRITICAL_GRACE.as_secs());
+/// A hook gave up: its body must not begin a critical stretch. Beginning a
+/// stretch and giving up both hold this lock, so one of them sees the other.
+static GAVE_UP: Mutex<bool> = Mutex::new(false);
 
 /// While alive, [`current`] names this activity (the latest one recorded).
 #[must_use = "the activity ends when this is dropped"]
@@ -73,11 +85,40 @@ pub fn current() -> Option<String> {
 #[must_use = "the critical stretch ends when this is dropped"]
 pub struct Critical(());
 
-/// Starts a critical stretch; it ends when the value drops.
+/// Starts a critical stretch with the default grace ([`CRITICAL_GRACE`]);
+/// it ends when the value drops.
+#[cfg(test)]
 pub fn critical() -> Critical {
-    CRITICAL.fetch_add(1, Ordering::SeqCst);
+    critical_for(CRITICAL_GRACE)
+}
+
+/// Starts a critical stretch whose bounded waits add up to at most
+/// `grace`: a hook's deadline waits that much longer for it to end. Once a
+/// hook has given up, this never returns: the process is exiting, and a
+/// stretch begun now would stop what nobody then restores.
+pub fn critical_for(grace: Duration) -> Critical {
+    crate::system::signal::hold_in_critical_stretches();
+    GRACE.fetch_max(grace.as_secs().saturating_add(1), Ordering::SeqCst);
+    let began = {
+        let g = GAVE_UP.lock().unwrap_or_else(|e| e.into_inner());
+        if !*g {
+            CRITICAL.fetch_add(1, Ordering::SeqCst);
+        }
+        !*g
+    };
+    if !began {
+        loop {
+            std::thread::park();
+        }
+    }
     HELD_HERE.with(|h| h.set(h.get() + 1));
     Critical(())
+}
+
+/// Whether a critical stretch is under way on any thread (async-signal-safe:
+/// one atomic load).
+pub fn in_critical() -> bool {
+    CRITICAL.load(Ordering::SeqCst) > 0
 }
 
 impl Drop for Critical {
@@ -99,10 +140,9 @@ pub fn critical_on_this_thread() -> bool {
     HELD_HERE.with(|h| h.get() > 0)
 }
 
-/// How long past its deadline a hook waits for a critical stretch to end.
-/// It covers the bounded waits such a stretch holds: SIGTERM and SIGKILL
-/// (STOP_TIMEOUT + 5 s), a start job (90 s), the banner (BANNER_TIMEOUT),
-/// a rescue sshd (90 s) and its banner.
+/// The least a hook waits past its deadline for a critical stretch to end;
+/// a repair asks for what its own steps' bounds add up to
+/// (repair::grace), when that is more.
 pub const CRITICAL_GRACE: Duration = Duration::from_secs(240);
 
 /// How a bounded run ended.
@@ -125,8 +165,9 @@ pub fn run_within<T: Send + 'static>(
     run(limit, false, f)
 }
 
-/// [`run_within`]; with `grace`, waits longer while a [`critical`]
-/// stretch is under way, up to [`CRITICAL_GRACE`].
+/// [`run_within`]; with `grace` (a hook), waits longer while a
+/// [`critical`] stretch is under way, up to the grace it asked for; when it
+/// then gives up, no stretch may begin and the guard's children are killed.
 fn run<T: Send + 'static>(
     limit: Duration,
     grace: bool,
@@ -159,12 +200,26 @@ fn run<T: Send + 'static>(
     if let Some(o) = wait(after(limit)) {
         return o;
     }
-    let grace_end = after(CRITICAL_GRACE);
-    while grace && CRITICAL.load(Ordering::SeqCst) > 0 && Instant::now() < grace_end {
-        if let Some(o) = wait(after(Duration::from_millis(100)).min(grace_end)) {
+    if !grace {
+        return Outcome::TimedOut;
+    }
+    let mut grace_end = None;
+    loop {
+        let end = *grace_end
+            .get_or_insert_with(|| after(Duration::from_secs(GRACE.load(Ordering::SeqCst))));
+        // Under the lock critical_for takes: no stretch begins after this.
+        {
+            let mut g = GAVE_UP.lock().unwrap_or_else(|e| e.into_inner());
+            if CRITICAL.load(Ordering::SeqCst) == 0 || Instant::now() >= end {
+                *g = true;
+                break;
+            }
+        }
+        if let Some(o) = wait(after(Duration::from_millis(100)).min(end)) {
             return o;
         }
     }
+    crate::system::child::kill_all();
     Outcome::TimedOut
 }
 

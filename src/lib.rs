@@ -137,5 +137,8 @@ pub fn main() -> i32 {
     };
     let code = commands::run(&ctx, cli.command);
     log::debug!("{:.1} ms: done, exit status {code}", elapsed_ms());
+    // A SIGINT/SIGHUP/SIGTERM held off while a repair restored ssh ends the
+    // process now that the report is out (system::signal).
+    system::signal::honour_held();
     code
 }

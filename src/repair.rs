@@ -30,6 +30,23 @@ use std::time::Duration;
 /// How long a systemd job may take.
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How long a unit whose start job failed is watched for systemd's own
+/// Restart= bringing it up (ssh.service: RestartSec 100 ms; a few tries).
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A unit's state once systemd has settled it (no job, no pending
+/// auto-restart), or when the settle bound passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// ActiveState active (or reloading).
+    pub active: bool,
+    /// systemd's automatic restarts since the guard's start (NRestarts);
+    /// None when not read (sockets have none).
+    pub n_restarts: Option<u32>,
+    /// "ActiveState/SubState", for the report.
+    pub state: String,
+}
+
 /// The guard's own unit starts, one "UNIXTIME UNIT" line each, under the
 /// run directory (see roads::start_budget).
 pub const START_LEDGER: &str = "unit-starts";
@@ -79,6 +96,16 @@ pub trait UnitControl {
     fn record_start(&self, unit: &str);
     /// Stops a stale listener if it still is the process that was found.
     fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped>;
+    /// Waits (polling, at most `within`) until no process listens on any of
+    /// `addresses` ("0.0.0.0:22", "[::]:22": what stopped listeners held),
+    /// so that a unit started next can bind them. Returns those still held
+    /// when the bound passed (empty: all free).
+    fn wait_free(&self, addresses: &[String], within: Duration) -> Vec<String>;
+    /// After a start or restart job failed: the unit's state once systemd
+    /// settled it (bounded by `within`; an `auto-restart` or `activating`
+    /// unit is waited for), so that a unit systemd's Restart= brought up is
+    /// judged by that end state, not by the failed job.
+    fn settle(&self, unit: &str, within: Duration) -> Settled;
     /// Whether ssh serves on each target: an SSH-2.0 banner (waited for
     /// until the banner timeout passes), then a key exchange with this
     /// host's key (system::kex).
@@ -95,6 +122,10 @@ pub trait UnitControl {
     /// dpkg --configure `package` (arch-qualified when the package has
     /// several stanzas) and those waiting for it.
     fn configure_package(&self, package: &str, out: &mut Outcome) -> Result<()>;
+    /// The termination signal (SIGINT, SIGHUP, SIGTERM: "SIGINT") that came
+    /// while a critical stretch held it off (system::signal), if any:
+    /// asked when a stretch ends, and the repair then stops there.
+    fn interrupted(&self) -> Option<String>;
 }
 
 /// The real machine: systemd over D-Bus, pidfd signals, sockets, dpkg.
@@ -162,6 +193,60 @@ impl UnitControl for Machine<'_> {
         };
         signal::terminate(process.pid, self.cfg.stop_timeout, still_same)
     }
+    fn wait_free(&self, addresses: &[String], within: Duration) -> Vec<String> {
+        let wanted: Vec<std::net::SocketAddr> = addresses
+            .iter()
+            .filter_map(|a| crate::sshd::parse_listen(a).map(|e| e.addr))
+            .collect();
+        let mut ports: Vec<u16> = wanted.iter().map(|a| a.port()).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let _doing =
+            crate::deadline::doing(format!("waiting for {} to be free", addresses.join(", ")));
+        let procfs = Procfs::new(&self.roots.proc);
+        let deadline = crate::deadline::after(within);
+        loop {
+            let held: Vec<String> = procfs
+                .listening(&ports, &mut Vec::new())
+                .values()
+                .filter(|a| wanted.contains(a))
+                .map(|a| a.to_string())
+                .collect();
+            if held.is_empty() || std::time::Instant::now() >= deadline {
+                return held;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    fn settle(&self, unit: &str, within: Duration) -> Settled {
+        let _doing = crate::deadline::doing(format!("waiting for {unit} to settle"));
+        let deadline = crate::deadline::after(within);
+        loop {
+            let st = self.sd.unit_state(unit, true);
+            let settled = match &st {
+                Ok(u) => {
+                    !(u.in_transition() || u.sub_state == "auto-restart")
+                        || std::time::Instant::now() >= deadline
+                }
+                Err(_) => std::time::Instant::now() >= deadline,
+            };
+            if settled {
+                return match st {
+                    Ok(u) => Settled {
+                        active: u.is_active(),
+                        n_restarts: u.n_restarts,
+                        state: format!("{}/{}", u.active_state, u.sub_state),
+                    },
+                    Err(e) => Settled {
+                        active: false,
+                        n_restarts: None,
+                        state: format!("unknown ({e:#})"),
+                    },
+                };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     fn serves(&self, targets: &[Endpoint]) -> Serving {
         kex::serves(
             self.roots,
@@ -184,6 +269,9 @@ impl UnitControl for Machine<'_> {
     fn configure_package(&self, package: &str, out: &mut Outcome) -> Result<()> {
         configure_package(self.roots, self.cfg, package, out)
     }
+    fn interrupted(&self) -> Option<String> {
+        signal::held()
+    }
 }
 
 /// Runs dpkg inside apt's hooks (apt holds lock-frontend and says so in
@@ -199,7 +287,7 @@ fn configure_package(roots: &Roots, cfg: &Config, target: &str, out: &mut Outcom
                 .map_err(|e| anyhow!("not configuring {} now: {e:#}", cfg.package))?,
         )
     };
-    dpkg::configure(&[target.to_string()], true)?;
+    dpkg::configure(&[target.to_string()], true, cfg.configure_timeout)?;
     out.did(format!("configured {target} (dpkg --configure)"));
     // Packages dpkg skipped because they depend on it ("dependency problems").
     let states = dpkg::states(&roots.dpkg_admin)?;
@@ -209,7 +297,7 @@ fn configure_package(roots: &Roots, cfg: &Config, target: &str, out: &mut Outcom
         .map(|p| p.name.clone())
         .collect();
     if !waiting.is_empty() {
-        dpkg::configure(&waiting, true)?;
+        dpkg::configure(&waiting, true, cfg.configure_timeout)?;
         out.did(format!(
             "configured {} (they were waiting for {})",
             waiting.join(", "),
@@ -258,9 +346,58 @@ fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
     false
 }
 
-/// Executes the steps in order. A failed step that leaves ssh possibly down
-/// goes straight to the banner check (and its rescue); a failed stop of a
-/// stale listener ends the repair (that listener still serves logins).
+/// The most a critical stretch over `steps` can take: the sum of each
+/// step's own bounds (a stop's SIGTERM wait, SIGKILL and the wait for its
+/// addresses; a job; the package configure and the one for the packages
+/// waiting for it; a proof, the rescue and its proof), so that a hook's
+/// grace follows the settings (STOP_TIMEOUT and BANNER_TIMEOUT go up to a
+/// day) instead of a fixed figure.
+pub fn grace(cfg: &Config, steps: &[Step]) -> Duration {
+    // A banner wait, then a key exchange bounded by the same timeout, and
+    // the 2 s sshd -T that may follow it (system::kex).
+    let proof = cfg.banner_timeout * 2 + Duration::from_secs(2);
+    let verify = proof * 2 + JOB_TIMEOUT;
+    let per_step = |s: &Step| match s {
+        Step::StopStale { .. } => cfg.stop_timeout * 2 + Duration::from_secs(5),
+        Step::ResetFailed { .. } => crate::system::systemd::METHOD_TIMEOUT,
+        Step::StartUnit { .. } | Step::RestartUnit { .. } => {
+            JOB_TIMEOUT + SETTLE_TIMEOUT + cfg.stop_timeout
+        }
+        Step::StopUnit { .. } => JOB_TIMEOUT,
+        Step::VerifyBanner => verify,
+        Step::GenerateHostKeys => Duration::from_secs(60) + sshd::SSHD_T_TIMEOUT,
+        Step::ConfigurePackage { .. } => cfg.configure_timeout * 2,
+    };
+    // The final proof execute adds when the plan ends unproven.
+    steps.iter().map(per_step).sum::<Duration>() + verify
+}
+
+/// Whether a step can leave ssh down, or runs while it may be: from the
+/// first such step until ssh is proven (or the rescue tried), nothing
+/// may cut the repair short (deadline::critical) and every failure goes on
+/// to the proof. Starts belong here too: a start after a stop is what
+/// brings ssh back, and a failed one is what the proof must catch.
+fn touches_ssh(step: &Step) -> bool {
+    match step {
+        // ConfigurePackage: the postinst restarts ssh.socket or ssh.service.
+        Step::StopStale { .. }
+        | Step::StopUnit { .. }
+        | Step::StartUnit { .. }
+        | Step::RestartUnit { .. }
+        | Step::ConfigurePackage { .. } => true,
+        Step::ResetFailed { .. } | Step::VerifyBanner | Step::GenerateHostKeys => false,
+    }
+}
+
+/// Executes the steps in order, as a transaction from the first step that
+/// touches what serves ssh ([`touches_ssh`]): from there on every failure
+/// (a second stale listener that will not stop, a start job failing or
+/// timing out, dpkg failing) skips to the proof and its rescue, never
+/// returns early, and the stretch until ssh is proven is critical (a hook's
+/// deadline waits for it, SIGINT/SIGHUP/SIGTERM are held off until it ends;
+/// then the repair stops there, saying so in one line). Before anything was
+/// touched, a failure ends the repair: a stale listener that could not be
+/// stopped still serves logins; without host keys nothing can start.
 pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Step]) -> Outcome {
     let mut out = Outcome::default();
     // The guard's own starts are never the storm (issue 12, road a):
@@ -292,95 +429,185 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
             let _ = m.reset_failed(unit);
         }
     }
+    let grace = grace(cfg, steps);
+    // Addresses held by listeners stopped since the last start.
+    let mut freed: Vec<String> = Vec::new();
     let mut skip_to_verify = false;
-    // From stopping a stale listener (or ssh.service) until ssh answers
-    // again (or the rescue sshd was tried), a hook's deadline must not cut the repair short:
-    // that could leave ssh down (deadline.rs).
+    // Something that serves was touched: no early return from here on.
+    let mut touched = false;
+    // The critical stretch: from the first step that touches ssh until ssh
+    // is proven again (or the rescue tried).
     let mut restoring: Option<crate::deadline::Critical> = None;
-    for step in steps {
+    for (i, step) in steps.iter().enumerate() {
         if skip_to_verify && !matches!(step, Step::VerifyBanner) {
             continue;
         }
+        if touches_ssh(step) {
+            restoring.get_or_insert_with(|| crate::deadline::critical_for(grace));
+        }
         let r: Result<()> = match step {
-            Step::StopStale { process, exe } => {
-                restoring.get_or_insert_with(crate::deadline::critical);
-                m.stop_stale(*process, exe).map(|how| {
-                    let pid = process.pid;
-                    out.did(match how {
-                        Stopped::AlreadyGone => {
-                            format!("stale listener pid {pid} had already exited")
-                        }
-                        Stopped::Term => {
-                            format!("stopped stale sshd listener pid {pid} ({exe}) with SIGTERM")
-                        }
-                        Stopped::Kill => format!(
-                            "stopped stale sshd listener pid {pid} ({exe}) with SIGKILL after {} s",
-                            cfg.stop_timeout.as_secs()
-                        ),
-                    })
-                })
-            }
-            Step::ResetFailed { unit } => m
-                .reset_failed(unit)
-                .map(|_| out.did(format!("reset the failed state of {unit}"))),
-            Step::StartUnit { unit } => {
-                m.record_start(unit);
-                m.start(unit).map(|_| out.did(format!("started {unit}")))
-            }
-            Step::RestartUnit { unit } => {
-                m.record_start(unit);
-                m.restart(unit)
-                    .map(|_| out.did(format!("restarted {unit}")))
-            }
-            Step::StopUnit { unit } => {
-                // ssh.service stopped so that ssh.socket can take the port
-                // (road f): the same stretch without a listener.
-                restoring.get_or_insert_with(crate::deadline::critical);
-                m.stop(unit)
-                    .map(|_| out.did(format!("stopped {unit} (sessions kept)")))
-            }
             Step::VerifyBanner => {
                 let answers = verify(m, snap, &mut out);
                 // ssh answers again, or the rescue sshd was tried: the
                 // deadline may cut what follows.
                 restoring = None;
+                if let Some(sig) = m.interrupted() {
+                    stopped_by_signal(&mut out, &sig, &steps[i + 1..]);
+                    return out;
+                }
                 if !answers {
                     // The package step would restart ssh again; stop here.
                     return out;
                 }
                 Ok(())
             }
-            Step::GenerateHostKeys => m.generate_host_keys().and_then(|new| {
-                let keys: Vec<String> = new
-                    .iter()
-                    .map(|k| format!("{} {}", k.kind(), k.fingerprint()))
-                    .collect();
-                out.did(format!(
-                    "created the missing host keys with ssh-keygen -A: {} (clients that knew the old keys will warn that the host key changed)",
-                    keys.join(", ")
-                ));
-                // Checked again before anything touches sshd.
-                match m.check_config() {
-                    c if c.valid == Some(true) => Ok(()),
-                    c => Err(anyhow!(
-                        "sshd still rejects its configuration after ssh-keygen -A, so nothing else was done: {}",
-                        c.error.as_deref().unwrap_or("(no message)")
-                    )),
+            Step::StartUnit { unit } | Step::RestartUnit { unit } => {
+                // A listener's exit is not its addresses' release (a
+                // pre-auth child it forked, the socket's teardown): a unit
+                // started now could fail to bind them.
+                if !freed.is_empty() {
+                    let held = m.wait_free(&freed, cfg.stop_timeout);
+                    if !held.is_empty() {
+                        log::warn!(
+                            "still held {} s after the stale listener stopped: {}",
+                            cfg.stop_timeout.as_secs(),
+                            held.join(", ")
+                        );
+                    }
+                    freed.clear();
                 }
-            }),
-            Step::ConfigurePackage { package } => m.configure_package(package, &mut out),
+                start_unit(m, step, unit, &mut out)
+            }
+            _ => run_step(m, cfg, step, &mut out),
         };
+        if let (Step::StopStale { process, .. }, Ok(())) = (step, &r) {
+            for l in snap.listeners.iter().filter(|l| l.process == *process) {
+                freed.extend(l.addresses.iter().cloned());
+            }
+        }
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
-                // The stale listener still serves logins: nothing else to do.
-                // Without host keys sshd cannot start: touch nothing.
-                Step::StopStale { .. } | Step::GenerateHostKeys => return out,
+                // Nothing that serves was touched yet: the stale listener
+                // still serves logins; without host keys sshd cannot
+                // start. Touch nothing.
+                Step::StopStale { .. } | Step::GenerateHostKeys if !touched => return out,
                 _ => skip_to_verify = true,
             }
         }
+        if touches_ssh(step) {
+            touched = true;
+        }
+    }
+    // The plan ended inside the stretch (a failure skipped to a proof that
+    // was not there, or the plan had none after its last touch): prove ssh
+    // now, with the rescue if it does not serve.
+    if restoring.is_some() {
+        verify(m, snap, &mut out);
+        drop(restoring);
+        if let Some(sig) = m.interrupted() {
+            stopped_by_signal(&mut out, &sig, &[]);
+        }
     }
     out
+}
+
+/// One step other than the proof.
+fn run_step(m: &impl UnitControl, cfg: &Config, step: &Step, out: &mut Outcome) -> Result<()> {
+    match step {
+        Step::StopStale { process, exe } => m.stop_stale(*process, exe).map(|how| {
+            let pid = process.pid;
+            out.did(match how {
+                Stopped::AlreadyGone => {
+                    format!("stale listener pid {pid} had already exited")
+                }
+                Stopped::Term => {
+                    format!("stopped stale sshd listener pid {pid} ({exe}) with SIGTERM")
+                }
+                Stopped::Kill => format!(
+                    "stopped stale sshd listener pid {pid} ({exe}) with SIGKILL after {} s",
+                    cfg.stop_timeout.as_secs()
+                ),
+            })
+        }),
+        Step::ResetFailed { unit } => m
+            .reset_failed(unit)
+            .map(|_| out.did(format!("reset the failed state of {unit}"))),
+        Step::StartUnit { unit } | Step::RestartUnit { unit } => start_unit(m, step, unit, out),
+        // ssh.service stopped so that ssh.socket can take the port (road f).
+        Step::StopUnit { unit } => m
+            .stop(unit)
+            .map(|_| out.did(format!("stopped {unit} (sessions kept)"))),
+        Step::GenerateHostKeys => m.generate_host_keys().and_then(|new| {
+            let keys: Vec<String> = new
+                .iter()
+                .map(|k| format!("{} {}", k.kind(), k.fingerprint()))
+                .collect();
+            out.did(format!(
+                "created the missing host keys with ssh-keygen -A: {} (clients that knew the old keys will warn that the host key changed)",
+                keys.join(", ")
+            ));
+            // Checked again before anything touches sshd.
+            match m.check_config() {
+                c if c.valid == Some(true) => Ok(()),
+                c => Err(anyhow!(
+                    "sshd still rejects its configuration after ssh-keygen -A, so nothing else was done: {}",
+                    c.error.as_deref().unwrap_or("(no message)")
+                )),
+            }
+        }),
+        Step::ConfigurePackage { package } => m.configure_package(package, out),
+        Step::VerifyBanner => Ok(()),
+    }
+}
+
+/// A start or restart, judged by the unit's end state: a failed job whose
+/// unit systemd's Restart= brought up (or that is active all the same) is a
+/// start, said as such; a unit that did not come up is the job's failure.
+fn start_unit(m: &impl UnitControl, step: &Step, unit: &str, out: &mut Outcome) -> Result<()> {
+    m.record_start(unit);
+    let (job, verb) = match step {
+        Step::RestartUnit { .. } => (m.restart(unit), "restarted"),
+        _ => (m.start(unit), "started"),
+    };
+    let Err(e) = job else {
+        out.did(format!("{verb} {unit}"));
+        return Ok(());
+    };
+    let st = m.settle(unit, SETTLE_TIMEOUT);
+    if !st.active {
+        return Err(e.context(format!("{unit} is {}", st.state)));
+    }
+    let how = match st.n_restarts {
+        Some(n) if n > 0 => "systemd's Restart= brought it up".to_string(),
+        _ => format!("it is {} all the same", st.state),
+    };
+    out.did(format!(
+        "{verb} {unit} (its first start failed: {e:#}; {how})"
+    ));
+    Ok(())
+}
+
+/// The one line for a termination signal held off during the critical
+/// stretch: ssh was restored (or the rescue tried) first; what the plan
+/// had left is not done, and the signal is honoured once the report is out
+/// (system::signal::honour_held).
+fn stopped_by_signal(out: &mut Outcome, sig: &str, left: &[Step]) {
+    let left: Vec<String> = left
+        .iter()
+        .filter(|s| !matches!(s, Step::VerifyBanner))
+        .map(|s| s.to_string())
+        .collect();
+    if left.is_empty() {
+        out.did(format!(
+            "{sig} received during the repair: finished restoring ssh before honouring it"
+        ));
+    } else {
+        out.failed(format!(
+            "{sig} received during the repair: finished restoring ssh before honouring it; not done: {}",
+            left.join("; ")
+        ));
+    }
 }
 
 #[cfg(test)]

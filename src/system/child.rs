@@ -2,6 +2,14 @@
 //! until the deadline, then it is killed (SIGKILL) and reaped. `sshd -T`
 //! can block forever on an `Include` of a FIFO or a hung mount, or on a
 //! resolver for a host name in ListenAddress; a hook must not.
+//!
+//! Every child ([`spawn`]) runs in a process group of its own, for two
+//! reasons: a terminal's Ctrl-C (SIGINT to the foreground group) reaches
+//! the guard, which holds it inside a repair's critical stretch, and not
+//! `dpkg --configure` halfway through a postinst that restarts ssh; and a
+//! child killed at its deadline (or when a hook gives up, [`kill_all`])
+//! takes its own children with it (dpkg's maintainer scripts), so nothing
+//! the guard started outlives it holding dpkg's lock.
 // The OS boundary: this module may use what clippy.toml keeps out of the rest.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![forbid(unsafe_code)]
@@ -9,8 +17,50 @@
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::process::{Child, ExitStatus};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The process groups of the children not yet reaped (their pids: each
+/// leads its own group). Only [`output_until`] reaps a child, and it
+/// forgets the group when it does: until then the pid cannot be reused
+/// (an unreaped child stays a zombie), so a group named here is always
+/// ours.
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Starts `cmd` as the leader of a new process group, remembered until
+/// [`output_until`] has reaped it (see the module's comment).
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    let child = cmd.process_group(0).spawn()?;
+    if let (Ok(mut g), Ok(pid)) = (GROUPS.lock(), i32::try_from(child.id())) {
+        g.push(pid);
+    }
+    Ok(child)
+}
+
+/// Forgets a reaped child's group.
+fn forget(child: &Child) {
+    if let (Ok(mut g), Ok(pid)) = (GROUPS.lock(), i32::try_from(child.id())) {
+        g.retain(|p| *p != pid);
+    }
+}
+
+/// SIGKILL to a child's whole process group (it and whatever it started
+/// that stayed in its group).
+fn kill_group(pid: i32) {
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+}
+
+/// Kills every child still running, with its process group: a hook that
+/// gives up at its deadline leaves nothing behind (deadline::run_hook).
+pub fn kill_all() {
+    let groups: Vec<i32> = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    for pid in groups {
+        log::debug!("killing process group {pid}");
+        kill_group(pid);
+    }
+}
 
 /// More than any `sshd -T` prints (about 5 KiB); the rest is discarded.
 const MAX_OUTPUT: usize = 1024 * 1024;
@@ -32,15 +82,28 @@ fn poll_ms(left: Duration) -> PollTimeout {
     PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX))
 }
 
-/// Collects the child's stdout and stderr (both piped) and its exit status,
-/// or kills it once `deadline` passes.
+/// Collects the child's stdout and stderr (those piped; an inherited one
+/// stays empty) and its exit status, or kills it (its process group, when
+/// it was started by [`spawn`]) once `deadline` passes.
 pub fn output_until(mut child: Child, deadline: Instant) -> Result<Output, Error> {
     let mut pipes = [
         child.stdout.take().map(Pipe::from),
         child.stderr.take().map(Pipe::from),
     ];
     let result = collect(&mut pipes, deadline).and_then(|()| wait_until(&mut child, deadline));
-    match result {
+    if result.is_err() {
+        // The group first: a child's own children (a maintainer script,
+        // its sleep) would otherwise live on.
+        if GROUPS
+            .lock()
+            .is_ok_and(|g| i32::try_from(child.id()).is_ok_and(|p| g.contains(&p)))
+        {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                kill_group(pid);
+            }
+        }
+    }
+    let reaped = match result {
         Ok(status) => {
             let [out, err] = pipes;
             Ok(Output {
@@ -56,7 +119,9 @@ pub fn output_until(mut child: Child, deadline: Instant) -> Result<Output, Error
             let _ = wait_until(&mut child, Instant::now() + Duration::from_secs(1));
             Err(e)
         }
-    }
+    };
+    forget(&child);
+    reaped
 }
 
 enum Src {
@@ -151,14 +216,19 @@ fn collect(pipes: &mut [Option<Pipe>; 2], deadline: Instant) -> Result<(), Error
 }
 
 fn wait_until(child: &mut Child, deadline: Instant) -> Result<ExitStatus, Error> {
+    // 1 ms at first (sshd -T exits about when it closes its output), up
+    // to 50 ms for a long child (dpkg) that has no output piped.
+    let mut nap = Duration::from_millis(1);
     loop {
         if let Some(st) = child.try_wait().map_err(Error::Io)? {
             return Ok(st);
         }
-        if Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(Error::TimedOut);
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(nap.min(left));
+        nap = (nap * 2).min(Duration::from_millis(50));
     }
 }
 
@@ -168,13 +238,41 @@ mod tests {
     use std::process::{Command, Stdio};
 
     fn sh(script: &str) -> Child {
-        Command::new("/bin/sh")
-            .args(["-c", script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        spawn(
+            Command::new("/bin/sh")
+                .args(["-c", script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .unwrap()
+    }
+
+    /// Whether any process of group `pgid` is left.
+    fn group_alive(pgid: i32) -> bool {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+    }
+
+    #[test]
+    fn a_child_runs_in_its_own_process_group_and_dies_with_it_at_the_deadline() {
+        // The grandchild (a maintainer script's sleep) is in the group too.
+        let child = sh("sleep 60 & sleep 60; wait");
+        let pid = child.id() as i32;
+        assert_eq!(
+            nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))),
+            Ok(nix::unistd::Pid::from_raw(pid))
+        );
+        let r = output_until(child, Instant::now() + Duration::from_millis(300));
+        assert!(matches!(r, Err(Error::TimedOut)));
+        let t = Instant::now();
+        while group_alive(pid) && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !group_alive(pid),
+            "a process of group {pid} outlived the deadline"
+        );
+        assert!(!GROUPS.lock().unwrap().contains(&pid));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::dpkg::{all_states, is_journal_name, package_state, PackageState};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn read_journal(admin: &Path) -> Result<Vec<(String, String)>> {
     let dir = admin.join("updates");
@@ -62,25 +63,69 @@ pub fn states(admin: &Path) -> Result<Vec<PackageState>> {
 
 /// `dpkg --configure PKG...` with output going where ours goes (apt's
 /// terminal or log), so the admin sees dpkg's own words.
-pub fn configure(pkgs: &[String], frontend_locked: bool) -> Result<()> {
+///
+/// - `--force-confdef --force-confold`, as unattended-upgrades passes: a
+///   locally modified conffile (/etc/pam.d/sshd) keeps the admin's version
+///   instead of a prompt that, with stdin /dev/null, fails the configure
+///   ("end of file on stdin at conffile prompt") on every run.
+/// - The package names after `--`: a name can never be read as an option.
+/// - Bounded by `timeout` (CONFIGURE_TIMEOUT) through system::child, in a
+///   process group of its own: at the bound dpkg and its maintainer
+///   scripts are killed, so none of them outlives the guard holding dpkg's
+///   lock after apt has let go.
+pub fn configure(pkgs: &[String], frontend_locked: bool, timeout: Duration) -> Result<()> {
     let mut cmd = Command::new("dpkg");
-    cmd.arg("--configure").args(pkgs).stdin(Stdio::null());
+    cmd.args(configure_args(pkgs)).stdin(Stdio::null());
     if frontend_locked {
         // apt (or we) hold lock-frontend: dpkg must take only its inner lock.
         cmd.env("DPKG_FRONTEND_LOCKED", "true");
     }
     // Maintainer scripts must not ask questions at 3 a.m.
     cmd.env("DEBIAN_FRONTEND", "noninteractive");
-    let _doing = crate::deadline::doing(format!("running dpkg --configure {}", pkgs.join(" ")));
-    let st = cmd.status().context("cannot run dpkg")?;
-    if !st.success() {
-        bail!("dpkg --configure {} failed ({st})", pkgs.join(" "));
+    let what = format!("dpkg --configure {}", pkgs.join(" "));
+    let _doing = crate::deadline::doing(format!("running {what}"));
+    let child = super::child::spawn(&mut cmd).context("cannot run dpkg")?;
+    match super::child::output_until(child, crate::deadline::after(timeout)) {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => bail!("{what} failed ({})", out.status),
+        Err(super::child::Error::TimedOut) => bail!(
+            "{what} did not finish within {} s (CONFIGURE_TIMEOUT): stopped, with its maintainer scripts",
+            timeout.as_secs()
+        ),
+        Err(super::child::Error::Io(e)) => Err(anyhow::Error::from(e).context(what)),
     }
-    Ok(())
+}
+
+/// dpkg's arguments for [`configure`].
+fn configure_args(pkgs: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = ["--force-confdef", "--force-confold", "--configure", "--"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(pkgs.iter().cloned());
+    args
 }
 
 /// Whether we run inside apt's hooks: apt holds lock-frontend and says so
 /// in DPKG_FRONTEND_LOCKED.
 pub fn inside_apt() -> bool {
     std::env::var_os("DPKG_FRONTEND_LOCKED").is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn configure_keeps_the_admins_conffiles_and_never_reads_a_name_as_an_option() {
+        assert_eq!(
+            super::configure_args(&["openssh-server:amd64".into(), "-x".into()]),
+            [
+                "--force-confdef",
+                "--force-confold",
+                "--configure",
+                "--",
+                "openssh-server:amd64",
+                "-x"
+            ]
+        );
+    }
 }

@@ -94,12 +94,13 @@ struct Ran {
 /// started.
 fn run_bounded(program: &Path, args: &[String], deadline: Instant) -> std::io::Result<Ran> {
     let _doing = crate::deadline::doing(format!("running {}", program.display()));
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let child = super::child::spawn(
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match super::child::output_until(child, deadline) {
         Ok(out) => Ok(Ran {

@@ -2,6 +2,14 @@
 //! is opened first, the process behind it is re-checked (start time and
 //! binary unchanged), and signals go through the pidfd, so a PID reused in
 //! between can never receive them.
+//!
+//! And the signals the guard itself receives: SIGINT, SIGHUP and SIGTERM
+//! (Ctrl-C in an `apt upgrade` over ssh, a dropped link, a stop) are held
+//! off while a repair's critical stretch is under way (deadline::critical:
+//! from stopping anything that serves until ssh is proven or the rescue was
+//! tried), since dying there leaves nobody able to log in. Outside a
+//! stretch they act at once, as they always did. nix's sigaction, not a
+//! crate: the handler is three async-signal-safe calls.
 // The OS boundary: this module may use what clippy.toml keeps out of the rest.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -117,5 +125,110 @@ pub fn terminate(
         Ok(Stopped::Kill)
     } else {
         bail!("pid {pid} did not exit after SIGKILL")
+    }
+}
+
+/// The first termination signal held off in a critical stretch (0: none).
+static HELD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// What the guard holds off in a critical stretch.
+const HOLD: [nix::sys::signal::Signal; 3] = [
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGHUP,
+    nix::sys::signal::Signal::SIGTERM,
+];
+
+/// Acts as the default disposition would (the process ends by the
+/// signal): the disposition is reset and the signal raised again.
+fn die_by(sig: libc::c_int) {
+    // SAFETY: signal() with SIG_DFL installs no handler of ours; raise()
+    // sends a signal. Both are async-signal-safe (signal-safety(7)).
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+extern "C" fn on_termination(sig: libc::c_int) {
+    // Only atomics and async-signal-safe calls here.
+    if crate::deadline::in_critical() {
+        let _ = HELD.compare_exchange(
+            0,
+            sig,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    } else {
+        die_by(sig);
+    }
+}
+
+/// Installs the handler for SIGINT, SIGHUP and SIGTERM, once per process
+/// (deadline::critical calls it on entering a stretch). A signal the
+/// process ignores (nohup, a parent's SIG_IGN) stays ignored.
+pub fn hold_in_critical_stretches() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+        let act = SigAction::new(
+            SigHandler::Handler(on_termination),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        for sig in HOLD {
+            // SAFETY: the handler only reads and writes atomics and calls
+            // signal() and raise(), all async-signal-safe.
+            match unsafe { sigaction(sig, &act) } {
+                // Put back an ignored disposition as it was.
+                Ok(old) if matches!(old.handler(), SigHandler::SigIgn) => {
+                    // SAFETY: SIG_IGN installs no code.
+                    let _ = unsafe {
+                        sigaction(
+                            sig,
+                            &SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty()),
+                        )
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => log::debug!("sigaction({sig}): {e}"),
+            }
+        }
+    });
+}
+
+/// The signal held off during a critical stretch, if one came ("SIGINT").
+pub fn held() -> Option<String> {
+    let sig = HELD.load(std::sync::atomic::Ordering::SeqCst);
+    (sig != 0).then(|| {
+        nix::sys::signal::Signal::try_from(sig)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| format!("signal {sig}"))
+    })
+}
+
+/// Called once the command has said what it did: a signal held off during
+/// a repair now ends the process, as it would have without the stretch.
+pub fn honour_held() {
+    let sig = HELD.swap(0, std::sync::atomic::Ordering::SeqCst);
+    if sig != 0 {
+        die_by(sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_termination_signal_inside_a_critical_stretch_is_held_not_acted_on() {
+        let c = crate::deadline::critical();
+        // SAFETY: raise() sends a signal to this thread; the handler is
+        // installed (critical() does it) and the stretch is held.
+        unsafe { libc::raise(libc::SIGHUP) };
+        assert_eq!(held().as_deref(), Some("SIGHUP"));
+        drop(c);
+        // Cleared without acting (honour_held would end the test process).
+        HELD.store(0, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(held(), None);
     }
 }

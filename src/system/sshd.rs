@@ -55,17 +55,18 @@ pub fn start_check(sshd: &Path, args: &[String]) -> PendingCheck {
         let _ = std::fs::DirBuilder::new().mode(0o755).create("/run/sshd");
     }
     pending(
-        Command::new(sshd)
-            .arg("-T")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| ConfigCheck {
-                valid: None,
-                error: Some(format!("cannot run {} -T: {e}", sshd.display())),
-            }),
+        super::child::spawn(
+            Command::new(sshd)
+                .arg("-T")
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .map_err(|e| ConfigCheck {
+            valid: None,
+            error: Some(format!("cannot run {} -T: {e}", sshd.display())),
+        }),
     )
 }
 
