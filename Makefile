@@ -112,3 +112,10 @@ demo: setup-host
 .PHONY: bench
 bench:
 	@benches/run
+
+# The simulated machine's property test (src/sim/) with more cases than a
+# plain `cargo test` runs (10,000): `make sim CASES=200000`.
+CASES ?= 100000
+.PHONY: sim
+sim:
+	PROPTEST_CASES=$(CASES) cargo test --locked --lib sim::

@@ -28,6 +28,8 @@ fn sshd_proc(unit: &str, holds: Vec<String>) -> Proc {
         works: true,
         dies: Dies::OnTerm,
         alive: true,
+        child_lingers: None,
+        exit_at: None,
     }
 }
 
@@ -246,7 +248,9 @@ impl World {
     /// What a connection to each target does: through ssh.socket it starts
     /// ssh.service (Accept=no) when it can.
     pub fn connect(&mut self, target: &str) {
-        let via_socket = self.reached(target).is_some_and(|p| p.kind == Kind::Systemd);
+        let via_socket = self
+            .reached(target)
+            .is_some_and(|p| p.kind == Kind::Systemd);
         if via_socket && !self.service.is_active() {
             if self.service_can_start() {
                 let _ = self.start_service();
@@ -302,7 +306,11 @@ impl World {
     /// dpkg unpacks a new openssh-server: every running sshd now runs a
     /// deleted binary.
     pub fn unpack(&mut self) {
-        for p in self.procs.iter_mut().filter(|p| p.alive && p.comm == "sshd") {
+        for p in self
+            .procs
+            .iter_mut()
+            .filter(|p| p.alive && p.comm == "sshd")
+        {
             p.deleted = true;
         }
         self.pkg = "unpacked";

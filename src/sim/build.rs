@@ -23,10 +23,14 @@ pub enum Op {
     /// A cron watchdog's sshd (make_stale_listener): the units stopped,
     /// sshd started from a transient unit with KillMode=process that has
     /// ended. `split`: two sshds, one per family.
-    Stale { dies: Dies, works: bool, split: bool },
+    Stale {
+        dies: Dies,
+        works: bool,
+        split: bool,
+    },
     /// The newest stale listener forks a pre-auth child that holds its
-    /// sockets for a moment.
-    ForkChild,
+    /// sockets; it exits by itself this many seconds after its parent.
+    ForkChild { lingers: u64 },
     /// ssh.service's own listener left over in its cgroup (KillMode=process,
     /// a readiness timeout): the seed's `systemctl status`.
     Leftover,
@@ -99,6 +103,8 @@ pub fn healthy(t: Topo) -> World {
         works: true,
         dies: Dies::Never,
         alive: true,
+        child_lingers: None,
+        exit_at: None,
     });
     w.socket.listen = vec!["0.0.0.0:22".into(), "[::]:22".into()];
     match t {
@@ -135,6 +141,8 @@ fn sshd(unit: Option<&str>, parent: u32, holds: Vec<String>) -> Proc {
         works: true,
         dies: Dies::OnTerm,
         alive: true,
+        child_lingers: None,
+        exit_at: None,
     }
 }
 
@@ -188,13 +196,17 @@ impl World {
                     self.spawn(p);
                 }
             }
-            Op::ForkChild => {
+            Op::ForkChild { lingers } => {
                 if let Some(parent) = newest_listener(self)
                     .filter(|pid| self.proc(*pid).is_some_and(|p| self.truly_stale(p)))
                 {
-                    let par = self.proc(parent).cloned().unwrap_or_else(|| sshd(None, 1, vec![]));
+                    let par = self
+                        .proc(parent)
+                        .cloned()
+                        .unwrap_or_else(|| sshd(None, 1, vec![]));
                     let mut child = par.clone();
                     child.parent = parent;
+                    child.child_lingers = Some(lingers);
                     self.spawn(child);
                 }
             }
@@ -241,7 +253,11 @@ impl World {
             }
             Op::Session => {
                 if let Some(parent) = newest_listener(self) {
-                    let mut s = sshd(self.proc(parent).and_then(|p| p.unit.clone()).as_deref(), parent, vec![]);
+                    let mut s = sshd(
+                        self.proc(parent).and_then(|p| p.unit.clone()).as_deref(),
+                        parent,
+                        vec![],
+                    );
                     s.kind = Kind::Session;
                     self.spawn(s);
                 }

@@ -9,12 +9,13 @@
 use super::world::*;
 use crate::hostkeys::PubKey;
 use crate::model::{ConfigCheck, ProcessStamp};
-use crate::repair::{Outcome, UnitControl};
+use crate::repair::{Outcome, Settled, UnitControl};
 use crate::sshd::Endpoint;
 use crate::system::kex::Serving;
 use crate::system::signal::Stopped;
 use anyhow::{anyhow, Result};
 use std::cell::RefCell;
+use std::time::Duration;
 
 /// What happens at one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub struct Record {
     pub cut_at: Option<usize>,
     pub deadline_at: Option<u64>,
     pub signal_pending: bool,
+    /// A listener exited by itself during the hook (not the guard's doing).
+    pub world_event: bool,
 }
 
 pub struct Sim {
@@ -74,11 +77,9 @@ pub struct Sim {
     pub stop_timeout: u64,
     pub banner_timeout: u64,
     pub ledger: RefCell<String>,
-}
-
-/// CRITICAL_GRACE, in seconds.
-fn grace() -> u64 {
-    crate::deadline::CRITICAL_GRACE.as_secs()
+    /// How long past its deadline the hook waits for a critical stretch
+    /// (repair::grace of the plan, at least deadline::CRITICAL_GRACE).
+    pub grace: u64,
 }
 
 impl Sim {
@@ -91,6 +92,7 @@ impl Sim {
             stop_timeout: cfg.stop_timeout.as_secs(),
             banner_timeout: cfg.banner_timeout.as_secs(),
             ledger: RefCell::new(String::new()),
+            grace: crate::deadline::CRITICAL_GRACE.as_secs(),
         }
     }
 
@@ -104,21 +106,21 @@ impl Sim {
             return Err(());
         }
         let n = rec.calls.len();
-        let fault = self
-            .faults
-            .iter()
-            .find(|(i, _)| *i == n)
-            .map(|(_, f)| *f);
+        let fault = self.faults.iter().find(|(i, _)| *i == n).map(|(_, f)| *f);
+        self.world.borrow_mut().tick();
         let now = self.world.borrow().clock;
         match fault {
             Some(Fault::Deadline) if rec.deadline_at.is_none() => rec.deadline_at = Some(now),
             Some(Fault::Signal) => rec.signal_pending = true,
-            Some(Fault::ListenerExits) => self.listener_exits(),
+            Some(Fault::ListenerExits) => {
+                rec.world_event = true;
+                self.listener_exits()
+            }
             _ => {}
         }
-        let past_deadline = rec.deadline_at.is_some_and(|d| {
-            now >= d && (!critical || now >= d + grace())
-        });
+        let past_deadline = rec
+            .deadline_at
+            .is_some_and(|d| now >= d && (!critical || now >= d + self.grace));
         // Signals are held inside a critical stretch and acted on after it
         // (issue 18, item 1): that is the rule the model holds the code to.
         if past_deadline || (rec.signal_pending && !critical) {
@@ -180,11 +182,6 @@ impl Sim {
         if active {
             self.rec.borrow_mut().started.push(unit.to_string());
         }
-    }
-
-    /// The calls made, one word each (for the regression tests).
-    pub fn calls(&self) -> Vec<String> {
-        self.rec.borrow().calls.iter().map(|c| c.what.clone()).collect()
     }
 }
 
@@ -297,6 +294,51 @@ impl UnitControl for Sim {
             }
         });
         r.and(out)
+    }
+    fn wait_free(&self, addresses: &[String], within: Duration) -> Vec<String> {
+        if self.begin("wait-free".into()).is_err() {
+            return addresses.to_vec();
+        }
+        let mut w = self.world.borrow_mut();
+        let until = w.clock + within.as_secs();
+        loop {
+            w.tick();
+            let held: Vec<String> = addresses
+                .iter()
+                .filter(|a| w.holder_of(a).is_some())
+                .cloned()
+                .collect();
+            if held.is_empty() || w.clock >= until {
+                return held;
+            }
+            w.clock += 1;
+        }
+    }
+    fn settle(&self, unit: &str, _within: Duration) -> Settled {
+        let _ = self.begin(format!("settle {unit}"));
+        let mut w = self.world.borrow_mut();
+        w.clock += 1;
+        match w.unit(unit) {
+            Some(u) => {
+                let st = u.state(w.socket_required);
+                Settled {
+                    active: u.is_active(),
+                    n_restarts: st.n_restarts,
+                    state: format!("{}/{}", st.active_state, st.sub_state),
+                }
+            }
+            None => Settled {
+                active: false,
+                n_restarts: None,
+                state: "inactive/dead".into(),
+            },
+        }
+    }
+    fn interrupted(&self) -> Option<String> {
+        self.rec
+            .borrow()
+            .signal_pending
+            .then(|| "SIGTERM".to_string())
     }
     fn serves(&self, targets: &[Endpoint]) -> Serving {
         let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();

@@ -60,10 +60,17 @@ pub fn should_serve(w: &World) -> bool {
 
 /// Runs plan + execute once on `w` in `mode`, with `faults`.
 pub fn hook(w: &World, mode: Mode, faults: &[(usize, Fault)]) -> Hook {
+    let mut w = w.clone();
+    // What was due to exit by itself has, before the hook looks.
+    w.tick();
+    let w = &w;
     let cfg = Config::default();
     let snap = w.snapshot();
     let plan = decide(&snap, &cfg, mode);
-    let sim = Sim::new(w.clone(), faults.to_vec());
+    let mut sim = Sim::new(w.clone(), faults.to_vec());
+    sim.grace = sim
+        .grace
+        .max(crate::repair::grace(&cfg, &plan.steps).as_secs() + 1);
     let outcome = execute(&sim, &cfg, &snap, &plan.steps);
     Hook {
         mode,
@@ -76,7 +83,12 @@ pub fn hook(w: &World, mode: Mode, faults: &[(usize, Fault)]) -> Hook {
 }
 
 /// A whole run: the hooks in order (dpkg between them).
-pub fn run(w: &World, how: Run, faults: &[(usize, Fault)], faults2: &[(usize, Fault)]) -> Vec<Hook> {
+pub fn run(
+    w: &World,
+    how: Run,
+    faults: &[(usize, Fault)],
+    faults2: &[(usize, Fault)],
+) -> Vec<Hook> {
     match how {
         Run::Repair => vec![hook(w, Mode::Full, faults)],
         Run::Apt { preinst_stops } => {
@@ -103,8 +115,7 @@ fn restorable(w: &World) -> bool {
         p.alive
             && p.kind == Kind::Listener
             && p.other_ns
-            && w
-                .sshd_binds()
+            && w.sshd_binds()
                 .iter()
                 .chain(w.socket.listen.iter())
                 .any(|a| p.holds.iter().any(|h| collides(a, h)))
@@ -115,6 +126,13 @@ fn restorable(w: &World) -> bool {
 /// The unit a report line is about: "started U", "restarted U", and the
 /// model's job errors "start U: ...", "restart U: ...".
 fn unit_of(line: &str) -> Option<(&str, bool)> {
+    let is_unit = |u: &str| u.ends_with(".service") || u.ends_with(".socket");
+    // repair::start_unit's failure: "U is failed/failed: start U: ...".
+    if let Some((u, _)) = line.split_once(" is ") {
+        if is_unit(u) && line.contains("start") {
+            return Some((u, false));
+        }
+    }
     for (prefix, did) in [
         ("started ", true),
         ("restarted ", true),
@@ -123,7 +141,7 @@ fn unit_of(line: &str) -> Option<(&str, bool)> {
     ] {
         if let Some(rest) = line.strip_prefix(prefix) {
             let unit = rest.split([' ', ':']).next()?;
-            if unit.ends_with(".service") || unit.ends_with(".socket") {
+            if is_unit(unit) {
                 return Some((unit, did));
             }
         }
@@ -147,13 +165,22 @@ pub fn check(h: &Hook, first: &World) -> Result<(), String> {
     }
     // 2. What served keeps serving, whatever failed; and where ssh served
     //    before this run and should serve, ssh or the rescue serves after.
+    // The rescue itself could not be started: every means failed.
+    let no_rescue = h
+        .outcome
+        .events
+        .iter()
+        .any(|(ok, l)| !ok && l.starts_with("could not start a rescue"));
     let lost: Vec<String> = b
         .serving()
         .into_iter()
         .filter(|t| !a.answers(t).0)
         .collect();
-    if !lost.is_empty() && should_serve(first) {
-        return Err(format!("ssh served on {} before this hook and no longer does", lost.join(", ")));
+    if !lost.is_empty() && should_serve(first) && !no_rescue && !h.rec.world_event {
+        return Err(format!(
+            "ssh served on {} before this hook and no longer does",
+            lost.join(", ")
+        ));
     }
     let served_before = first.served_before || !first.serving().is_empty();
     // The guard owns the outcome once it touched anything that serves; a
@@ -165,11 +192,12 @@ pub fn check(h: &Hook, first: &World) -> Result<(), String> {
     });
     // A listener the guard could not stop, serving nobody, on every
     // address: nothing could serve there.
-    let blocked = a.targets().iter().all(|t| {
-        a.reached(t)
-            .is_some_and(|p| a.truly_stale(p) && !p.works)
-    });
+    let blocked = a
+        .targets()
+        .iter()
+        .all(|t| a.reached(t).is_some_and(|p| a.truly_stale(p) && !p.works));
     if h.mode == Mode::Full
+        && !no_rescue
         && served_before
         && should_serve(first)
         && restorable(b)
@@ -177,7 +205,9 @@ pub fn check(h: &Hook, first: &World) -> Result<(), String> {
         && !blocked
         && a.serving().is_empty()
     {
-        return Err("ssh served before this run and should serve, and nothing serves after it".into());
+        return Err(
+            "ssh served before this run and should serve, and nothing serves after it".into(),
+        );
     }
     // 3. Intent: nothing started where ssh should not serve; no rescue.
     if !should_serve(first) {
@@ -199,7 +229,10 @@ pub fn check(h: &Hook, first: &World) -> Result<(), String> {
     }
     for (ok, line) in &h.outcome.events {
         match unit_of(line) {
-            _ if *ok && line.starts_with("started a rescue sshd") && !h.rec.started.iter().any(|s| s == RESCUE) => {
+            _ if *ok
+                && line.starts_with("started a rescue sshd")
+                && !h.rec.started.iter().any(|s| s == RESCUE) =>
+            {
                 return Err(format!("did: {line}, but the rescue did not run"));
             }
             Some((u, true)) if *ok && !h.rec.started.iter().any(|s| s == u) => {
@@ -240,7 +273,10 @@ pub fn check(h: &Hook, first: &World) -> Result<(), String> {
             .iter()
             .any(|s| matches!(s, Step::ConfigurePackage { .. }));
         if configured && a.pkg != "installed" {
-            return Err(format!("the repair reports success, but openssh-server is {}", a.pkg));
+            return Err(format!(
+                "the repair reports success, but openssh-server is {}",
+                a.pkg
+            ));
         }
     }
     Ok(())
@@ -264,7 +300,7 @@ pub fn describe(first: &World, hooks: &[Hook]) -> String {
             i + 1,
             h.mode,
             h.plan.steps.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            h.rec.calls.iter().map(|c| format!("{}{}", c.what, if c.critical { "*" } else { "" })).collect::<Vec<_>>(),
+            h.rec.calls.iter().map(|c| format!("{}{}@{}", c.what, if c.critical { "*" } else { "" }, c.at)).collect::<Vec<_>>(),
             h.outcome.events,
             h.rec.signalled,
             h.rec.cut_at,

@@ -23,7 +23,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(dies, works, split)| Op::Stale { dies, works: works || split, split }),
         1 => Just(Op::Connect),
         2 => Just(Op::StopUnits),
-        2 => Just(Op::ForkChild),
+        2 => (0u64..8).prop_map(|lingers| Op::ForkChild { lingers }),
         2 => Just(Op::Leftover),
         2 => Just(Op::ServiceHoldsPort),
         2 => Just(Op::Storm),
@@ -83,25 +83,73 @@ fn case() -> impl Strategy<Value = Case> {
 
 /// Counterexamples filed in /work/sim-findings.md whose fix has not yet
 /// landed on `tx`: a case failing only so is left out of the random run
-/// (and listed in the report), never hidden once fixed. Each entry: the
-/// finding's id and a part of the failure's first line.
-const KNOWN: &[(&str, &str)] = &[];
+/// (and listed in the report). Each: the finding's id, a part of the
+/// failure's first line, and the shape of the failing hook.
+type Shape = fn(&Hook) -> bool;
+const KNOWN: &[(&str, &str, Shape)] = &[
+    // S1: a first StopStale that fails although the listener is gone
+    // returns early (repair::execute's "nothing touched yet").
+    ("S1", "serve", |h| {
+        h.outcome
+            .events
+            .last()
+            .is_some_and(|(ok, l)| !ok && (l.starts_with("stop ") || l.starts_with("pid ")))
+            && h.rec
+                .calls
+                .last()
+                .is_some_and(|c| c.what.starts_with("stop "))
+    }),
+    // S3: the second of two stops fails; `any` serving means no rescue
+    // for the address left dead.
+    ("S3", "no longer does", |h| {
+        !h.after.serving().is_empty() && !h.rec.calls.iter().any(|c| c.what == "rescue")
+    }),
+    // S4: FAILED for a unit the proof's connection then brought up.
+    ("S4", "runs and ssh serves", |h| {
+        h.rec.calls.iter().any(|c| c.what.starts_with("settle "))
+    }),
+    // S5: the rescue cannot bind while ssh.socket holds the port with
+    // nothing behind it (issue 18 item 3).
+    ("S5", "serve", |h| {
+        h.after.socket.is_active()
+            && h.outcome
+                .events
+                .iter()
+                .any(|(ok, l)| !ok && l.starts_with("the rescue sshd does not serve either"))
+    }),
+    // S2: the package step runs with no proof before it (plan::steps).
+    ("S2", "the package step ran while ssh did not serve", |h| {
+        matches!(h.plan.steps.first(), Some(Step::ConfigurePackage { .. }))
+    }),
+];
 
 /// The finding a failure is a known case of.
-pub fn known(e: &str) -> Option<&'static str> {
+fn known(e: &str, hooks: &[Hook]) -> Option<&'static str> {
     let first = e.lines().next().unwrap_or("");
+    let n: usize = first
+        .strip_prefix("hook ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())?;
+    let h = hooks.get(n.checked_sub(1)?)?;
     KNOWN
         .iter()
-        .find(|(_, part)| first.contains(part))
-        .map(|(id, _)| *id)
+        .find(|(_, part, shape)| first.contains(part) && shape(h))
+        .map(|(id, _, _)| *id)
 }
 
-/// Runs one case; Err with the whole story when a property fails.
-pub fn run_case(c: &Case) -> Result<(), String> {
+/// Runs one case; Err with the whole story when a property fails, unless
+/// it is a known finding (`known`: Ok(Some(id))).
+pub fn run_case(c: &Case) -> Result<Option<&'static str>, String> {
     let (t, ops, how, f1, f2) = c;
     let w = World::built(*t, ops);
     let hooks = run(&w, *how, f1, f2);
-    check_run(&w, &hooks).map_err(|e| format!("{e}\n{}", describe(&w, &hooks)))
+    match check_run(&w, &hooks) {
+        Ok(()) => Ok(None),
+        Err(e) => match known(&e, &hooks) {
+            Some(id) => Ok(Some(id)),
+            None => Err(format!("{e}\n{}", describe(&w, &hooks))),
+        },
+    }
 }
 
 /// Cases in a plain `cargo test`, unless PROPTEST_CASES says otherwise.
@@ -110,7 +158,11 @@ const DEFAULT_CASES: u32 = 10_000;
 fn config() -> ProptestConfig {
     // proptest reads PROPTEST_CASES into its default (256 when unset).
     let d = ProptestConfig::default();
-    let cases = if d.cases == 256 { DEFAULT_CASES } else { d.cases };
+    let cases = if d.cases == 256 {
+        DEFAULT_CASES
+    } else {
+        d.cases
+    };
     ProptestConfig {
         cases,
         max_shrink_iters: 4096,
@@ -123,7 +175,7 @@ proptest! {
     #[test]
     fn sim_every_machine_and_schedule_keeps_the_promises(c in case()) {
         if let Err(e) = run_case(&c) {
-            prop_assert!(known(&e).is_some(), "{}", e);
+            prop_assert!(false, "{}", e);
         }
     }
 }
@@ -152,9 +204,15 @@ fn sim_explore() {
     let mut kinds: std::collections::BTreeMap<String, (usize, String)> = Default::default();
     for _ in 0..config().cases {
         let mut tree = strat.new_tree(&mut runner).expect("a case");
-        let Err(e) = run_case(&tree.current()) else {
-            continue;
+        let e = match run_case(&tree.current()) {
+            Ok(None) => continue,
+            Ok(Some(id)) => format!("known {id}"),
+            Err(e) => e,
         };
+        if e.starts_with("known") {
+            kinds.entry(e.clone()).or_insert((0, String::new())).0 += 1;
+            continue;
+        }
         let kind = kind_of(&e);
         if let Some(k) = kinds.get_mut(&kind) {
             k.0 += 1;
@@ -165,12 +223,12 @@ fn sim_explore() {
         while tree.simplify() {
             match run_case(&tree.current()) {
                 Err(e2) if kind_of(&e2) == kind => best = (tree.current(), e2),
-                Err(_) => {
+                Err(_) | Ok(Some(_)) => {
                     if !tree.complicate() {
                         break;
                     }
                 }
-                Ok(()) => {
+                Ok(None) => {
                     if !tree.complicate() {
                         break;
                     }

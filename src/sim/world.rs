@@ -30,6 +30,8 @@ pub const START_INTERVAL: u64 = 10;
 /// The binary every sshd runs.
 pub const SSHD: &str = "/usr/sbin/sshd";
 
+/// A unit's ActiveState (named as systemd names them).
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Active {
     Inactive,
@@ -110,7 +112,11 @@ impl Unit {
             unit_file_state: self.file.into(),
             main_pid: self.main_pid.filter(|_| self.is_active()),
             listen: self.listen.clone(),
-            bind_ipv6_only: if socket { "ipv6-only".into() } else { String::new() },
+            bind_ipv6_only: if socket {
+                "ipv6-only".into()
+            } else {
+                String::new()
+            },
             n_restarts: (!socket).then_some(self.n_restarts),
             requires: (self.name == SERVICE).then(|| {
                 if socket_required {
@@ -165,6 +171,11 @@ pub struct Proc {
     pub works: bool,
     pub dies: Dies,
     pub alive: bool,
+    /// A pre-auth child: it exits by itself this long after its parent
+    /// (and holds the parent's sockets until then).
+    pub child_lingers: Option<u64>,
+    /// When it exits by itself.
+    pub exit_at: Option<u64>,
 }
 
 impl Proc {
@@ -339,6 +350,12 @@ impl World {
         for p in self.procs.iter_mut().filter(|p| p.pid == pid) {
             p.alive = false;
         }
+        let clock = self.clock;
+        for c in self.procs.iter_mut().filter(|p| p.alive && p.parent == pid) {
+            if let Some(after) = c.child_lingers {
+                c.exit_at = Some(clock + after);
+            }
+        }
         for u in [&mut self.socket, &mut self.service, &mut self.rescue]
             .into_iter()
             .chain(self.others.iter_mut())
@@ -353,6 +370,20 @@ impl World {
                     u.result = "signal";
                 }
             }
+        }
+    }
+
+    /// Processes whose time has come exit by themselves.
+    pub fn tick(&mut self) {
+        let clock = self.clock;
+        let due: Vec<u32> = self
+            .procs
+            .iter()
+            .filter(|p| p.alive && p.exit_at.is_some_and(|t| t <= clock))
+            .map(|p| p.pid)
+            .collect();
+        for pid in due {
+            self.kill(pid);
         }
     }
 
