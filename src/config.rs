@@ -174,7 +174,15 @@ pub fn parse_bytes(bytes: &[u8], source: &str) -> (Config, Vec<String>) {
             "SSH_SERVICE" => unit_name(value, ".service").map(|v| cfg.ssh_service = v),
             "SSH_SOCKET" => unit_name(value, ".socket").map(|v| cfg.ssh_socket = v),
             "PACKAGE" => {
-                let ok = !value.is_empty()
+                // Debian policy 5.6.1: at least two characters, starting
+                // with a letter or digit (so never a dpkg option such as
+                // "--pending").
+                let ok = value.len() >= 2
+                    && value.len() <= 128
+                    && value
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                     && value
                         .chars()
                         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
@@ -284,6 +292,18 @@ mod tests {
         assert!(w[1].contains("EXTRA_PORTS"));
         assert!(w[3].contains("FOO: unknown setting"));
         assert!(w[4].contains(":5: not KEY=value"));
+    }
+
+    #[test]
+    fn package_must_be_a_package_name_never_a_dpkg_option() {
+        for bad in ["--pending", "-a", "x", "Openssh", "a b", "pkg;rm", ""] {
+            let (c, w) = parse(&format!("PACKAGE={bad}\n"), "f");
+            assert_eq!(c.package, Config::default().package, "{bad}");
+            assert_eq!(w.len(), 1, "{bad}: {w:?}");
+        }
+        let (c, w) = parse("PACKAGE=openssh-server+x.1\n", "f");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.package, "openssh-server+x.1");
     }
 
     #[test]

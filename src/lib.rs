@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 // cli.rs is also include!d by build.rs, where an inner attribute cannot be.
+mod booted;
 #[forbid(unsafe_code)]
 mod cli;
 mod commands;
@@ -22,6 +23,7 @@ mod deadline;
 mod dpkg;
 mod hostkeys;
 mod identity;
+mod intent;
 mod marker;
 mod metrics;
 mod model;

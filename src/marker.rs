@@ -12,7 +12,13 @@
 //! boot_id=5b1c...          # /proc/sys/kernel/random/boot_id at creation
 //! created=1764370000       # Unix time, seconds
 //! reason=apt is running dpkg (DPkg::Pre-Invoke)
+//! served_units=ssh.socket,ssh.service  # the ssh units active before dpkg ran
 //! ```
+//!
+//! `served_units` (added in 0.2; older readers ignore it) is what the
+//! guard restores after dpkg when the package run stopped it (intent.rs);
+//! it counts only while the marker holds, so it has the marker's safety
+//! rules. Absent: not recorded; empty: nothing served.
 //!
 //! A marker holds while all of these are true: same boot id; a process with
 //! holder_pid exists and has the same start time (so a reused PID does not
@@ -41,6 +47,19 @@ pub struct Marker {
     pub created: u64,
     /// Why, for the admin.
     pub reason: String,
+    /// The ssh units that were active when the marker was placed; None when
+    /// not recorded (systemd did not answer, or an older guard wrote it).
+    pub served_units: Option<Vec<String>>,
+}
+
+/// A name that can stand in the served_units list: unit-name characters
+/// only (no separator, no control character), at most 255 bytes.
+fn unit_like(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b))
 }
 
 /// Control characters become spaces, and at most 200 characters are kept.
@@ -72,7 +91,17 @@ impl Marker {
             clean(&self.boot_id),
             self.created,
             clean(&self.reason)
-        )
+        ) + &match &self.served_units {
+            Some(units) => {
+                let units: Vec<String> = units
+                    .iter()
+                    .filter(|u| unit_like(u))
+                    .cloned()
+                    .collect();
+                format!("served_units={}\n", units.join(","))
+            }
+            None => String::new(),
+        }
     }
 
     /// Parses a marker file; Err says what is wrong with it.
@@ -83,6 +112,7 @@ impl Marker {
         let mut version = None;
         let (mut pid, mut start, mut comm, mut boot, mut created, mut reason) =
             (None, None, String::new(), None, None, String::new());
+        let mut served_units = None;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -109,6 +139,17 @@ impl Marker {
                 "boot_id" => boot = Some(v.to_string()),
                 "created" => created = Some(num(v)?),
                 "reason" => reason = v.to_string(),
+                // Only unit names count: anything else in the list is dropped.
+                "served_units" => {
+                    served_units = Some(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|u| unit_like(u))
+                            .take(8)
+                            .map(String::from)
+                            .collect(),
+                    )
+                }
                 _ => {}
             }
         }
@@ -124,6 +165,7 @@ impl Marker {
             boot_id: boot.ok_or("no boot_id")?,
             created: created.ok_or("no created")?,
             reason,
+            served_units,
         })
     }
 }
@@ -237,12 +279,37 @@ mod tests {
             boot_id: "b".into(),
             created: 500,
             reason: "apt is running dpkg".into(),
+            served_units: None,
         }
     }
 
     #[test]
     fn round_trip() {
         assert_eq!(Marker::parse(&m().render()).unwrap(), m());
+        let served = Marker {
+            served_units: Some(vec!["ssh.socket".into(), "ssh.service".into()]),
+            ..m()
+        };
+        assert!(served
+            .render()
+            .contains("served_units=ssh.socket,ssh.service\n"));
+        assert_eq!(Marker::parse(&served.render()).unwrap(), served);
+        let none = Marker {
+            served_units: Some(vec![]),
+            ..m()
+        };
+        assert_eq!(Marker::parse(&none.render()).unwrap(), none);
+    }
+
+    #[test]
+    fn served_units_keep_only_unit_names() {
+        let text = m().render() + "served_units=ssh.socket, evil\u{1b}[1m ,a b,x.service\n";
+        assert_eq!(
+            Marker::parse(&text).unwrap().served_units,
+            Some(vec!["ssh.socket".into(), "x.service".into()])
+        );
+        // An older guard's marker: not recorded, not "nothing served".
+        assert_eq!(Marker::parse(&m().render()).unwrap().served_units, None);
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct Observed {
     pub package: String,
     pub package_ok: bool,
     pub ssh_up: bool,
+    /// ssh is off by the admin's choice (disabled, masked, a start
+    /// condition): its being down is no problem (intent.rs).
+    pub off_by_choice: bool,
     pub stale_listeners: usize,
     pub inhibited: bool,
     pub roads: RoadSignals,
@@ -148,6 +151,12 @@ pub fn render(o: &Observed, c: &Counters, version: &str, now: u64) -> String {
         "Whether ssh is up as systemd intends: ssh.socket listening or ssh.service answering (1) or not (0).",
         "",
         b(o.ssh_up),
+    );
+    gauge(
+        "ssh_upgrade_guard_ssh_off_by_choice",
+        "Whether ssh is off by the admin's choice (1: disabled, masked or a start condition says no; the guard starts nothing) or should serve (0).",
+        "",
+        b(o.off_by_choice),
     );
     gauge(
         "ssh_upgrade_guard_stale_listeners",
@@ -284,6 +293,15 @@ pub fn plugin_state(o: &Observed, systemd_ok: bool, problems: usize) -> PluginSt
         }
         return PluginState::Ok;
     }
+    // Off by the admin's choice: down is what was asked for; a stale
+    // listener still serving is worth a look, not an alarm.
+    if problems == 0 && o.package_ok && o.off_by_choice {
+        return if o.stale_listeners == 0 {
+            PluginState::Ok
+        } else {
+            PluginState::Warning
+        };
+    }
     if o.inhibited {
         return PluginState::Warning;
     }
@@ -313,6 +331,7 @@ mod tests {
             package: "openssh-server".into(),
             package_ok: true,
             ssh_up: true,
+            off_by_choice: false,
             stale_listeners: 0,
             inhibited: false,
             roads: RoadSignals::default(),

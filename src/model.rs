@@ -58,6 +58,9 @@ pub struct UnitState {
     /// ssh.service only: the units it requires (Unit.Requires); None when
     /// not read.
     pub requires: Option<Vec<String>>,
+    /// Whether the unit's start conditions held when systemd last checked
+    /// them (Unit.ConditionResult); None when never checked or not read.
+    pub condition_result: Option<bool>,
 }
 
 impl UnitState {
@@ -296,6 +299,9 @@ pub struct Snapshot {
     /// The main process of the guard's rescue sshd, when it runs (road g:
     /// it must run the binaries dpkg unpacked).
     pub rescue_pid: Option<u32>,
+    /// What the admin intends beside the units' states: start conditions,
+    /// policy-rc.d, what served before this apt run (`intent`).
+    pub intent: crate::intent::Intent,
 }
 
 impl Snapshot {

@@ -12,6 +12,7 @@
 #![deny(clippy::missing_docs_in_private_items)]
 
 use crate::config::Config;
+use crate::intent::{should_serve, ShouldServe};
 use crate::model::{Listener, ListenerClass, ProcessStamp, Snapshot, Topology, UnitState, Units};
 use serde::Serialize;
 use std::fmt;
@@ -96,6 +97,14 @@ pub enum Finding {
         /// The service unit that cannot start.
         service: String,
     },
+    /// ssh served before this apt run and nothing serves now: the package's
+    /// scripts stopped it and did not start it again (intent item 2).
+    StoppedByPackage {
+        /// The units that were active before dpkg ran.
+        before: Vec<String>,
+        /// A policy-rc.d that forbids starting ssh, when one does.
+        policy: Option<String>,
+    },
     /// `status --probe`/`check --probe`: ssh does not serve on every
     /// address (no banner, no key exchange, or a key that is none of this
     /// host's), as system::kex words it.
@@ -137,6 +146,17 @@ impl fmt::Display for Finding {
                 f,
                 "sshd has no host keys (sshd: no hostkeys available -- exiting), so {service} cannot start"
             ),
+            Finding::StoppedByPackage { before, policy } => {
+                write!(
+                    f,
+                    "ssh served before this apt run ({}) and nothing serves now: the package's maintainer scripts stopped it and did not start it again",
+                    before.join(", ")
+                )?;
+                match policy {
+                    Some(p) => write!(f, " ({p})"),
+                    None => Ok(()),
+                }
+            }
             Finding::NotServing { why } => f.write_str(why),
         }
     }
@@ -258,6 +278,14 @@ pub enum LeftAlone {
         /// Its binary.
         exe: String,
     },
+    /// ssh is off by the admin's choice: nothing is started, and a stale
+    /// listener that still serves is not stopped (nothing would replace it).
+    StaleWhileOff {
+        /// Its process id.
+        pid: u32,
+        /// The addresses it listens on.
+        addresses: Vec<String>,
+    },
     /// sshd session processes: logins in progress.
     Sessions {
         /// How many.
@@ -282,6 +310,11 @@ impl fmt::Display for LeftAlone {
             LeftAlone::OtherUnitOutdated { pid, unit, exe } => write!(
                 f,
                 "pid {pid} ({unit}) runs the replaced binary {exe}; restart {unit} when convenient"
+            ),
+            LeftAlone::StaleWhileOff { pid, addresses } => write!(
+                f,
+                "stale sshd listener pid {pid} still serves on {}; ssh is off by the admin's choice, so the guard starts nothing to replace it and does not stop it (stop it yourself if it should not serve: kill {pid})",
+                addresses.join(", ")
             ),
             LeftAlone::Sessions { count } => {
                 write!(f, "{count} sshd session process(es): never touched")
@@ -383,6 +416,9 @@ pub struct Plan {
     pub refused: Option<Refusal>,
     /// What is seen and deliberately left alone.
     pub left_alone: Vec<LeftAlone>,
+    /// Whether ssh should serve (intent.rs): the guard starts units, and
+    /// the rescue, only when it should.
+    pub intent: ShouldServe,
 }
 
 impl Plan {
@@ -416,6 +452,8 @@ pub struct Facts<'a> {
     stale_rescue: Option<crate::roads::StaleRescue>,
     /// Road b: the unit the postinst restarts is masked and running.
     blocked: Option<crate::roads::BlockedRestart>,
+    /// Whether ssh should serve (intent.rs).
+    serve: ShouldServe,
 }
 
 impl<'a> Facts<'a> {
@@ -459,6 +497,11 @@ impl<'a> Facts<'a> {
                 .units
                 .as_ref()
                 .and_then(|u| crate::roads::blocked_restart(u, &s.packaging_records)),
+            serve: s
+                .units
+                .as_ref()
+                .map(|u| should_serve(u, &s.intent))
+                .unwrap_or_default(),
         }
     }
 }
@@ -471,12 +514,34 @@ fn holder(units: &Units) -> &UnitState {
     }
 }
 
+/// The units that served before this apt run when none of them (nor any
+/// ssh unit) is active now: the package run stopped ssh.
+fn stopped_by_package(s: &Snapshot, units: &Units) -> Option<Vec<String>> {
+    let before = s.intent.served_before.as_ref().filter(|b| !b.is_empty())?;
+    let active = [&units.service, &units.socket]
+        .iter()
+        .any(|u| u.is_active() || u.in_transition());
+    (!active
+        && s.listeners
+            .iter()
+            .all(|l| l.class == ListenerClass::Foreign))
+    .then(|| before.clone())
+}
+
 /// What is wrong and what is left alone. `service`: the ssh service unit's
 /// name, for the outdated-binary finding.
 pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Vec<LeftAlone>) {
     let mut found = Vec::new();
     let mut left = Vec::new();
+    let off = !facts.serve.serves();
     for l in &facts.stale {
+        if off {
+            left.push(LeftAlone::StaleWhileOff {
+                pid: l.process.pid,
+                addresses: l.addresses.clone(),
+            });
+            continue;
+        }
         found.push(Finding::StaleListener {
             pid: l.process.pid,
             exe: l.exe.clone(),
@@ -512,6 +577,22 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
     let Some(units) = &s.units else {
         return (found, left);
     };
+    // ssh the admin turned off: a unit that is down or failed is what the
+    // admin chose, not a problem; the package is still the guard's concern.
+    if off {
+        return (found, left);
+    }
+    if let Some(before) = stopped_by_package(s, units) {
+        found.push(Finding::StoppedByPackage {
+            before,
+            policy: s
+                .intent
+                .policy_rc_d
+                .as_ref()
+                .filter(|p| p.forbids())
+                .map(|p| p.to_string()),
+        });
+    }
     let limits = crate::roads::start_limits(units);
     for u in [&units.socket, &units.service] {
         if let Some(l) = limits.iter().find(|l| l.unit == u.name) {
@@ -578,6 +659,15 @@ pub fn work(s: &Snapshot, facts: &Facts, mode: Mode) -> Work {
     let Some(units) = &s.units else {
         return Work::default();
     };
+    // ssh the admin turned off stays off: no unit is started, no rescue;
+    // the package is completed all the same (its scripts start nothing
+    // that is disabled or masked).
+    if !facts.serve.serves() {
+        return Work {
+            package: mode == Mode::Full && facts.pkg_incomplete,
+            ..Work::default()
+        };
+    }
     let any_failed = units.socket.is_failed() || units.service.is_failed();
     let stale = !facts.stale.is_empty();
     let listeners = facts.keys_missing
@@ -635,7 +725,23 @@ pub fn gate(s: &Snapshot, facts: &Facts, work: Work) -> Option<Refusal> {
     if let Some(b) = &facts.blocked {
         return Some(Refusal::PostinstRestartBlocked(b.clone()));
     }
-    if let Some(f) = facts.foreign.first() {
+    // A foreign holder blocks only what would need its addresses: starting
+    // a unit (or the rescue) that binds where it listens, or signalling a
+    // stale listener whose socket it shares. Elsewhere the repair goes on
+    // around it, and findings name it as left alone.
+    let binds = work.listeners || work.package;
+    let needs = |held: &[String]| binds && crate::sshd::any_bind_conflict(&s.addresses, held);
+    let shares_stale = |f: &&Listener| {
+        facts
+            .stale
+            .iter()
+            .any(|st| st.addresses.iter().any(|a| f.addresses.contains(a)))
+    };
+    if let Some(f) = facts
+        .foreign
+        .iter()
+        .find(|f| needs(&f.addresses) || shares_stale(f))
+    {
         return Some(Refusal::ForeignHolder {
             pid: f.process.pid,
             comm: f.comm.clone(),
@@ -647,7 +753,7 @@ pub fn gate(s: &Snapshot, facts: &Facts, work: Work) -> Option<Refusal> {
     // unit could only fail to bind, and the holder is nobody the guard may
     // stop. Without root this is every root process's socket.
     let will_bind = work.listeners && (!holder(units).is_active() || !facts.stale.is_empty());
-    if will_bind && !s.unowned_sockets.is_empty() {
+    if will_bind && needs(&s.unowned_sockets) {
         return Some(Refusal::UnseenHolder {
             addresses: s.unowned_sockets.clone(),
             as_root: s.as_root,
@@ -679,7 +785,9 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
             }
         }
     }
-    for l in &facts.stale {
+    // Only as part of restoring ssh: where ssh is off by the admin's
+    // choice nothing would replace a stale listener, which still serves.
+    for l in facts.stale.iter().filter(|_| work.listeners) {
         steps.push(Step::StopStale {
             process: l.process,
             exe: l.exe.clone(),
@@ -747,7 +855,11 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
             .map(|pk| pk.qualified_name())
             .unwrap_or_else(|| cfg.package.clone());
         steps.push(Step::ConfigurePackage { package });
-        steps.push(Step::VerifyBanner);
+        // Where ssh is off by the admin's choice there is nothing to prove
+        // (and no rescue to start when nothing answers).
+        if facts.serve.serves() {
+            steps.push(Step::VerifyBanner);
+        }
     }
     steps
 }
@@ -770,6 +882,7 @@ pub fn decide(s: &Snapshot, cfg: &Config, mode: Mode) -> Plan {
         steps,
         refused,
         left_alone,
+        intent: facts.serve,
     }
 }
 
@@ -1232,6 +1345,161 @@ mod tests {
             ));
             assert_eq!(p.left_alone.len(), 3, "{:?}", p.left_alone);
         }
+    }
+
+    /// A container's sshd (its own PID namespace) on another address than
+    /// ssh's: ssh.service is started around it, the container's is named.
+    #[test]
+    fn a_foreign_listener_elsewhere_does_not_block_restoring_ssh() {
+        let mut s = healthy(Topo::Classic);
+        s.units.as_mut().unwrap().service = unit("ssh.service", "inactive", "enabled", "success");
+        s.addresses = vec!["127.0.0.1:22".into(), "[::1]:22".into()];
+        let mut c = listener(999, "sshd", "/usr/sbin/sshd", 0, None);
+        c.class = ListenerClass::Foreign;
+        c.why = "in another PID namespace than the guard's".into();
+        c.addresses = vec!["127.0.0.3:22".into()];
+        s.listeners = vec![c.clone()];
+        let p = decide_full(&s);
+        assert_eq!(p.refused, None, "{p:?}");
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::StartUnit {
+                    unit: "ssh.service".into()
+                },
+                Step::VerifyBanner
+            ]
+        );
+        assert!(p
+            .left_alone
+            .iter()
+            .any(|l| matches!(l, LeftAlone::Foreign { pid: 999, .. })));
+        // On an address ssh needs (or a wildcard covering it): refused.
+        for held in ["127.0.0.1:22", "0.0.0.0:22", "[::]:22"] {
+            let mut s2 = s.clone();
+            s2.listeners[0].addresses = vec![held.into()];
+            assert!(
+                matches!(
+                    decide_full(&s2).refused,
+                    Some(Refusal::ForeignHolder { pid: 999, .. })
+                ),
+                "{held}"
+            );
+        }
+    }
+
+    fn off_units(service: (&str, &str), socket: (&str, &str)) -> Snapshot {
+        let mut s = healthy(Topo::Classic);
+        let mut u = Units {
+            service: unit("ssh.service", service.0, service.1, "success"),
+            socket: unit("ssh.socket", socket.0, socket.1, "success"),
+        };
+        for st in [&mut u.service, &mut u.socket] {
+            if st.unit_file_state == "masked" {
+                st.load_state = "masked".into();
+            }
+        }
+        s.units = Some(u);
+        s.listeners.clear();
+        s
+    }
+
+    #[test]
+    fn ssh_disabled_by_the_admin_is_not_started_in_any_mode() {
+        let s = off_units(("inactive", "disabled"), ("inactive", "disabled"));
+        for m in [Mode::Preflight, Mode::Full] {
+            let p = decide(&s, &Config::default(), m);
+            assert!(p.is_noop_for_test(), "{m:?}: {p:?}");
+            assert!(p.findings.is_empty(), "{p:?}");
+            assert_eq!(
+                p.intent.to_string(),
+                "ssh is off by the admin's choice: ssh.service disabled, ssh.socket disabled"
+            );
+        }
+        assert_eq!(
+            crate::report::verdict(&s, &decide_full(&s)),
+            "OK: ssh is off by the admin's choice: ssh.service disabled, ssh.socket disabled"
+        );
+    }
+
+    #[test]
+    fn ssh_masked_or_not_to_be_run_gets_no_start_and_no_rescue() {
+        let mut masked = off_units(("failed", "masked"), ("inactive", "masked"));
+        masked.units.as_mut().unwrap().service.result = "exit-code".into();
+        let mut cond = off_units(("inactive", "enabled"), ("inactive", "disabled"));
+        cond.intent.not_to_be_run = Some(crate::intent::NOT_TO_BE_RUN.into());
+        for s in [masked, cond] {
+            let p = decide_full(&s);
+            assert!(p.steps.is_empty(), "{p:?}");
+            assert!(p.findings.is_empty(), "{p:?}");
+            assert!(!p.intent.serves());
+            // The package is still completed, with nothing to prove after it.
+            let mut s2 = s.clone();
+            s2.package = Some(pkg("half-configured"));
+            assert_eq!(
+                decide_full(&s2).steps,
+                vec![Step::ConfigurePackage {
+                    package: "openssh-server".into()
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn a_stale_listener_while_ssh_is_off_is_left_serving_and_said() {
+        let mut s = off_units(("inactive", "disabled"), ("inactive", "disabled"));
+        s.listeners = vec![listener(4242, "sshd", "/usr/sbin/sshd (deleted)", 0, None)];
+        let p = decide_full(&s);
+        assert!(p.steps.is_empty(), "{p:?}");
+        assert!(stops(&p).is_empty());
+        assert!(p
+            .left_alone
+            .iter()
+            .any(|l| matches!(l, LeftAlone::StaleWhileOff { pid: 4242, .. })));
+        assert!(
+            crate::report::verdict(&s, &p).starts_with("WARNING: ssh is off by the admin's choice")
+        );
+    }
+
+    /// Item 2 of the intent issue: the preinst stopped ssh.service, the
+    /// postinst restarted a masked socket (a no-op), dpkg says installed.
+    #[test]
+    fn ssh_that_served_before_dpkg_and_was_stopped_by_it_is_restored_and_said() {
+        let mut s = off_units(("inactive", "disabled"), ("inactive", "masked"));
+        s.intent.served_before = Some(vec!["ssh.service".into()]);
+        let p = decide_full(&s);
+        assert!(p.intent.serves(), "{p:?}");
+        assert!(
+            p.findings
+                .iter()
+                .any(|f| matches!(f, Finding::StoppedByPackage { .. })),
+            "{p:?}"
+        );
+        assert_eq!(
+            p.steps,
+            vec![
+                Step::StartUnit {
+                    unit: "ssh.service".into()
+                },
+                Step::VerifyBanner
+            ]
+        );
+        // A policy-rc.d that forbids starts is named as the explanation.
+        s.intent.policy_rc_d = Some(crate::intent::PolicyRcD {
+            path: crate::intent::POLICY_RC_D.into(),
+            answer: Some(101),
+            error: None,
+        });
+        let found = decide_full(&s)
+            .findings
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(found.contains("/usr/sbin/policy-rc.d forbids"), "{found}");
+        // Without the record of what served before, disabled stays off.
+        s.intent.served_before = None;
+        assert!(decide_full(&s).steps.is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use crate::model::{ListenerClass, Snapshot};
-use crate::plan::Plan;
+use crate::plan::{LeftAlone, Plan};
 use crate::text::push_line;
 use std::fmt::Write;
 
@@ -38,8 +38,18 @@ pub fn verdict(s: &Snapshot, p: &Plan) -> String {
                     .unwrap_or("systemd not reachable")
             );
         }
+        if let Some(stale) = p
+            .left_alone
+            .iter()
+            .find(|l| matches!(l, LeftAlone::StaleWhileOff { .. }))
+        {
+            return format!("WARNING: {}; {stale}", p.intent);
+        }
         if !warnings.is_empty() {
             return format!("WARNING: {}", warnings.join("; "));
+        }
+        if !p.intent.serves() {
+            return format!("OK: {}", p.intent);
         }
         return "OK: ssh is healthy".to_string();
     }

@@ -112,6 +112,42 @@ pub fn parse_listen(s: &str) -> Option<Endpoint> {
     Some(Endpoint { addr, scope })
 }
 
+/// Whether binding `a` could fail with EADDRINUSE because `b` listens (or
+/// the reverse): the same port, and the same address, or a wildcard on
+/// either side that covers the other. `[::]` counts as covering IPv4 too
+/// (it may be bound dual-stack): cautious, never a bind that fails.
+pub fn bind_conflict(a: &Endpoint, b: &Endpoint) -> bool {
+    if a.addr.port() != b.addr.port() {
+        return false;
+    }
+    let (x, y) = (a.addr.ip(), b.addr.ip());
+    if x == y {
+        return true;
+    }
+    let covers = |w: IpAddr, other: IpAddr| match w {
+        IpAddr::V6(v6) if v6.is_unspecified() => true,
+        IpAddr::V4(v4) if v4.is_unspecified() => other.is_ipv4(),
+        _ => false,
+    };
+    covers(x, y) || covers(y, x)
+}
+
+/// Whether any of `wanted` (address texts) could not be bound while
+/// `held` listen; an address that does not parse counts as a conflict.
+pub fn any_bind_conflict(wanted: &[String], held: &[String]) -> bool {
+    if wanted.is_empty() {
+        return !held.is_empty();
+    }
+    held.iter().any(|h| {
+        let Some(h) = parse_listen(h) else {
+            return true;
+        };
+        wanted
+            .iter()
+            .any(|w| parse_listen(w).is_none_or(|w| bind_conflict(&w, &h)))
+    })
+}
+
 /// Where ssh should answer, from what is known: ssh.socket's Listen when
 /// socket-activated, else `sshd -T`'s listen addresses, else the wildcard of
 /// each family sshd's AddressFamily allows, on every port.
@@ -245,6 +281,39 @@ pub fn is_ssh_banner(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_conflicts_follow_wildcards_and_ports() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // A container's sshd on 127.0.0.3:22 does not stand in ssh.service's way.
+        assert!(!any_bind_conflict(
+            &v(&["127.0.0.1:22", "[::1]:22"]),
+            &v(&["127.0.0.3:22"])
+        ));
+        assert!(any_bind_conflict(
+            &v(&["127.0.0.1:22"]),
+            &v(&["127.0.0.1:22"])
+        ));
+        assert!(any_bind_conflict(
+            &v(&["0.0.0.0:22"]),
+            &v(&["127.0.0.3:22"])
+        ));
+        assert!(any_bind_conflict(&v(&["[::]:22"]), &v(&["127.0.0.3:22"])));
+        assert!(any_bind_conflict(&v(&["22"]), &v(&["10.1.2.3:22"])));
+        assert!(any_bind_conflict(
+            &v(&["127.0.0.1:22"]),
+            &v(&["0.0.0.0:22"])
+        ));
+        assert!(!any_bind_conflict(&v(&["0.0.0.0:22"]), &v(&["[::1]:22"])));
+        assert!(!any_bind_conflict(
+            &v(&["0.0.0.0:22"]),
+            &v(&["0.0.0.0:2222"])
+        ));
+        // Unknown on either side: cautious.
+        assert!(any_bind_conflict(&v(&[]), &v(&["127.0.0.3:22"])));
+        assert!(any_bind_conflict(&v(&["127.0.0.1:22"]), &v(&["garbage"])));
+        assert!(!any_bind_conflict(&v(&[]), &v(&[])));
+    }
 
     fn ep(s: &str) -> Endpoint {
         Endpoint::new(s.parse().unwrap())

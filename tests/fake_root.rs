@@ -32,7 +32,9 @@ impl Root {
             "Package: openssh-server\nStatus: install ok installed\nVersion: 1:9.2p1-2\n",
         )
         .unwrap();
-        fs::create_dir_all(r.p("run")).unwrap();
+        // systemd is PID 1 here (sd_booted: /run/systemd/system exists);
+        // without it the hooks do nothing (booted.rs).
+        fs::create_dir_all(r.p("run/systemd/system")).unwrap();
         // The test process itself is the "package manager" parent of the binary.
         r.add_proc(std::process::id(), "apt-get", 1, 4242);
         r
@@ -145,6 +147,80 @@ fn marker_life_cycle_pre_invoke_inhibits_post_invoke_releases() {
     assert_eq!(code(&o), 0);
     assert!(!r.marker().exists(), "post-invoke releases its own marker");
     assert_eq!(code(&r.run(&["inhibited"])), 1);
+}
+
+/// In a chroot or an image build (no systemd as PID 1 for this root) the
+/// hooks do nothing, in one line, exit 0: no marker, no diagnosis.
+#[test]
+fn hooks_do_nothing_where_systemd_is_not_pid_1() {
+    let r = Root::new();
+    fs::remove_dir(r.p("run/systemd/system")).unwrap();
+    for hook in ["pre-invoke", "post-invoke"] {
+        let o = r.run(&[hook]);
+        assert_eq!(code(&o), 0);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(
+            out.contains(&format!(
+                "{hook}: not acting: systemd is not running as PID 1 here"
+            )),
+            "{out}"
+        );
+        assert!(!r.marker().exists(), "{hook} placed no marker");
+    }
+}
+
+/// `/` that is not PID 1's root (a chroot on a booted host): the same.
+#[test]
+fn hooks_do_nothing_in_a_chroot_of_a_booted_host() {
+    let r = Root::new();
+    let elsewhere = tempfile::tempdir().unwrap();
+    fs::create_dir_all(r.p("proc/1")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), r.p("proc/1/root")).unwrap();
+    let o = r.run(&["pre-invoke"]);
+    assert_eq!(code(&o), 0);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
+    assert!(
+        out.contains("not acting: / is not the root of PID 1 (a chroot)"),
+        "{out}"
+    );
+    assert!(!r.marker().exists());
+    // PID 1's root is this root: the hook acts (places its marker).
+    fs::remove_file(r.p("proc/1/root")).unwrap();
+    std::os::unix::fs::symlink(r.dir.path(), r.p("proc/1/root")).unwrap();
+    assert_eq!(code(&r.run(&["pre-invoke"])), 0);
+    assert!(r.marker().exists());
+}
+
+/// `DPKG_ROOT` pointing elsewhere, and an apt run whose dpkg does nothing
+/// (`-o Debug::pkgDPkgPM=1`, read from the package manager's command line).
+#[test]
+fn hooks_do_nothing_for_dpkg_on_another_root_or_a_dpkg_that_does_nothing() {
+    let r = Root::new();
+    let o = Command::new(env!("CARGO_BIN_EXE_ssh-upgrade-guard"))
+        .args(["--config", "/nonexistent", "pre-invoke"])
+        .env("SSH_UPGRADE_GUARD_TEST_ROOT", r.dir.path())
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+        .env("DPKG_ROOT", "/srv/image")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
+    assert!(out.contains("DPKG_ROOT is /srv/image"), "{out}");
+    assert!(!r.marker().exists());
+    // The test process stands in for apt-get: its command line says what apt runs with.
+    fs::write(
+        r.p(&format!("proc/{}/cmdline", std::process::id())),
+        "apt-get\0-o\0Debug::pkgDPkgPM=1\0install\0x\0",
+    )
+    .unwrap();
+    let o = r.run(&["post-invoke"]);
+    assert_eq!(code(&o), 0);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
+    assert!(
+        out.contains("prints dpkg's calls instead of running them"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -42,6 +42,7 @@ fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
         bind_ipv6_only: String::new(),
         n_restarts: None,
         requires: None,
+        condition_result: None,
     }
 }
 
@@ -150,6 +151,7 @@ fn healthy_socket() -> Snapshot {
         socket_generator: false,
         dpkg_prompt: None,
         rescue_pid: None,
+        intent: Default::default(),
     }
 }
 
@@ -189,6 +191,7 @@ fn incident() -> Snapshot {
             boot_id: "0d3c6a5e-1111-2222-3333-444455556666".into(),
             created: 1_764_370_000,
             reason: "a package manager is running dpkg (DPkg::Pre-Invoke)".into(),
+            served_units: None,
         }),
         problem: None,
     };

@@ -8,10 +8,14 @@ use super::diagnose::{diagnose_and_repair, refused, repaired, Act, Diagnosis, In
 use super::output::{Line, Outcome};
 use super::record::{metrics_enabled, observed_fast, Inhibit, PackageOk, Record};
 use super::{exit, Ctx};
+use crate::intent::should_serve;
 use crate::marker::{self, Marker};
 use crate::model::ProcessStamp;
+use crate::model::Units;
 use crate::plan::Mode;
 use crate::system::fsx::{Entry, RunDir};
+use crate::system::host::host;
+use crate::system::intent::fast_facts as intent_facts;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
 use crate::system::snapshot::{self, Clean, Detail, MARKER_FILE};
 use crate::system::{dpkg, locks, now_secs, own_pid, parent_pid, Roots};
@@ -97,6 +101,12 @@ pub(crate) fn bounded(ctx: &Ctx, hook: Hook) -> i32 {
     super::output::emit(ctx, Outcome::exit(exit::OK).warn(line))
 }
 
+/// Why the hooks do not act here (a chroot, an image build, dpkg on
+/// another root, an apt run whose dpkg does nothing), or None (booted.rs).
+fn not_here(ctx: &Ctx, holder: ProcessStamp) -> Option<String> {
+    crate::booted::not_here(&host(&ctx.roots, Some(holder.pid)))
+}
+
 /// The package manager running this dpkg batch: the holder of lock-frontend,
 /// else the nearest apt-like ancestor, else our parent.
 fn find_holder(roots: &Roots) -> (ProcessStamp, String) {
@@ -120,10 +130,15 @@ fn find_holder(roots: &Roots) -> (ProcessStamp, String) {
     }
 }
 
-/// Places the marker. Returns a note when something unexpected sat at the
+/// Places the marker, with the ssh units active now (`served`: None when
+/// systemd did not answer). Returns a note when something unexpected sat at the
 /// marker path (a symlink, a garbage file): it is replaced, never followed,
 /// and the path is named.
-fn place_marker(ctx: &Ctx) -> Result<Option<String>> {
+fn place_marker(
+    ctx: &Ctx,
+    (holder, comm): (ProcessStamp, String),
+    served: Option<Vec<String>>,
+) -> Result<Option<String>> {
     let dir = RunDir::open(&ctx.roots, true)?
         .ok_or_else(|| anyhow!("{} missing", ctx.roots.run_dir.display()))?;
     let note = match dir.read(MARKER_FILE, marker::MAX_MARKER_BYTES) {
@@ -136,7 +151,6 @@ fn place_marker(ctx: &Ctx) -> Result<Option<String>> {
         }),
         Entry::Missing => None,
     };
-    let (holder, comm) = find_holder(&ctx.roots);
     let procfs = Procfs::new(&ctx.roots.proc);
     let m = Marker {
         holder_pid: holder.pid,
@@ -145,6 +159,7 @@ fn place_marker(ctx: &Ctx) -> Result<Option<String>> {
         boot_id: procfs.boot_id().context("cannot read the boot id")?,
         created: now_secs(),
         reason: "a package manager is running dpkg (DPkg::Pre-Invoke)".into(),
+        served_units: served,
     };
     snapshot::write_marker(&dir, &m.render())?;
     log::info!(
@@ -191,11 +206,34 @@ fn release_marker(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
 /// broken ssh so that the maintainer scripts about to run succeed.
 pub(crate) fn pre_invoke(ctx: &Ctx) -> Outcome {
     hook("pre-invoke", |o| {
+        // The package manager is looked up once: the marker names it, and
+        // its options say whether dpkg works on this system at all.
+        let holder = find_holder(&ctx.roots);
+        if let Some(why) = not_here(ctx, holder.0) {
+            o.lines
+                .push(Line::Say(format!("pre-invoke: not acting: {why}")));
+            return Ok(());
+        }
+        // What serves now is recorded in the marker: after dpkg, ssh that
+        // served before is restored (intent.rs). One D-Bus read serves both.
+        let units = ctx
+            .systemd()
+            .and_then(|sd| snapshot::units(&sd, &ctx.cfg, Detail::Brief));
+        let served = units.as_ref().ok().map(|u| {
+            [&u.service, &u.socket]
+                .into_iter()
+                .filter(|st| st.is_active() || st.in_transition())
+                .map(|st| st.name.clone())
+                .collect()
+        });
         // The marker and the preflight fail independently; both are reported
         // in the one warning line.
-        let marked = place_marker(ctx).context("could not place the inhibit marker");
+        let marked =
+            place_marker(ctx, holder, served).context("could not place the inhibit marker");
         let checked = if ctx.cfg.preflight {
-            preflight(ctx, o).context("preflight skipped")
+            units
+                .and_then(|u| preflight(ctx, o, u))
+                .context("preflight skipped")
         } else {
             Ok(())
         };
@@ -218,11 +256,9 @@ pub(crate) fn pre_invoke(ctx: &Ctx) -> Outcome {
 
 /// Repairs an already broken ssh before dpkg runs, so that the maintainer
 /// scripts' restart of ssh.socket/ssh.service succeeds.
-fn preflight(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
+fn preflight(ctx: &Ctx, o: &mut Outcome, units: Units) -> Result<()> {
     // Cheap path: systemd's word that the port holder is up and nothing
     // failed. A stale listener keeps the holder from being active.
-    let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
     // Road b, said before dpkg runs (apt's hook cannot tell which packages
     // this run configures; the check costs nothing unless a unit is masked).
     if let Some((text, record)) = super::roads::predict_blocked_restart(ctx, &units) {
@@ -246,7 +282,12 @@ fn preflight(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         }
         return Ok(());
     }
-    drop(sd);
+    // ssh the admin turned off stays off: nothing to prepare for dpkg.
+    let off = should_serve(&units, &intent_facts(&ctx.roots, None));
+    if !off.serves() {
+        log::info!("preflight: {off}");
+        return Ok(());
+    }
     let d = diagnose_and_repair(ctx, Mode::Preflight, Act::Repair, Inhibition::Ignore)?;
     if let Some((outcome, after)) = &d.done {
         o.lines.push(Line::Say(
@@ -277,6 +318,11 @@ fn preflight(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
 /// and releases the marker pre-invoke placed.
 pub(crate) fn post_invoke(ctx: &Ctx) -> Outcome {
     hook("post-invoke", |o| {
+        if let Some(why) = not_here(ctx, find_holder(&ctx.roots).0) {
+            o.lines
+                .push(Line::Say(format!("post-invoke: not acting: {why}")));
+            return Ok(());
+        }
         let result = post_invoke_check(ctx, o);
         let released = release_marker(ctx, o);
         result.and(released)
@@ -314,6 +360,17 @@ fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         return Ok(());
     }
     drop(sd);
+    // ssh the admin turned off stays off: with the package installed there
+    // is nothing to do, and the hook says so in one calm line. What served
+    // before this apt run (the marker pre-invoke left) counts as wanted.
+    if pkg.is_installed_ok() {
+        let marker = snapshot::marker_view(&ctx.roots, &ctx.cfg, Clean::Keep);
+        let intent = should_serve(&units, &intent_facts(&ctx.roots, Some(&marker)));
+        if !intent.serves() {
+            o.lines.push(Line::Say(format!("OK: {intent}")));
+            return Ok(());
+        }
+    }
     if let Some((text, record)) = super::roads::report_blocked_restart(ctx, &units) {
         o.lines.push(Line::Say(text));
         o.record = Some(record);

@@ -85,6 +85,10 @@ pub(crate) fn observed_from(ctx: &Ctx, s: &Snapshot, inhibit: Inhibit) -> Observ
         package: ctx.cfg.package.clone(),
         package_ok: s.package.as_ref().is_some_and(|p| p.is_installed_ok()),
         ssh_up: s.units.as_ref().is_some_and(|u| u.look_healthy()),
+        off_by_choice: s
+            .units
+            .as_ref()
+            .is_some_and(|u| !crate::intent::should_serve(u, &s.intent).serves()),
         stale_listeners: s
             .listeners
             .iter()
@@ -120,6 +124,7 @@ pub(crate) fn observed_fast(
                 .is_ok_and(|p| p.is_installed_ok()),
         },
         ssh_up: units.look_healthy(),
+        off_by_choice: false,
         stale_listeners: 0,
         inhibited: inhibit == Inhibit::Inhibited,
         // Taken when the units look healthy: neither is failed, so neither

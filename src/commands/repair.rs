@@ -22,6 +22,8 @@ pub(crate) fn repair(ctx: &Ctx, act: Act) -> Outcome {
                 o
             } else if plan.refused.is_some() {
                 o.with_exit(exit::PROBLEM)
+            } else if !plan.intent.serves() {
+                o.say(format!("{}; nothing to do.", plan.intent))
             } else {
                 o.say("ssh is healthy; nothing to do.")
             }

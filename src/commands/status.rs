@@ -180,6 +180,7 @@ pub(crate) fn check_line(
         plan.findings.len() + usize::from(plan.refused.is_some()),
     );
     let summary = match state {
+        PluginState::Ok if !plan.intent.serves() => plan.intent.to_string(),
         PluginState::Ok => match probe {
             Some(p) => format!("ssh is healthy; {}", p.summary),
             None => "ssh is healthy".to_string(),

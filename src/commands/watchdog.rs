@@ -13,10 +13,12 @@ use super::record::{
 };
 use super::status::inhibition;
 use super::{exit, Ctx};
+use crate::intent::should_serve;
 use crate::model::{Topology, Units};
 use crate::plan::Mode;
 use crate::system;
 use crate::system::fsx::{Entry, RunDir};
+use crate::system::intent::fast_facts as intent_facts;
 use crate::system::snapshot::Detail;
 use crate::system::{dpkg, now_secs, snapshot};
 use anyhow::{anyhow, Result};
@@ -60,6 +62,14 @@ fn healthy_path(ctx: &Ctx) -> Result<Option<Outcome>> {
         Some(p) => PackageOk::Known(p.is_installed_ok()),
         None => PackageOk::Unknown,
     };
+    if !units.look_healthy() && pkg_ok {
+        // ssh the admin turned off stays off: the watchdog is no longer
+        // the one that brings it back.
+        let intent = should_serve(&units, &intent_facts(&ctx.roots, None));
+        if !intent.serves() {
+            return Ok(Some(Outcome::exit(exit::OK).info(format!("OK: {intent}"))));
+        }
+    }
     if !(units.look_healthy() && pkg_ok && answers(ctx, &units)) {
         return Ok(None);
     }
@@ -173,6 +183,9 @@ fn repair(ctx: &Ctx) -> Outcome {
     }
     match refused(ctx, &d, Inhibit::Free) {
         Some((record, line)) => Outcome::exit(exit::PROBLEM).error(line).record(record),
+        None if !d.plan.intent.serves() => {
+            Outcome::exit(exit::OK).info(format!("OK: {}", d.plan.intent))
+        }
         None => Outcome::exit(exit::OK),
     }
 }

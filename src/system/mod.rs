@@ -9,6 +9,8 @@ pub mod claims;
 pub mod dpkg;
 pub mod dsh;
 pub mod fsx;
+pub mod host;
+pub mod intent;
 pub mod kex;
 pub mod locks;
 pub mod procs;

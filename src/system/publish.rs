@@ -75,6 +75,7 @@ mod tests {
             package: "openssh-server".into(),
             package_ok: true,
             ssh_up: true,
+            off_by_choice: false,
             stale_listeners: 0,
             inhibited: false,
             roads: Default::default(),

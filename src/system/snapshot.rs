@@ -325,6 +325,7 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     s.unowned_sockets = scan.unowned.iter().map(|a| a.to_string()).collect();
     s.sessions = scan.sessions;
     s.marker = marker_view(roots, cfg, Clean::Keep);
+    s.intent = super::intent::facts(roots, &s.marker);
     s.locks = lock_views(roots);
     s.dpkg_prompt = dpkg_prompt(roots, &s.locks);
     s.as_root = nix::unistd::geteuid().is_root();

@@ -192,6 +192,13 @@ impl Systemd {
         let detail_props = |name: &str| -> &'static [(&'static str, &'static str)] {
             match (detail, name.rsplit_once('.').map(|(_, t)| t)) {
                 (true, Some("service")) => &[
+                    // Whether a start condition said no (intent: systemd
+                    // skips the start quietly), and whether it was ever checked.
+                    ("org.freedesktop.systemd1.Unit", "ConditionResult"),
+                    (
+                        "org.freedesktop.systemd1.Unit",
+                        "ConditionTimestampMonotonic",
+                    ),
                     ("org.freedesktop.systemd1.Service", "MainPID"),
                     ("org.freedesktop.systemd1.Service", "Result"),
                     // Restarts systemd made by itself (Restart=): a unit
@@ -202,6 +209,11 @@ impl Systemd {
                     ("org.freedesktop.systemd1.Unit", "Requires"),
                 ],
                 (true, Some("socket")) => &[
+                    ("org.freedesktop.systemd1.Unit", "ConditionResult"),
+                    (
+                        "org.freedesktop.systemd1.Unit",
+                        "ConditionTimestampMonotonic",
+                    ),
                     ("org.freedesktop.systemd1.Socket", "Listen"),
                     ("org.freedesktop.systemd1.Socket", "Result"),
                     ("org.freedesktop.systemd1.Socket", "BindIPv6Only"),
@@ -253,6 +265,10 @@ impl Systemd {
         // Errors on the detail interfaces count only for a loaded unit: a
         // unit that is not found has no Service or Socket interface.
         let mut detail_errors: Vec<Option<anyhow::Error>> = names.iter().map(|_| None).collect();
+        // ConditionResult counts only once systemd checked the conditions
+        // (a timestamp); before that it reads false.
+        let mut condition: Vec<(Option<bool>, Option<u64>)> =
+            names.iter().map(|_| (None, None)).collect();
         for ((i, iface, prop), answer) in calls.into_iter().zip(answers) {
             let Ok(st) = out[i].as_mut() else { continue };
             let v = match answer {
@@ -277,6 +293,8 @@ impl Systemd {
                 "BindIPv6Only" => st.bind_ipv6_only = text(),
                 "MainPID" => st.main_pid = u32::try_from(v).ok().filter(|p| *p != 0),
                 "NRestarts" => st.n_restarts = u32::try_from(v).ok(),
+                "ConditionResult" => condition[i].0 = bool::try_from(v).ok(),
+                "ConditionTimestampMonotonic" => condition[i].1 = u64::try_from(v).ok(),
                 "Requires" => st.requires = <Vec<String>>::try_from(v).ok(),
                 "Listen" => {
                     st.listen = <Vec<(String, String)>>::try_from(v)
@@ -287,6 +305,11 @@ impl Systemd {
                         .collect()
                 }
                 _ => {}
+            }
+        }
+        for (slot, (result, checked)) in out.iter_mut().zip(condition) {
+            if let Ok(st) = slot {
+                st.condition_result = result.filter(|_| checked.is_some_and(|t| t > 0));
             }
         }
         for (slot, err) in out.iter_mut().zip(detail_errors) {
