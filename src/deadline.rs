@@ -145,6 +145,11 @@ pub fn critical_on_this_thread() -> bool {
 /// (repair::grace), when that is more.
 pub const CRITICAL_GRACE: Duration = Duration::from_secs(240);
 
+/// How long a hook waits, once a critical stretch it waited for has ended,
+/// for the body to say what it did (a few unit reads: each bounded by
+/// systemd::METHOD_TIMEOUT).
+pub const REPORT_GRACE: Duration = Duration::from_secs(15);
+
 /// How a bounded run ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome<T> {
@@ -204,13 +209,25 @@ fn run<T: Send + 'static>(
         return Outcome::TimedOut;
     }
     let mut grace_end = None;
+    // Once a stretch waited for has ended, the body gets REPORT_GRACE to
+    // finish and say what it did (its report is written at its end).
+    let mut stretch_seen = false;
+    let mut report_end: Option<Instant> = None;
     loop {
         let end = *grace_end
             .get_or_insert_with(|| after(Duration::from_secs(GRACE.load(Ordering::SeqCst))));
         // Under the lock critical_for takes: no stretch begins after this.
         {
             let mut g = GAVE_UP.lock().unwrap_or_else(|e| e.into_inner());
-            if CRITICAL.load(Ordering::SeqCst) == 0 || Instant::now() >= end {
+            let idle = CRITICAL.load(Ordering::SeqCst) == 0;
+            if !idle {
+                stretch_seen = true;
+                report_end = None;
+            } else if stretch_seen && report_end.is_none() {
+                report_end = Some(after(REPORT_GRACE));
+            }
+            let now = Instant::now();
+            if now >= end || (idle && report_end.is_none_or(|r| now >= r)) {
                 *g = true;
                 break;
             }
@@ -273,6 +290,21 @@ mod tests {
             1
         });
         assert_eq!(o, Outcome::Done(1));
+    }
+
+    #[test]
+    fn after_a_critical_stretch_the_hook_waits_for_the_report() {
+        // The stretch outlasts the deadline; the report after it takes a
+        // moment (unit reads): it is waited for, not cut.
+        let o = run(Duration::from_millis(50), true, || {
+            {
+                let _c = critical();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            2
+        });
+        assert_eq!(o, Outcome::Done(2));
     }
 
     #[test]

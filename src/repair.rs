@@ -313,8 +313,9 @@ fn configure_package(roots: &Roots, cfg: &Config, target: &str, out: &mut Outcom
     Ok(())
 }
 
-/// The proof after a repair (banner, then key exchange); starts the rescue
-/// sshd when no address serves. True when every address serves.
+/// The proof after a repair (banner, then key exchange, on every address
+/// that should serve); starts the rescue sshd when some address has
+/// nothing answering on it. True when every address serves.
 fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
     let first = m.serves(&targets);
@@ -323,24 +324,74 @@ fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
         return true;
     }
     out.failed(first.summary);
-    // Never leave the machine without a listener that serves: start sshd as
-    // a transient unit from the installed binary and say so loudly. (Where a
-    // listener answers the banner but completes no key exchange it holds the
-    // port, and the rescue cannot bind it: then that is reported too.)
+    // Never leave an address without a listener that serves: start sshd as
+    // a transient unit from the installed binary and say so loudly. It
+    // binds what is free (sshd goes on when some of its addresses are
+    // taken), so it stands in for the addresses that do not serve. Where a
+    // listener answers the banner but completes no key exchange it holds
+    // the address, and the rescue cannot bind it: that stays reported.
     // With the unit's own options (SSHD_OPTS): the same configuration
     // file, ports and -o settings as the sshd it stands in for.
-    if !first.any {
-        match m.start_rescue_sshd(&snap.sshd_options) {
-            Ok(()) => match m.serves(&targets) {
-                again if again.any => out.did(format!(
-                    "started a rescue sshd ({RESCUE_UNIT}) so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'"
-                )),
-                again => out.failed(format!(
-                    "the rescue sshd does not serve either: {}",
-                    again.summary
-                )),
+    if !first.down.is_empty() {
+        let down: Vec<String> = first.down.iter().map(|a| a.to_string()).collect();
+        // Socket activation with nothing serving: ssh.socket may hold the
+        // addresses while nothing behind it serves (instances that fail, a
+        // service stuck activating), and the rescue could not bind them.
+        // Stopped first (sessions kept: KillMode=process), started again
+        // if the rescue does not serve either.
+        let socket = snap
+            .units
+            .as_ref()
+            .filter(|u| !first.any && u.topology() == crate::model::Topology::SocketActivated)
+            .map(|u| u.socket.name.clone());
+        let socket_stopped = match &socket {
+            Some(sock) => match m.stop(sock) {
+                Ok(()) => {
+                    out.did(format!(
+                        "stopped {sock} so that the rescue sshd can bind its addresses (nothing behind it serves)"
+                    ));
+                    true
+                }
+                Err(e) => {
+                    log::info!("{e:#}");
+                    false
+                }
             },
-            Err(e) => out.failed(format!("could not start a rescue sshd: {e:#}")),
+            None => false,
+        };
+        let rescued = match m.start_rescue_sshd(&snap.sshd_options) {
+            Ok(()) => match m.serves(&targets) {
+                again if again.ok || (again.any && !first.any) => {
+                    out.did(format!(
+                        "started a rescue sshd ({RESCUE_UNIT}) for {} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'",
+                        down.join(", ")
+                    ));
+                    // Said plainly, before dpkg as after it.
+                    log::warn!(
+                        "while the rescue sshd holds {}, openssh-server's postinst cannot restart ssh.socket/ssh.service there: an upgrade of openssh-server fails until they can serve again",
+                        down.join(", ")
+                    );
+                    true
+                }
+                again => {
+                    out.failed(format!(
+                        "the rescue sshd does not serve {} either: {}",
+                        down.join(", "),
+                        again.summary
+                    ));
+                    false
+                }
+            },
+            Err(e) => {
+                out.failed(format!("could not start a rescue sshd: {e:#}"));
+                false
+            }
+        };
+        if let (false, true, Some(sock)) = (rescued, socket_stopped, &socket) {
+            match m.start(sock) {
+                Ok(()) => out.did(format!("started {sock} again")),
+                Err(e) => out.failed(format!("{e:#}")),
+            }
         }
     }
     false
@@ -356,7 +407,9 @@ pub fn grace(cfg: &Config, steps: &[Step]) -> Duration {
     // A banner wait, then a key exchange bounded by the same timeout, and
     // the 2 s sshd -T that may follow it (system::kex).
     let proof = cfg.banner_timeout * 2 + Duration::from_secs(2);
-    let verify = proof * 2 + JOB_TIMEOUT;
+    // The proof, the rescue (with ssh.socket stopped first and perhaps
+    // started again) and its proof.
+    let verify = proof * 2 + JOB_TIMEOUT * 3;
     let per_step = |s: &Step| match s {
         Step::StopStale { .. } => cfg.stop_timeout * 2 + Duration::from_secs(5),
         Step::ResetFailed { .. } => crate::system::systemd::METHOD_TIMEOUT,
@@ -481,17 +534,29 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
             _ => run_step(m, cfg, step, &mut out),
         };
         if let (Step::StopStale { process, .. }, Ok(())) = (step, &r) {
-            for l in snap.listeners.iter().filter(|l| l.process == *process) {
-                freed.extend(l.addresses.iter().cloned());
-            }
+            freed.extend(addresses_of(snap, *process));
         }
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
-                // Nothing that serves was touched yet: the stale listener
-                // still serves logins; without host keys sshd cannot
-                // start. Touch nothing.
-                Step::StopStale { .. } | Step::GenerateHostKeys if !touched => return out,
+                // Without host keys sshd cannot start: touch nothing.
+                Step::GenerateHostKeys if !touched => return out,
+                // Nothing that serves was touched yet, and the stale
+                // listener still holds its addresses: it still serves
+                // logins; touch nothing. If they are free (it exited by
+                // itself, or died after all), ssh is down: the plan goes on
+                // to bring it back.
+                Step::StopStale { process, .. } if !touched => {
+                    let addrs = addresses_of(snap, *process);
+                    if addrs.is_empty() || !m.wait_free(&addrs, Duration::ZERO).is_empty() {
+                        return out;
+                    }
+                    log::info!(
+                        "{} no longer held: ssh is down, the repair goes on",
+                        addrs.join(", ")
+                    );
+                    freed.extend(addrs);
+                }
                 _ => skip_to_verify = true,
             }
         }
@@ -510,6 +575,15 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         }
     }
     out
+}
+
+/// The addresses the snapshot saw `process` listen on.
+fn addresses_of(snap: &Snapshot, process: ProcessStamp) -> Vec<String> {
+    snap.listeners
+        .iter()
+        .filter(|l| l.process == process)
+        .flat_map(|l| l.addresses.iter().cloned())
+        .collect()
 }
 
 /// One step other than the proof.

@@ -311,6 +311,7 @@ fn probed() -> Vec<(&'static str, Snapshot, Plan, Serving)> {
         ok: true,
         any: true,
         summary: "ssh completed a key exchange with this host's ed25519 key (SHA256:mWmmFdDj4Rn3Bt0DDYiG1hT3dOVmVvEyCBoRy2Ln4oI) on 127.0.0.1:22, [::1]:22".into(),
+        down: Vec::new(),
     };
     let mut bad_plan = plan.clone();
     let bad = Serving {
@@ -318,6 +319,7 @@ fn probed() -> Vec<(&'static str, Snapshot, Plan, Serving)> {
         ok: false,
         any: false,
         summary: "ssh answers on 127.0.0.1:22 but completes no key exchange (Unable to negotiate with 127.0.0.1 port 22: no matching host key type found. Their offer: ssh-rsa)".into(),
+        down: Vec::new(),
     };
     bad_plan.findings.push(Finding::NotServing {
         why: bad.summary.clone(),

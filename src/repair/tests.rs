@@ -25,6 +25,8 @@ struct Fake {
     held: RefCell<Option<String>>,
     /// What settle() finds after a failed job (default: failed, no restarts).
     settled: Option<Settled>,
+    /// Addresses wait_free() finds still held (default: none).
+    still_held: Vec<String>,
 }
 
 /// ssh serves everywhere.
@@ -34,6 +36,7 @@ fn serving() -> Serving {
         ok: true,
         any: true,
         summary: "ssh completed a key exchange with this host's ed25519 key".into(),
+        down: Vec::new(),
     }
 }
 
@@ -44,6 +47,7 @@ fn silent() -> Serving {
         ok: false,
         any: false,
         summary: "ssh does not answer after the repair: 0.0.0.0:22: Connection refused".into(),
+        down: vec![crate::sshd::parse_listen("0.0.0.0:22").unwrap()],
     }
 }
 
@@ -117,7 +121,11 @@ impl UnitControl for Fake {
     }
     fn wait_free(&self, addresses: &[String], _within: Duration) -> Vec<String> {
         let _ = self.act(format!("wait-free {}", addresses.join(" ")));
-        Vec::new()
+        addresses
+            .iter()
+            .filter(|a| self.still_held.contains(a))
+            .cloned()
+            .collect()
     }
     fn settle(&self, unit: &str, _within: Duration) -> Settled {
         let _ = self.act(format!("settle {unit}"));
@@ -322,6 +330,7 @@ fn an_address_that_cannot_exist_is_not_a_failure_and_no_rescue_starts() {
         ok: true,
         any: false,
         summary: "ssh: no address to probe exists on this host".into(),
+        down: Vec::new(),
     }];
     let out = execute(&fake, &Config::default(), &snap(), &[Step::VerifyBanner]);
     assert!(!out.any_failed(), "{:?}", out.events);
@@ -337,6 +346,7 @@ fn a_banner_without_a_key_exchange_fails_the_repair_and_no_rescue_starts() {
         ok: false,
         any: true,
         summary: "ssh answers on 0.0.0.0:22 but completes no key exchange (...)".into(),
+        down: Vec::new(),
     }];
     let out = run(&fake);
     let calls = fake.calls();
@@ -414,18 +424,19 @@ fn a_failed_keygen_stops_the_repair() {
     assert!(out.any_failed());
 }
 
-/// An address ssh cannot be reached on from this host (a link-local scope
-/// whose interface is down) beside one that answers: said in the did line,
-/// and the package still gets configured, no rescue.
+/// An address that cannot exist on this host (a link-local scope whose
+/// interface is gone) beside one that answers: said in the did line, and
+/// the package still gets configured, no rescue.
 #[test]
-fn an_unreachable_address_beside_an_answering_one_does_not_stop_the_package_step() {
+fn an_address_that_cannot_exist_beside_an_answering_one_does_not_stop_the_package_step() {
     // (system::kex::judge makes such a proof ok, naming the address.)
     let fake = Fake::default();
     *fake.answers.borrow_mut() = vec![Serving {
         proof: "key exchange",
         ok: true,
         any: true,
-        summary: "ssh completed a key exchange with this host's ed25519 key (SHA256:x) on 127.0.0.1:22; not reachable from this host: [fe80::1%eth9]:22: Network is down".into(),
+        summary: "ssh completed a key exchange with this host's ed25519 key (SHA256:x) on 127.0.0.1:22; cannot exist on this host: (address not available on this host: [fe80::1%eth9]:22: no interface eth9)".into(),
+        down: Vec::new(),
     }];
     let mut s = snap();
     s.addresses = vec!["0.0.0.0:22".into(), "[fe80::1%eth9]:22".into()];
@@ -433,15 +444,33 @@ fn an_unreachable_address_beside_an_answering_one_does_not_stop_the_package_step
     assert!(!out.any_failed(), "{:?}", out.events);
     assert!(fake.calls().contains(&"configure".to_string()));
     assert!(!fake.calls().iter().any(|c| c.starts_with("rescue")));
-    assert!(
-        out.events
-            .iter()
-            .any(|(ok, l)| *ok && l.contains(
-                "on 127.0.0.1:22; not reachable from this host: [fe80::1%eth9]:22: Network is down"
-            )),
-        "{:?}",
-        out.events
-    );
+}
+
+/// One address serves, the management address does not: FAILED naming it,
+/// the rescue stands in for it, and the package step waits.
+#[test]
+fn a_partial_proof_fails_and_the_rescue_stands_in_for_the_addresses_that_do_not_serve() {
+    let fake = Fake::default();
+    let partial = Serving {
+        proof: "key exchange",
+        ok: false,
+        any: true,
+        summary: "ssh does not answer after the repair: 10.0.0.5:22: Connection refused; it does serve elsewhere: ...".into(),
+        down: vec![crate::sshd::parse_listen("10.0.0.5:22").unwrap()],
+    };
+    *fake.answers.borrow_mut() = vec![partial, serving()];
+    let out = run(&fake);
+    let calls = fake.calls();
+    assert_eq!(&calls[calls.len() - 3..], &["probe", "rescue", "probe"]);
+    assert!(!calls.contains(&"configure".to_string()));
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| !ok && l.contains("10.0.0.5:22: Connection refused")));
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| *ok && l.contains("rescue sshd") && l.contains("for 10.0.0.5:22")));
 }
 
 /// The rescue sshd gets the options ssh.service passes (SSHD_OPTS), and a
@@ -723,23 +752,7 @@ fn a_failed_start_job_whose_unit_stays_down_names_its_state() {
 fn a_unit_starts_only_once_the_stopped_listeners_addresses_are_free() {
     let fake = Fake::default();
     let mut s = snap();
-    s.listeners = vec![crate::model::Listener {
-        process: ProcessStamp {
-            pid: 4242,
-            start_time: 7,
-        },
-        uid: 0,
-        comm: "sshd".into(),
-        exe: "/usr/sbin/sshd (deleted)".into(),
-        exe_deleted: true,
-        cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
-        cgroup: "0::/system.slice/cron.service".into(),
-        addresses: vec!["0.0.0.0:22".into(), "[::]:22".into()],
-        class: ListenerClass::Stale,
-        unit: None,
-        unit_state: None,
-        why: "no unit manages it".into(),
-    }];
+    s.listeners = vec![stale_listener(4242, &["0.0.0.0:22", "[::]:22"])];
     let out = execute(&fake, &Config::default(), &s, &steps());
     assert!(!out.any_failed(), "{:?}", out.events);
     let calls = fake.calls();
@@ -757,4 +770,178 @@ fn a_unit_starts_only_once_the_stopped_listeners_addresses_are_free() {
         calls.iter().filter(|c| c.starts_with("wait-free")).count(),
         1
     );
+}
+
+/// A stale listener as the snapshot saw it.
+fn stale_listener(pid: u32, addresses: &[&str]) -> crate::model::Listener {
+    crate::model::Listener {
+        process: ProcessStamp { pid, start_time: 7 },
+        uid: 0,
+        comm: "sshd".into(),
+        exe: "/usr/sbin/sshd (deleted)".into(),
+        exe_deleted: true,
+        cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups".into(),
+        cgroup: "0::/system.slice/cron.service".into(),
+        addresses: addresses.iter().map(|a| a.to_string()).collect(),
+        class: ListenerClass::Stale,
+        unit: None,
+        unit_state: None,
+        why: "no unit manages it".into(),
+    }
+}
+
+/// sim S1: the stale listener exited by itself after the snapshot (its
+/// pid now a session's): the stop rightly refuses, but its addresses are
+/// free, so ssh is down and the repair goes on to start and prove it.
+#[test]
+fn a_failed_first_stop_of_a_listener_already_gone_still_restores_ssh() {
+    let fake = Fake::failing(&["stop 4242"]);
+    let mut s = snap();
+    s.listeners = vec![stale_listener(4242, &["0.0.0.0:22", "[::]:22"])];
+    let _ = execute(&fake, &Config::default(), &s, &steps());
+    let calls = fake.calls();
+    let stop = calls.iter().position(|c| c == "stop 4242").unwrap();
+    assert_eq!(
+        calls[stop..],
+        [
+            "stop 4242",
+            "wait-free 0.0.0.0:22 [::]:22",
+            "wait-free 0.0.0.0:22 [::]:22",
+            "start ssh.socket",
+            "probe",
+            "configure",
+            "probe"
+        ]
+    );
+    // Still held: the listener still serves logins; nothing else is done.
+    let fake = Fake {
+        fail: vec!["stop 4242"],
+        still_held: vec!["0.0.0.0:22".into()],
+        ..Default::default()
+    };
+    let _ = execute(&fake, &Config::default(), &s, &steps());
+    assert_eq!(
+        fake.calls().last().map(String::as_str),
+        Some("wait-free 0.0.0.0:22 [::]:22")
+    );
+}
+
+/// sim S3: one stale listener per family; the second stop fails. The
+/// freed 0.0.0.0:22 must not stay dead because [::]:22 still serves.
+#[test]
+fn a_second_stop_failing_with_the_other_family_serving_brings_the_rescue_for_the_freed_address() {
+    let fake = Fake::failing(&["stop 102"]);
+    let v4_down = Serving {
+        proof: "key exchange",
+        ok: false,
+        any: true,
+        summary: "ssh does not answer after the repair: 127.0.0.1:22: Connection refused".into(),
+        down: vec![crate::sshd::parse_listen("127.0.0.1:22").unwrap()],
+    };
+    *fake.answers.borrow_mut() = vec![v4_down, serving()];
+    let mut s = snap();
+    s.listeners = vec![
+        stale_listener(101, &["0.0.0.0:22"]),
+        stale_listener(102, &["[::]:22"]),
+    ];
+    let steps = vec![
+        stale(101),
+        stale(102),
+        Step::StartUnit {
+            unit: unit("ssh.socket"),
+        },
+        Step::VerifyBanner,
+    ];
+    let out = execute(&fake, &Config::default(), &s, &steps);
+    let calls = fake.calls();
+    assert_eq!(
+        calls[calls.len() - 5..],
+        ["stop 101", "stop 102", "probe", "rescue", "probe"]
+    );
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| *ok && l.contains("for 127.0.0.1:22")));
+}
+
+/// A socket-activated snapshot (ssh.socket enabled).
+fn socket_snap() -> Snapshot {
+    let mut s = snap();
+    let unit = |name: &str| crate::model::UnitState {
+        name: name.into(),
+        load_state: "loaded".into(),
+        active_state: "active".into(),
+        unit_file_state: "enabled".into(),
+        ..Default::default()
+    };
+    s.units = Some(crate::model::Units {
+        service: unit("ssh.service"),
+        socket: unit("ssh.socket"),
+    });
+    s
+}
+
+/// ssh.socket holds the port while nothing behind it serves: the rescue
+/// could not bind it, so the socket is stopped first, inside the stretch.
+#[test]
+fn a_socket_holding_the_port_with_nothing_behind_it_is_stopped_before_the_rescue() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![silent(), serving()];
+    let out = execute(&fake, &Config::default(), &socket_snap(), &steps());
+    let calls = fake.calls();
+    assert_eq!(
+        &calls[calls.len() - 4..],
+        &["probe", "stop-unit ssh.socket", "rescue", "probe"]
+    );
+    assert!(fake.uncuttable().ends_with(&[
+        "probe".to_string(),
+        "stop-unit ssh.socket".to_string(),
+        "rescue".to_string(),
+        "probe".to_string()
+    ]));
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| *ok && l.starts_with("stopped ssh.socket so that the rescue sshd")));
+}
+
+#[test]
+fn a_rescue_that_does_not_serve_gives_the_port_back_to_the_socket() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![silent(), silent()];
+    let _ = execute(
+        &fake,
+        &Config::default(),
+        &socket_snap(),
+        &[Step::VerifyBanner],
+    );
+    assert_eq!(
+        fake.calls()[1..],
+        [
+            "probe",
+            "stop-unit ssh.socket",
+            "rescue",
+            "probe",
+            "start ssh.socket"
+        ]
+    );
+}
+
+/// Where some address serves, the socket (which may be what serves it)
+/// is left alone.
+#[test]
+fn a_partly_serving_socket_is_not_stopped_for_the_rescue() {
+    let fake = Fake::default();
+    let partial = Serving {
+        any: true,
+        ..silent()
+    };
+    *fake.answers.borrow_mut() = vec![partial, serving()];
+    let _ = execute(
+        &fake,
+        &Config::default(),
+        &socket_snap(),
+        &[Step::VerifyBanner],
+    );
+    assert_eq!(fake.calls()[1..], ["probe", "rescue", "probe"]);
 }

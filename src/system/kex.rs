@@ -33,7 +33,7 @@
 
 use super::sshd::Answer;
 use crate::hostkeys::{self, Proof, PubKey};
-use crate::sshd::{answered, Answered, Endpoint};
+use crate::sshd::Endpoint;
 use crate::system::Roots;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -222,17 +222,24 @@ pub fn prove(roots: &Roots, targets: &[Endpoint], timeout: Duration) -> Proof {
 
 /// Whether ssh serves on a set of addresses, as `repair` checks it after
 /// acting and `status --probe`/`check --probe` report it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Serving {
     /// Which proof was used: "key exchange", or "banner" where no key
     /// exchange was possible (ssh-keyscan missing).
     pub proof: &'static str,
-    /// Every address answered and proved itself.
+    /// Every address that should serve answered and proved itself (one
+    /// that cannot exist on this host does not count against).
     pub ok: bool,
-    /// At least one address serves (the rescue is for when none does).
+    /// At least one address serves.
     pub any: bool,
-    /// The `did:` line when ok; what fails otherwise.
+    /// The `did:` line when ok; what fails otherwise, naming the addresses
+    /// that do not serve.
     pub summary: String,
+    /// The addresses where nothing answers at all (refused, silent): a
+    /// rescue sshd can bind those. One that answers but proves nothing is
+    /// held by its listener and is not among them.
+    #[serde(skip)]
+    pub down: Vec<Endpoint>,
 }
 
 /// A banner on every target first (bounded by `banner_timeout` while
@@ -270,64 +277,95 @@ fn banners(res: &[(Endpoint, Result<Answer, String>)]) -> Vec<Endpoint> {
 }
 
 /// Whether ssh serves, from the banner probe of every target and the key
-/// exchanges with those that answered (see [`serves`]).
+/// exchanges with those that answered (see [`serves`]): every address that
+/// should serve must (banner, then key exchange); one that cannot exist on
+/// this host (EADDRNOTAVAIL and kin, an interface that is not there) is
+/// named apart and does not count against; a partial result fails, naming
+/// the addresses that do not serve.
 fn judge(res: &[(Endpoint, Result<Answer, String>)], proof: &Proof, when: &str) -> Serving {
     let banners = banners(res);
-    let (kind, any) = match proof {
-        Proof::KeyExchange(_) => ("key exchange", !proof.serving().is_empty()),
-        Proof::BannerOnly(_) => ("banner", !banners.is_empty()),
+    let kind = match proof {
+        Proof::KeyExchange(_) => "key exchange",
+        Proof::BannerOnly(_) => "banner",
+    };
+    let serving: Vec<Endpoint> = match proof {
+        Proof::KeyExchange(_) => proof.serving(),
+        Proof::BannerOnly(_) => banners.clone(),
     };
     let silent: Vec<String> = res
         .iter()
-        .filter_map(|(_, r)| r.as_ref().err().cloned())
+        .filter_map(|(a, r)| r.as_ref().err().map(|e| name_error(a, e)))
+        .collect();
+    let down: Vec<Endpoint> = res
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(a, _)| a.clone())
+        .collect();
+    let absent: Vec<String> = res
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Ok(a @ Answer::Unavailable(_)) => Some(a.to_string()),
+            _ => None,
+        })
         .collect();
     if silent.is_empty() && banners.is_empty() {
         // Every address is one that cannot exist here (e.g. ::1 with IPv6
         // off): nothing to prove, as with the banner alone before.
-        let why: Vec<String> = res
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok().map(|a| a.to_string()))
-            .collect();
         return Serving {
             proof: kind,
             ok: true,
             any: false,
             summary: format!(
                 "ssh: no address to probe exists on this host {}",
-                why.join("; ")
+                absent.join("; ")
             ),
+            down,
         };
     }
-    match answered(res, |a| matches!(a, Answer::Banner(_))) {
-        Answered::All if proof.ok() => Serving {
-            proof: kind,
-            ok: true,
-            any,
-            summary: proof.success_line(&banners),
-        },
-        Answered::Some { unreachable } if proof.ok() => Serving {
-            proof: kind,
-            ok: true,
-            any,
-            summary: format!(
-                "{}; not reachable from this host: {}",
-                proof.success_line(&banners),
-                unreachable.join("; ")
-            ),
-        },
-        _ => {
-            let mut why = Vec::new();
-            if !silent.is_empty() {
-                why.push(format!("ssh does not answer{when}: {}", silent.join("; ")));
-            }
-            why.extend(proof.problems());
-            Serving {
-                proof: kind,
-                ok: false,
-                any,
-                summary: why.join("; "),
-            }
+    let any = !serving.is_empty();
+    if silent.is_empty() && proof.ok() {
+        let mut summary = proof.success_line(&banners);
+        if !absent.is_empty() {
+            summary.push_str(&format!(
+                "; cannot exist on this host: {}",
+                absent.join("; ")
+            ));
         }
+        return Serving {
+            proof: kind,
+            ok: true,
+            any,
+            summary,
+            down,
+        };
+    }
+    let mut why = Vec::new();
+    if !silent.is_empty() {
+        why.push(format!("ssh does not answer{when}: {}", silent.join("; ")));
+    }
+    why.extend(proof.problems());
+    if any {
+        why.push(format!(
+            "it does serve elsewhere: {}",
+            proof.success_line(&serving)
+        ));
+    }
+    Serving {
+        proof: kind,
+        ok: false,
+        any,
+        summary: why.join("; "),
+        down,
+    }
+}
+
+/// "ADDRESS: error", unless the error already starts with the address.
+fn name_error(a: &Endpoint, e: &str) -> String {
+    let name = a.to_string();
+    if e.starts_with(&name) || e.starts_with(&a.addr.to_string()) {
+        e.to_string()
+    } else {
+        format!("{name}: {e}")
     }
 }
 
@@ -446,11 +484,16 @@ mod tests {
     }
 
     #[test]
-    fn an_unreachable_address_beside_one_that_serves_is_named_not_failed() {
+    fn an_address_that_cannot_exist_beside_one_that_serves_is_named_not_failed() {
         let banner = || Ok(Answer::Banner("SSH-2.0-OpenSSH_9.6".into()));
         let res = vec![
             (ep("127.0.0.1:22"), banner()),
-            (ep("[fe80::1%eth9]:22"), Err("Network is down".to_string())),
+            (
+                ep("[fe80::1%eth9]:22"),
+                Ok(Answer::Unavailable(
+                    "[fe80::1%eth9]:22: no interface eth9".into(),
+                )),
+            ),
         ];
         let proof = Proof::KeyExchange(vec![(
             ep("127.0.0.1:22"),
@@ -460,11 +503,12 @@ mod tests {
         assert!(s.ok && s.any, "{s:?}");
         assert!(
             s.summary.ends_with(
-                "on 127.0.0.1:22; not reachable from this host: [fe80::1%eth9]:22: Network is down"
+                "on 127.0.0.1:22; cannot exist on this host: (address not available on this host: [fe80::1%eth9]:22: no interface eth9)"
             ),
             "{}",
             s.summary
         );
+        assert!(s.down.is_empty());
         // Where the one that answers completes no key exchange, it fails.
         let proof = Proof::KeyExchange(vec![(
             ep("127.0.0.1:22"),
@@ -474,16 +518,41 @@ mod tests {
         assert!(!s.ok && !s.any, "{s:?}");
         assert!(
             s.summary
-                .contains("ssh does not answer after the repair: Network is down"),
-            "{}",
-            s.summary
-        );
-        assert!(
-            s.summary
                 .contains("127.0.0.1:22 but completes no key exchange (reset)"),
             "{}",
             s.summary
         );
+        // It holds its address: no rescue could bind it.
+        assert!(s.down.is_empty());
+    }
+
+    /// ListenAddress 127.0.0.1 plus a management address: a repair that
+    /// leaves the management address dead has not succeeded.
+    #[test]
+    fn one_address_serving_while_another_is_refused_is_a_failure_naming_it() {
+        let banner = || Ok(Answer::Banner("SSH-2.0-OpenSSH_9.6".into()));
+        let res = vec![
+            (ep("127.0.0.1:22"), banner()),
+            (
+                ep("10.0.0.5:22"),
+                Err("10.0.0.5:22: Connection refused (os error 111)".to_string()),
+            ),
+        ];
+        let proof = Proof::KeyExchange(vec![(
+            ep("127.0.0.1:22"),
+            hostkeys::judge(&[ed()], &[&ed()], None),
+        )]);
+        let s = judge(&res, &proof, " after the repair");
+        assert!(!s.ok && s.any, "{s:?}");
+        assert_eq!(s.down, vec![ep("10.0.0.5:22")]);
+        assert!(
+            s.summary.starts_with(
+                "ssh does not answer after the repair: 10.0.0.5:22: Connection refused (os error 111); it does serve elsewhere: ssh completed a key exchange"
+            ),
+            "{}",
+            s.summary
+        );
+        assert!(s.summary.ends_with("on 127.0.0.1:22"), "{}", s.summary);
     }
 
     #[test]

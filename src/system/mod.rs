@@ -20,6 +20,7 @@ pub mod settings;
 pub mod signal;
 pub mod snapshot;
 pub mod sshd;
+pub mod sshd_cache;
 pub mod systemd;
 
 use std::path::PathBuf;

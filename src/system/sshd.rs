@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use super::sshd_cache::{cache_key, load_cached, store_cached};
+
 /// `sshd -T` running in the background while the rest of a diagnosis is
 /// gathered (it takes about 10 ms, most of a full status run).
 pub struct PendingCheck {
@@ -138,30 +140,13 @@ pub fn check_config(sshd: &Path, args: &[String]) -> (ConfigCheck, Option<SshdLi
     start_check(sshd, args).finish()
 }
 
-/// `status` and `check` only report, so they may reuse the last `sshd -T`
-/// answer while nothing it depends on changed (see [`cache_key`]).
-/// Everything that acts on sshd runs it afresh.
-const CACHE_FILE: &str = "sshd-T.json";
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Cached {
-    key: String,
-    check: ConfigCheck,
-    listen: Option<SshdListen>,
-}
-
 /// ssh.service's EnvironmentFile, which holds SSHD_OPTS.
 pub const UNIT_ENV_FILE: &str = "/etc/default/ssh";
-/// Most files the cache key follows before giving up on caching.
-const MAX_KEY_FILES: usize = 256;
-/// sshd_config files larger than this are not parsed for Include lines (the
-/// cache is then not used).
-const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Reads a small regular file without blocking on a FIFO or a device:
 /// Ok(None) when it does not exist; an error when it is not a regular file
 /// or larger than `max`.
-fn read_small_regular(path: &Path, max: u64) -> std::io::Result<Option<String>> {
+pub(super) fn read_small_regular(path: &Path, max: u64) -> std::io::Result<Option<String>> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = match std::fs::OpenOptions::new()
         .read(true)
@@ -206,194 +191,6 @@ pub fn unit_options(roots: &super::Roots) -> SshdOpts {
         Err(e) => {
             log::info!("{}: {e}; taking SSHD_OPTS as empty", path.display());
             SshdOpts::default()
-        }
-    }
-}
-
-/// The cache key: identity (device, inode, size, mtime, ctime) of every
-/// file `sshd -T` reads with these options: the binary, ssh.service's
-/// EnvironmentFile, the configuration file (`-f` or sshd_config), every file
-/// its Include directives reach (recursively, globs expanded as sshd does,
-/// relative paths under /etc/ssh, the globbed directories themselves so a
-/// new match changes the key), and the host keys (named by HostKey or -h,
-/// the defaults, and every ssh_host_* in /etc/ssh). None when that set
-/// cannot be covered (a wildcard in a directory name, too many files or
-/// levels, an unreadable configuration): then sshd -T runs every time.
-pub fn cache_key(roots: &super::Roots, opts: &SshdOpts) -> Option<String> {
-    use crate::sshd_config::{
-        glob_match, include_path, include_target, keyword_line, parse_refs, IncludeTarget, Refs,
-        DEFAULT_HOST_KEYS, MAX_INCLUDE_DEPTH,
-    };
-    use std::os::unix::fs::MetadataExt;
-    use std::path::PathBuf;
-    let etc = roots.under(Path::new("/etc/ssh"));
-    let mut paths: Vec<PathBuf> = vec![roots.sshd.clone(), roots.under(Path::new(UNIT_ENV_FILE))];
-    let mut host_keys: Vec<String> = opts
-        .host_keys
-        .iter()
-        .chain(&opts.host_certs)
-        .cloned()
-        .collect();
-    // (file, depth) still to read; -o options are configuration lines of
-    // their own, read before the file.
-    let config = opts
-        .config_file
-        .clone()
-        .unwrap_or_else(|| "/etc/ssh/sshd_config".into());
-    let mut queue: Vec<(String, usize)> = vec![(config, 0)];
-    let follow = |refs: Refs,
-                  depth: usize,
-                  paths: &mut Vec<PathBuf>,
-                  queue: &mut Vec<(String, usize)>,
-                  host_keys: &mut Vec<String>|
-     -> Option<()> {
-        host_keys.extend(refs.host_keys);
-        for inc in refs.includes {
-            match include_target(&inc) {
-                IncludeTarget::File(f) => {
-                    if let Some(parent) = Path::new(&f).parent() {
-                        paths.push(roots.under(parent));
-                    }
-                    queue.push((f, depth + 1));
-                }
-                IncludeTarget::Glob { dir, pattern } => {
-                    let real = roots.under(Path::new(&dir));
-                    paths.push(real.clone());
-                    let mut names: Vec<String> = match std::fs::read_dir(&real) {
-                        Ok(rd) => rd
-                            .flatten()
-                            .filter_map(|e| e.file_name().into_string().ok())
-                            .filter(|n| glob_match(&pattern, n))
-                            .collect(),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                        Err(e) => {
-                            log::debug!("sshd -T cache: {}: {e}", real.display());
-                            return None;
-                        }
-                    };
-                    names.sort();
-                    queue.extend(names.into_iter().map(|n| (format!("{dir}/{n}"), depth + 1)));
-                }
-                IncludeTarget::Uncoverable(why) => {
-                    log::debug!("sshd -T cache not used: {why}");
-                    return None;
-                }
-            }
-        }
-        Some(())
-    };
-    let mut from_options = Refs::default();
-    for o in &opts.options {
-        match keyword_line(o) {
-            Some((kw, args)) if kw == "include" => from_options
-                .includes
-                .extend(args.iter().map(|a| include_path(a))),
-            Some((kw, args)) if kw == "hostkey" => {
-                from_options.host_keys.extend(args.into_iter().take(1))
-            }
-            _ => {}
-        }
-    }
-    // Debian's drop-in directory, whether or not an Include names it: one
-    // sshd -T too many when a file there is not read costs nothing.
-    from_options
-        .includes
-        .push("/etc/ssh/sshd_config.d/*.conf".to_string());
-    follow(from_options, 0, &mut paths, &mut queue, &mut host_keys)?;
-    let mut seen = 0;
-    while let Some((file, depth)) = queue.pop() {
-        seen += 1;
-        if depth > MAX_INCLUDE_DEPTH || seen > MAX_KEY_FILES {
-            log::debug!("sshd -T cache not used: more than {MAX_KEY_FILES} files or {MAX_INCLUDE_DEPTH} levels of Include");
-            return None;
-        }
-        let real = roots.under(Path::new(&file));
-        paths.push(real.clone());
-        match read_small_regular(&real, MAX_CONFIG_BYTES) {
-            Ok(Some(text)) => follow(
-                parse_refs(&text),
-                depth,
-                &mut paths,
-                &mut queue,
-                &mut host_keys,
-            )?,
-            Ok(None) => {}
-            Err(e) => {
-                log::debug!("sshd -T cache not used: {}: {e}", real.display());
-                return None;
-            }
-        }
-    }
-    if host_keys.is_empty() {
-        host_keys.extend(DEFAULT_HOST_KEYS.iter().map(|k| k.to_string()));
-    }
-    for k in &host_keys {
-        paths.push(roots.under(Path::new(k)));
-        paths.push(roots.under(Path::new(&format!("{k}.pub"))));
-    }
-    let mut in_etc: Vec<PathBuf> = std::fs::read_dir(&etc)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    in_etc.retain(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("ssh_host_"))
-    });
-    in_etc.sort();
-    paths.push(etc);
-    paths.extend(in_etc);
-    let mut key = format!("options {:?}\n", opts.all);
-    let mut done: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
-    for p in paths {
-        if !done.insert(p.clone()) {
-            continue;
-        }
-        match std::fs::metadata(&p) {
-            Ok(m) => key.push_str(&format!(
-                "{} {} {} {} {}.{} {}.{}\n",
-                p.display(),
-                m.dev(),
-                m.ino(),
-                m.size(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime(),
-                m.ctime_nsec()
-            )),
-            Err(_) => key.push_str(&format!("{} -\n", p.display())),
-        }
-    }
-    Some(key)
-}
-
-pub fn load_cached(
-    dir: &super::fsx::RunDir,
-    key: &str,
-) -> Option<(ConfigCheck, Option<SshdListen>)> {
-    let super::fsx::Entry::File(text) = dir.read(CACHE_FILE, 256 * 1024) else {
-        return None;
-    };
-    let c: Cached = serde_json::from_str(&text).ok()?;
-    (c.key == key && c.check.valid.is_some()).then_some((c.check, c.listen))
-}
-
-pub fn store_cached(
-    dir: &super::fsx::RunDir,
-    key: String,
-    check: &ConfigCheck,
-    listen: &Option<SshdListen>,
-) {
-    if check.valid.is_none() {
-        return;
-    }
-    let c = Cached {
-        key,
-        check: check.clone(),
-        listen: listen.clone(),
-    };
-    if let Ok(text) = serde_json::to_string(&c) {
-        if let Err(e) = dir.write_atomic(CACHE_FILE, &text, 0o644) {
-            log::debug!("{e:#}");
         }
     }
 }
@@ -463,7 +260,8 @@ pub fn banner(addr: SocketAddr, timeout: Duration) -> Result<String, ProbeError>
 fn unavailable(e: &ProbeError) -> bool {
     matches!(
         e.errno,
-        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::ENETUNREACH)
+        // ENETDOWN: a link-local scope whose interface is down.
+        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::ENETUNREACH | libc::ENETDOWN)
     )
 }
 
@@ -584,7 +382,9 @@ pub fn wait_endpoints(
                     .map(|(_, a)| a)
                     .unwrap_or_else(|| Err("not tried".into())),
             ),
-            Err(e) => (name, Err(e)),
+            // No such interface for the scope: an address that cannot
+            // exist on this host, not one that fails to serve.
+            Err(e) => (name, Ok(Answer::Unavailable(e))),
         })
         .collect()
 }
@@ -599,6 +399,7 @@ mod tests {
         assert!(unavailable(&e(libc::EADDRNOTAVAIL)));
         assert!(unavailable(&e(libc::EAFNOSUPPORT)));
         assert!(unavailable(&e(libc::ENETUNREACH)));
+        assert!(unavailable(&e(libc::ENETDOWN)));
         assert!(!unavailable(&e(libc::ECONNREFUSED)));
         assert!(!unavailable(&ProbeError::other(
             "Cannot assign requested address".into()
