@@ -185,15 +185,20 @@ impl Sim {
     }
 }
 
-fn serving_line(w: &World, targets: &[String]) -> Serving {
+fn serving_line(w: &World, targets: &[Endpoint]) -> Serving {
     let mut refused = Vec::new();
     let mut no_kex = Vec::new();
     let mut ok = Vec::new();
-    for t in targets {
-        match w.answers(t) {
-            (true, _) => ok.push(t.clone()),
-            (false, true) => no_kex.push(t.clone()),
-            (false, false) => refused.push(format!("{t}: Connection refused")),
+    let mut down = Vec::new();
+    for e in targets {
+        let t = e.to_string();
+        match w.answers(&t) {
+            (true, _) => ok.push(t),
+            (false, true) => no_kex.push(t),
+            (false, false) => {
+                refused.push(format!("{t}: Connection refused"));
+                down.push(e.clone());
+            }
         }
     }
     if refused.is_empty() && no_kex.is_empty() {
@@ -205,6 +210,7 @@ fn serving_line(w: &World, targets: &[String]) -> Serving {
                 "ssh completed a key exchange with this host's ed25519 key (SHA256:sim) on {}",
                 ok.join(", ")
             ),
+            down,
         };
     }
     let mut why = Vec::new();
@@ -222,6 +228,7 @@ fn serving_line(w: &World, targets: &[String]) -> Serving {
         ok: false,
         any: !ok.is_empty(),
         summary: why.join("; "),
+        down,
     }
 }
 
@@ -341,20 +348,20 @@ impl UnitControl for Sim {
             .then(|| "SIGTERM".to_string())
     }
     fn serves(&self, targets: &[Endpoint]) -> Serving {
-        let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
         match self.begin("probe".into()) {
             Err(()) => Serving {
                 proof: "key exchange",
                 ok: false,
                 any: false,
                 summary: "the guard is gone".into(),
+                down: Vec::new(),
             },
             Ok(fault) => {
                 let mut w = self.world.borrow_mut();
-                for t in &targets {
-                    w.connect(t);
+                for t in targets {
+                    w.connect(&t.to_string());
                 }
-                let s = serving_line(&w, &targets);
+                let s = serving_line(&w, targets);
                 w.clock += if s.ok { 1 } else { self.banner_timeout };
                 if let Some(Fault::Slow(x)) = fault {
                     w.clock += x;

@@ -87,35 +87,28 @@ fn case() -> impl Strategy<Value = Case> {
 /// failure's first line, and the shape of the failing hook.
 type Shape = fn(&Hook) -> bool;
 const KNOWN: &[(&str, &str, Shape)] = &[
-    // S1: a first StopStale that fails although the listener is gone
-    // returns early (repair::execute's "nothing touched yet").
-    ("S1", "serve", |h| {
-        h.outcome
-            .events
-            .last()
-            .is_some_and(|(ok, l)| !ok && (l.starts_with("stop ") || l.starts_with("pid ")))
-            && h.rec
-                .calls
-                .last()
-                .is_some_and(|c| c.what.starts_with("stop "))
-    }),
-    // S3: the second of two stops fails; `any` serving means no rescue
-    // for the address left dead.
-    ("S3", "no longer does", |h| {
-        !h.after.serving().is_empty() && !h.rec.calls.iter().any(|c| c.what == "rescue")
-    }),
     // S4: FAILED for a unit the proof's connection then brought up.
     ("S4", "runs and ssh serves", |h| {
         h.rec.calls.iter().any(|c| c.what.starts_with("settle "))
     }),
-    // S5: the rescue cannot bind while ssh.socket holds the port with
-    // nothing behind it (issue 18 item 3).
-    ("S5", "serve", |h| {
-        h.after.socket.is_active()
-            && h.outcome
-                .events
+    // S8: the rescue starts while a stopped listener's pre-auth child
+    // still holds an address it frees a moment later.
+    ("S8", "no longer does", |h| {
+        h.rec.calls.iter().any(|c| c.what == "rescue")
+            && h.before
+                .procs
                 .iter()
-                .any(|(ok, l)| !ok && l.starts_with("the rescue sshd does not serve either"))
+                .any(|p| p.alive && p.child_lingers.is_some())
+    }),
+    // S9: a refused first stop returns although only the listener's own
+    // pre-auth children (next in the plan) still hold its addresses.
+    ("S9", "nothing serves after it", |h| {
+        h.rec.world_event
+            && h.before
+                .procs
+                .iter()
+                .any(|p| p.alive && p.child_lingers.is_some())
+            && !h.rec.calls.iter().any(|c| c.what == "rescue")
     }),
     // S2: the package step runs with no proof before it (plan::steps).
     ("S2", "the package step ran while ssh did not serve", |h| {
@@ -155,17 +148,32 @@ pub fn run_case(c: &Case) -> Result<Option<&'static str>, String> {
 /// Cases in a plain `cargo test`, unless PROPTEST_CASES says otherwise.
 const DEFAULT_CASES: u32 = 10_000;
 
+/// The seed of a plain `cargo test`: the same 10,000 cases on every run,
+/// so CI never meets a failure nobody has seen. New cases come from
+/// `make sim SEED=...` (PROPTEST_RNG_SEED, a fresh one by default).
+const DEFAULT_SEED: u64 = 18_006;
+
 fn config() -> ProptestConfig {
-    // proptest reads PROPTEST_CASES into its default (256 when unset).
+    use proptest::test_runner::RngSeed;
+    // proptest reads PROPTEST_CASES and PROPTEST_RNG_SEED into its default
+    // (256 cases and a random seed when unset).
     let d = ProptestConfig::default();
     let cases = if d.cases == 256 {
         DEFAULT_CASES
     } else {
         d.cases
     };
+    let rng_seed = match d.rng_seed {
+        RngSeed::Random => RngSeed::Fixed(DEFAULT_SEED),
+        fixed => fixed,
+    };
     ProptestConfig {
         cases,
+        rng_seed,
         max_shrink_iters: 4096,
+        // Nothing written beside the sources: a shrunk counterexample is
+        // printed, and pinned by hand in regressions.rs once it passes.
+        failure_persistence: None,
         ..d
     }
 }

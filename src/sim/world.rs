@@ -118,6 +118,7 @@ impl Unit {
                 String::new()
             },
             n_restarts: (!socket).then_some(self.n_restarts),
+            condition_result: None,
             requires: (self.name == SERVICE).then(|| {
                 if socket_required {
                     vec![SOCKET.to_string()]
@@ -323,17 +324,27 @@ impl World {
             .find(|p| p.alive && p.holds.iter().any(|h| collides(a, h)))
     }
 
-    /// Who a client connecting to `target` reaches.
+    /// Who a client connecting to `target` reaches: the process that
+    /// accepts on the listening socket, before a pre-auth child that only
+    /// inherited it (it never accepts).
     pub fn reached(&self, target: &str) -> Option<&Proc> {
-        let exact = self
-            .procs
-            .iter()
-            .find(|p| p.alive && p.holds.iter().any(|h| h == target));
-        exact.or_else(|| {
-            self.procs
-                .iter()
-                .find(|p| p.alive && p.holds.iter().any(|h| reaches(target, h)))
-        })
+        let find = |exact: bool, child: bool| {
+            self.procs.iter().find(|p| {
+                p.alive
+                    && p.child_lingers.is_some() == child
+                    && p.holds.iter().any(|h| {
+                        if exact {
+                            h == target
+                        } else {
+                            reaches(target, h)
+                        }
+                    })
+            })
+        };
+        find(true, false)
+            .or_else(|| find(false, false))
+            .or_else(|| find(true, true))
+            .or_else(|| find(false, true))
     }
 
     pub fn spawn(&mut self, mut p: Proc) -> u32 {
@@ -374,16 +385,22 @@ impl World {
     }
 
     /// Processes whose time has come exit by themselves.
+    /// A child due at once when its parent exits goes in the same tick.
     pub fn tick(&mut self) {
         let clock = self.clock;
-        let due: Vec<u32> = self
-            .procs
-            .iter()
-            .filter(|p| p.alive && p.exit_at.is_some_and(|t| t <= clock))
-            .map(|p| p.pid)
-            .collect();
-        for pid in due {
-            self.kill(pid);
+        loop {
+            let due: Vec<u32> = self
+                .procs
+                .iter()
+                .filter(|p| p.alive && p.exit_at.is_some_and(|t| t <= clock))
+                .map(|p| p.pid)
+                .collect();
+            if due.is_empty() {
+                return;
+            }
+            for pid in due {
+                self.kill(pid);
+            }
         }
     }
 
@@ -436,12 +453,21 @@ impl World {
     }
 
     /// Whether a connection to `target` completes a key exchange now, and
-    /// whether it reached anything at all. Socket activation: pid 1 hands
-    /// the connection to ssh.service, which must be able to start.
+    /// whether it got a banner at all. Socket activation: pid 1 hands the
+    /// connection to ssh.service, which must be able to start; when it
+    /// cannot, systemd closes the connection before any banner (as
+    /// refused, for the probe: `Serving::down`). A listener that serves
+    /// nobody answers the banner (the key_exchange scenario's sshd).
     pub fn answers(&self, target: &str) -> (bool, bool) {
         match self.reached(target) {
             None => (false, false),
-            Some(p) if p.kind == Kind::Systemd => (self.activation_works(), true),
+            Some(p) if p.kind == Kind::Systemd => {
+                let ok = self.activation_works();
+                (ok, ok)
+            }
+            // A pre-auth child holds the socket but never accepts: the
+            // connection waits in the backlog, no banner (silent).
+            Some(p) if p.child_lingers.is_some() => (false, false),
             Some(p) => (p.works, true),
         }
     }
