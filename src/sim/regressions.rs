@@ -165,4 +165,24 @@ fn sim_open_findings_still_fail_as_filed() {
         vec![],
     );
     assert_eq!(run_case(&s4), Ok(Some("S4")));
+    let s8 = (
+        Topo::Classic,
+        vec![
+            stale(true, true),
+            Op::ForkChild { lingers: 1 },
+            Op::ForkChild { lingers: 1 },
+        ],
+        Run::Repair,
+        vec![(4, Fault::Fail)],
+        vec![],
+    );
+    assert_eq!(run_case(&s8), Ok(Some("S8")));
+    let s9 = (
+        Topo::Socket,
+        vec![stale(false, true), Op::ForkChild { lingers: 5 }],
+        Run::Repair,
+        vec![(0, Fault::ListenerExits)],
+        vec![],
+    );
+    assert_eq!(run_case(&s9), Ok(Some("S9")));
 }
