@@ -64,7 +64,11 @@ impl World {
         if self.socket.masked() {
             return err("Unit ssh.socket is masked.");
         }
-        if self.socket.is_active() || self.not_to_be_run {
+        if self.socket.is_active() {
+            return Ok(());
+        }
+        self.socket.condition = Some(!self.not_to_be_run);
+        if self.not_to_be_run {
             // A start condition that says no: the job is done, nothing runs.
             return Ok(());
         }
@@ -92,7 +96,11 @@ impl World {
         if self.service.masked() {
             return err("Unit ssh.service is masked.");
         }
-        if self.service.is_active() || self.not_to_be_run {
+        if self.service.is_active() {
+            return Ok(());
+        }
+        self.service.condition = Some(!self.not_to_be_run);
+        if self.not_to_be_run {
             return Ok(());
         }
         if self.socket_required {

@@ -63,6 +63,14 @@ pub enum Op {
     BadConfig,
     /// OpenSSH >= 9.8 listeners on a replaced binary serve nobody.
     SplitBinary,
+    /// `systemctl disable [--now] ssh.socket ssh.service`: the enable
+    /// links go, so deb-systemd-helper's was-enabled says no for both.
+    Disable { now: bool },
+    /// `systemctl mask [--now] UNIT` (the enable links stay: road b).
+    Mask { socket: bool, now: bool },
+    /// `touch /etc/ssh/sshd_not_to_be_run` (snapd's way): running units
+    /// keep running; no start of either runs sshd.
+    NotToBeRun,
 }
 
 pub fn healthy(t: Topo) -> World {
@@ -86,7 +94,7 @@ pub fn healthy(t: Topo) -> World {
         pkg: "installed",
         was_enabled: (true, false),
         extra_ports: Vec::new(),
-        served_before: true,
+        served_units: None,
     };
     w.procs.push(Proc {
         pid: 1,
@@ -288,6 +296,28 @@ impl World {
             Op::HalfConfigured => self.pkg = "half-configured",
             Op::NoHostKeys => self.sshd.state = ConfigState::NoHostKeys,
             Op::BadConfig => self.sshd.state = ConfigState::Invalid,
+            Op::Disable { now } => {
+                for u in [&mut self.socket, &mut self.service] {
+                    if !u.masked() {
+                        u.file = "disabled";
+                    }
+                }
+                self.was_enabled = (false, false);
+                if now {
+                    let _ = self.stop(SOCKET);
+                    let _ = self.stop(SERVICE);
+                }
+            }
+            Op::Mask { socket, now } => {
+                let name = if socket { SOCKET } else { SERVICE };
+                if let Some(u) = self.unit_mut(name) {
+                    u.file = "masked";
+                }
+                if now {
+                    let _ = self.stop(name);
+                }
+            }
+            Op::NotToBeRun => self.not_to_be_run = true,
             Op::SplitBinary => {
                 for p in self.procs.iter_mut().filter(|p| p.alive && p.deleted) {
                     p.works = false;

@@ -49,15 +49,6 @@ pub struct Hook {
     pub rec: Record,
 }
 
-/// The reference intent rule (issue 16), until `src/intent.rs` lands on
-/// main: ssh should serve when a unit is enabled or ssh served before this
-/// apt run, and neither a mask (sshd runs as ssh.service in both
-/// topologies) nor the start condition says no.
-pub fn should_serve(w: &World) -> bool {
-    let wanted = w.socket.file == "enabled" || w.service.file == "enabled" || w.served_before;
-    wanted && !w.not_to_be_run && !w.service.masked()
-}
-
 /// Runs plan + execute once on `w` in `mode`, with `faults`.
 pub fn hook(w: &World, mode: Mode, faults: &[(usize, Fault)]) -> Hook {
     let mut w = w.clone();
@@ -92,7 +83,12 @@ pub fn run(
     match how {
         Run::Repair => vec![hook(w, Mode::Full, faults)],
         Run::Apt { preinst_stops } => {
-            let pre = hook(w, Mode::Preflight, faults);
+            // Pre-invoke records the ssh units active when it looks (its
+            // marker's served_units); both hooks read it back.
+            let mut w = w.clone();
+            w.tick();
+            w.served_units = Some(w.active_units());
+            let pre = hook(&w, Mode::Preflight, faults);
             let mut mid = pre.after.clone();
             mid.clock += 5;
             if preinst_stops {
@@ -153,6 +149,9 @@ fn unit_of(line: &str) -> Option<(&str, bool)> {
 /// machine before the whole run (for "served before").
 pub fn check(h: &Hook, first: &World) -> Result<(), String> {
     let (b, a) = (&h.before, &h.after);
+    // The model's intent rule over the machine this hook saw (with the
+    // served_units of this apt run's pre-invoke).
+    let should = b.should_serve();
     // 1. Only a process stale in the model is signalled; no session.
     for s in &h.rec.signalled {
         if !s.truly_stale || s.session {
@@ -176,13 +175,15 @@ pub fn check(h: &Hook, first: &World) -> Result<(), String> {
         .into_iter()
         .filter(|t| !a.answers(t).0)
         .collect();
-    if !lost.is_empty() && should_serve(first) && !no_rescue && !h.rec.world_event {
+    if !lost.is_empty() && should && !no_rescue && !h.rec.world_event {
         return Err(format!(
             "ssh served on {} before this hook and no longer does",
             lost.join(", ")
         ));
     }
-    let served_before = first.served_before || !first.serving().is_empty();
+    // "Served before": every machine is built from a healthy one that
+    // served (build::healthy), so what breaks it came after; whether it
+    // still should serve is the intent rule's to say.
     // The guard owns the outcome once it touched anything that serves; a
     // run cut (or refused) before it acted leaves the machine as it was.
     let touched = h.rec.calls.iter().any(|c| {
@@ -198,8 +199,7 @@ pub fn check(h: &Hook, first: &World) -> Result<(), String> {
         .all(|t| a.reached(t).is_some_and(|p| a.truly_stale(p) && !p.works));
     if h.mode == Mode::Full
         && !no_rescue
-        && served_before
-        && should_serve(first)
+        && should
         && restorable(b)
         && touched
         && !blocked
@@ -209,17 +209,31 @@ pub fn check(h: &Hook, first: &World) -> Result<(), String> {
             "ssh served before this run and should serve, and nothing serves after it".into(),
         );
     }
-    // 3. Intent: nothing started where ssh should not serve; no rescue.
-    if !should_serve(first) {
+    // 3. Intent: the guard's rule (intent::should_serve, as the plan
+    //    carries it) agrees with the model's; nothing started where ssh
+    //    should not serve; no rescue.
+    if h.plan.intent.serves() != should {
+        return Err(format!(
+            "the guard says '{}', the model says ssh {} serve",
+            h.plan.intent,
+            if should { "should" } else { "should not" }
+        ));
+    }
+    if !should {
         if let Some(u) = h.rec.started.first() {
             return Err(format!("{u} started although ssh should not serve"));
+        }
+        if h.rec.calls.iter().any(|c| c.what == "rescue") {
+            return Err("a rescue was started although ssh should not serve".into());
         }
     }
     // 5. The package step: never while ssh does not serve, never twice.
     if h.rec.configures.len() > 1 {
         return Err("the package step ran twice".into());
     }
-    if h.rec.configures.iter().any(|served| !served) {
+    // Where ssh is off by the admin's choice there is nothing to keep
+    // serving while dpkg runs.
+    if should && h.rec.configures.iter().any(|served| !served) {
         return Err("the package step ran while ssh did not serve on every address".into());
     }
     // 4. The report matches the end state (when there is a report: a
@@ -260,7 +274,8 @@ pub fn check(h: &Hook, first: &World) -> Result<(), String> {
     }
     let acted = !h.plan.steps.is_empty();
     if acted && !h.outcome.any_failed() {
-        if !a.serves_everywhere() {
+        // Where ssh should not serve, success is the plan's other work.
+        if should && !a.serves_everywhere() {
             return Err(format!(
                 "the repair reports success, but ssh serves only on [{}] of [{}]",
                 a.serving().join(", "),

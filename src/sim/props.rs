@@ -39,6 +39,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::NoHostKeys),
         1 => Just(Op::BadConfig),
         1 => Just(Op::SplitBinary),
+        1 => any::<bool>().prop_map(|now| Op::Disable { now }),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(socket, now)| Op::Mask { socket, now }),
+        1 => Just(Op::NotToBeRun),
     ]
 }
 
@@ -100,15 +103,37 @@ const KNOWN: &[(&str, &str, Shape)] = &[
                 .iter()
                 .any(|p| p.alive && p.child_lingers.is_some())
     }),
-    // S9: a refused first stop returns although only the listener's own
-    // pre-auth children (next in the plan) still hold its addresses.
-    ("S9", "nothing serves after it", |h| {
-        h.rec.world_event
+    // S9: a failed first stop returns although only the listener's own
+    // pre-auth children (next in the plan, gone a moment later) still
+    // hold its addresses.
+    ("S9", "", |h| {
+        h.rec.calls.last().is_some_and(|c| c.what == "wait-free")
             && h.before
                 .procs
                 .iter()
                 .any(|p| p.alive && p.child_lingers.is_some())
-            && !h.rec.calls.iter().any(|c| c.what == "rescue")
+    }),
+    // S10: the proof execute adds after a stretch with none (a
+    // package-only plan) starts the rescue where ssh is off.
+    ("S10", "although ssh should not serve", |h| {
+        !h.plan.intent.serves() && !h.plan.steps.iter().any(|s| matches!(s, Step::VerifyBanner))
+    }),
+    // S11: a running unit restarted (a replaced binary) or stopped for
+    // another (road f) while sshd_not_to_be_run exists: stopped, the
+    // start skipped by the condition.
+    ("S11", "", |h| {
+        h.before.not_to_be_run
+            && h.plan
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::RestartUnit { .. } | Step::StopUnit { .. }))
+    }),
+    // S12: intent::should_serve counts a running ssh.socket as serving
+    // while sshd_not_to_be_run or a masked ssh.service keeps anything
+    // from starting behind it.
+    ("S12", "", |h| {
+        let b = &h.before;
+        (b.not_to_be_run || b.service.masked()) && b.socket.is_active() && !b.service.is_active()
     }),
     // S2: the package step runs with no proof before it (plan::steps).
     ("S2", "the package step ran while ssh did not serve", |h| {

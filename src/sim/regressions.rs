@@ -185,4 +185,41 @@ fn sim_open_findings_still_fail_as_filed() {
         vec![],
     );
     assert_eq!(run_case(&s9), Ok(Some("S9")));
+    let s9b = (
+        Topo::Socket,
+        vec![
+            stale(false, true),
+            Op::ForkChild { lingers: 0 },
+            Op::ForkChild { lingers: 1 },
+        ],
+        Run::Apt {
+            preinst_stops: false,
+        },
+        vec![(2, Fault::Timeout)],
+        vec![],
+    );
+    assert_eq!(run_case(&s9b), Ok(Some("S9")));
+    let repair = |t, ops| (t, ops, Run::Repair, vec![], vec![]);
+    let s10 = repair(Topo::Socket, vec![Op::Unpack, Op::Disable { now: true }]);
+    assert_eq!(run_case(&s10), Ok(Some("S10")));
+    let s11 = repair(Topo::Classic, vec![Op::Unpack, Op::NotToBeRun]);
+    assert_eq!(run_case(&s11), Ok(Some("S11")));
+    let s11b = repair(Topo::Socket, vec![Op::ServiceHoldsPort, Op::NotToBeRun]);
+    assert_eq!(run_case(&s11b), Ok(Some("S11")));
+    let s12 = repair(
+        Topo::Socket,
+        vec![Op::NotToBeRun, Op::Disable { now: false }],
+    );
+    assert_eq!(run_case(&s12), Ok(Some("S12")));
+    let s12b = repair(
+        Topo::Classic,
+        vec![
+            Op::Mask {
+                socket: false,
+                now: true,
+            },
+            Op::TrySocket,
+        ],
+    );
+    assert_eq!(run_case(&s12b), Ok(Some("S12")));
 }

@@ -61,6 +61,9 @@ pub struct Unit {
     /// Active without a main process (rc-local.service, an init script's
     /// unit): systemd still owns its processes.
     pub no_main: bool,
+    /// Unit.ConditionResult: what the start condition said when systemd
+    /// last checked it (at a start); None before any.
+    pub condition: Option<bool>,
 }
 
 impl Unit {
@@ -81,6 +84,7 @@ impl Unit {
             broken: false,
             flaky: false,
             no_main: false,
+            condition: None,
         }
     }
     pub fn masked(&self) -> bool {
@@ -118,7 +122,7 @@ impl Unit {
                 String::new()
             },
             n_restarts: (!socket).then_some(self.n_restarts),
-            condition_result: None,
+            condition_result: self.condition,
             requires: (self.name == SERVICE).then(|| {
                 if socket_required {
                     vec![SOCKET.to_string()]
@@ -240,8 +244,9 @@ pub struct World {
     /// deb-systemd-helper was-enabled for (ssh.socket, ssh.service).
     pub was_enabled: (bool, bool),
     pub extra_ports: Vec<u16>,
-    /// Whether ssh served before this apt run (what pre-invoke recorded).
-    pub served_before: bool,
+    /// The ssh units pre-invoke found active (its marker's served_units),
+    /// inside an apt run; None outside one.
+    pub served_units: Option<Vec<String>>,
 }
 
 /// Which family an address is of, and its port.
@@ -642,6 +647,13 @@ impl World {
             sshd_listen: listen.addresses.iter().map(|a| a.to_string()).collect(),
             listening,
             rescue_pid: self.rescue.main_pid.filter(|_| self.rescue.is_active()),
+            intent: crate::intent::Intent {
+                not_to_be_run: self
+                    .not_to_be_run
+                    .then(|| crate::intent::NOT_TO_BE_RUN.to_string()),
+                policy_rc_d: None,
+                served_before: self.served_units.clone(),
+            },
             ..Default::default()
         }
     }
@@ -661,6 +673,38 @@ impl World {
             .into_iter()
             .filter(|t| self.answers(t).0)
             .collect()
+    }
+
+    /// The ssh units active now (what pre-invoke records in its marker).
+    pub fn active_units(&self) -> Vec<String> {
+        [&self.service, &self.socket]
+            .into_iter()
+            .filter(|u| u.is_active())
+            .map(|u| u.name.clone())
+            .collect()
+    }
+
+    /// The model's own intent rule, written from issue 16's text and not
+    /// from `intent::should_serve`, so that the two can disagree: a unit
+    /// that runs serves, whatever a mask or a condition says about starting
+    /// it again (ssh.socket only while sshd may start behind it: with
+    /// the not_to_be_run file or ssh.service masked every connection
+    /// fails, and that is the admin's "off"); otherwise ssh should serve when a unit is enabled or
+    /// served before this apt run, unless the not_to_be_run file exists or
+    /// ssh.service (which sshd runs as in both topologies) is masked. A
+    /// masked unit counts for nothing itself.
+    pub fn should_serve(&self) -> bool {
+        let behind = !self.not_to_be_run && !self.service.masked();
+        if self.service.is_active() || (self.socket.is_active() && behind) {
+            return true;
+        }
+        if self.not_to_be_run || self.service.masked() {
+            return false;
+        }
+        let before = self.served_units.as_deref().unwrap_or(&[]);
+        [&self.socket, &self.service]
+            .into_iter()
+            .any(|u| !u.masked() && (u.file == "enabled" || before.iter().any(|b| *b == u.name)))
     }
 
     /// ssh serves on every target.
