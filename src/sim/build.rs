@@ -71,6 +71,13 @@ pub enum Op {
     /// `touch /etc/ssh/sshd_not_to_be_run` (snapd's way): running units
     /// keep running; no start of either runs sshd.
     NotToBeRun,
+    /// Classic topology: SSHD_OPTS="-f /etc/ssh/other_config", Port 2222
+    /// there; ssh.service restarted on it (e2e sshd_opts).
+    OtherConfig2222,
+    /// `AddressFamily inet6`, ssh.service restarted on it.
+    Inet6Only,
+    /// `sshd -T` never returns (an Include of a FIFO, a hung mount).
+    HungConfig,
 }
 
 pub fn healthy(t: Topo) -> World {
@@ -318,6 +325,16 @@ impl World {
                 }
             }
             Op::NotToBeRun => self.not_to_be_run = true,
+            Op::OtherConfig2222 => {
+                self.sshd.ports = vec![2222];
+                self.sshd.opts = vec!["-f".into(), "/etc/ssh/other_config".into()];
+                let _ = self.restart(SERVICE);
+            }
+            Op::Inet6Only => {
+                self.sshd.family = Some("inet6");
+                let _ = self.restart(SERVICE);
+            }
+            Op::HungConfig => self.sshd.state = ConfigState::Hung,
             Op::SplitBinary => {
                 for p in self.procs.iter_mut().filter(|p| p.alive && p.deleted) {
                     p.works = false;

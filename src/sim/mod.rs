@@ -82,25 +82,39 @@ pub fn run(
 ) -> Vec<Hook> {
     match how {
         Run::Repair => vec![hook(w, Mode::Full, faults)],
-        Run::Apt { preinst_stops } => {
-            // Pre-invoke records the ssh units active when it looks (its
-            // marker's served_units); both hooks read it back.
-            let mut w = w.clone();
-            w.tick();
-            w.served_units = Some(w.active_units());
-            let pre = hook(&w, Mode::Preflight, faults);
-            let mut mid = pre.after.clone();
-            mid.clock += 5;
-            if preinst_stops {
-                let _ = mid.stop(SERVICE);
-            }
-            mid.unpack();
-            let _ = mid.configure();
-            mid.clock += 5;
-            let post = hook(&mid, Mode::Full, faults2);
-            vec![pre, post]
-        }
+        Run::Apt { preinst_stops } => apt_run(w, preinst_stops, &[], faults, faults2),
     }
+}
+
+/// An apt run upgrading openssh-server: pre-invoke, then `between` (what
+/// happens after the guard's hook and before dpkg: a later hook, a cron
+/// job), the preinst's stop, dpkg's unpack and configure, post-invoke.
+pub fn apt_run(
+    w: &World,
+    preinst_stops: bool,
+    between: &[build::Op],
+    faults: &[(usize, Fault)],
+    faults2: &[(usize, Fault)],
+) -> Vec<Hook> {
+    // Pre-invoke records the ssh units active when it looks (its marker's
+    // served_units); both hooks read it back.
+    let mut w = w.clone();
+    w.tick();
+    w.served_units = Some(w.active_units());
+    let pre = hook(&w, Mode::Preflight, faults);
+    let mut mid = pre.after.clone();
+    for op in between {
+        mid.apply(*op);
+    }
+    mid.clock += 5;
+    if preinst_stops {
+        let _ = mid.stop(SERVICE);
+    }
+    mid.unpack();
+    let _ = mid.configure();
+    mid.clock += 5;
+    let post = hook(&mid, Mode::Full, faults2);
+    vec![pre, post]
 }
 
 /// Whether the guard could restore ssh at all here: sshd accepts its
@@ -116,7 +130,7 @@ fn restorable(w: &World) -> bool {
                 .chain(w.socket.listen.iter())
                 .any(|a| p.holds.iter().any(|h| collides(a, h)))
     });
-    w.sshd.state != ConfigState::Invalid && !foreign
+    !matches!(w.sshd.state, ConfigState::Invalid | ConfigState::Hung) && !foreign
 }
 
 /// The unit a report line is about: "started U", "restarted U", and the
@@ -145,9 +159,8 @@ fn unit_of(line: &str) -> Option<(&str, bool)> {
     None
 }
 
-/// The properties of issue 18, item 6, over one hook. `first`: the
-/// machine before the whole run (for "served before").
-pub fn check(h: &Hook, first: &World) -> Result<(), String> {
+/// The properties of issue 18, item 6, over one hook.
+pub fn check(h: &Hook) -> Result<(), String> {
     let (b, a) = (&h.before, &h.after);
     // The model's intent rule over the machine this hook saw (with the
     // served_units of this apt run's pre-invoke).
@@ -298,9 +311,9 @@ pub fn check(h: &Hook, first: &World) -> Result<(), String> {
 }
 
 /// Every hook of a run, checked.
-pub fn check_run(first: &World, hooks: &[Hook]) -> Result<(), String> {
+pub fn check_run(hooks: &[Hook]) -> Result<(), String> {
     for (i, h) in hooks.iter().enumerate() {
-        check(h, first).map_err(|e| format!("hook {} ({:?}): {e}", i + 1, h.mode))?;
+        check(h).map_err(|e| format!("hook {} ({:?}): {e}", i + 1, h.mode))?;
     }
     Ok(())
 }

@@ -161,7 +161,7 @@ pub fn run_case(c: &Case) -> Result<Option<&'static str>, String> {
     let (t, ops, how, f1, f2) = c;
     let w = World::built(*t, ops);
     let hooks = run(&w, *how, f1, f2);
-    match check_run(&w, &hooks) {
+    match check_run(&hooks) {
         Ok(()) => Ok(None),
         Err(e) => match known(&e, &hooks) {
             Some(id) => Ok(Some(id)),

@@ -206,6 +206,9 @@ pub enum ConfigState {
     Invalid,
     /// Only the host keys are missing (ssh-keygen -A fixes it).
     NoHostKeys,
+    /// `sshd -T` does not answer within its bound: unchecked. sshd itself
+    /// would hang the same way at its start.
+    Hung,
 }
 
 /// sshd_config as `sshd -T` prints it, and the options ssh.service passes.
@@ -541,6 +544,10 @@ impl World {
                 valid: Some(false),
                 error: Some("/etc/ssh/sshd_config line 3: Bad configuration option: Bogus".into()),
             },
+            ConfigState::Hung => ConfigCheck {
+                valid: None,
+                error: Some("sshd -T did not answer within 10 s".into()),
+            },
             ConfigState::NoHostKeys => ConfigCheck {
                 valid: Some(false),
                 error: Some("sshd: no hostkeys available -- exiting.".into()),
@@ -704,7 +711,7 @@ impl World {
         let before = self.served_units.as_deref().unwrap_or(&[]);
         [&self.socket, &self.service]
             .into_iter()
-            .any(|u| !u.masked() && (u.file == "enabled" || before.iter().any(|b| *b == u.name)))
+            .any(|u| !u.masked() && (u.file == "enabled" || before.contains(&u.name)))
     }
 
     /// ssh serves on every target.
