@@ -371,6 +371,14 @@ pub enum Step {
         /// The package.
         package: String,
     },
+    /// systemctl stop UNIT: the guard's running rescue sshd gives its
+    /// addresses back so that ssh.socket or ssh.service serve again (while
+    /// it holds them the postinst's restart fails); started again by the
+    /// proof if they do not serve. KillMode=process keeps its sessions.
+    RetireRescue {
+        /// The rescue's unit.
+        unit: String,
+    },
 }
 
 impl fmt::Display for Step {
@@ -399,6 +407,10 @@ impl fmt::Display for Step {
             Step::ConfigurePackage { package } => write!(
                 f,
                 "dpkg --configure {package} (and packages waiting for it)"
+            ),
+            Step::RetireRescue { unit } => write!(
+                f,
+                "systemctl stop {unit} (the rescue sshd; sessions stay) so that the ssh units serve again; it comes back if they do not"
             ),
         }
     }
@@ -795,7 +807,15 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
     }
     let stale = !facts.stale.is_empty();
     let outdated = !facts.outdated.is_empty();
-    if work.rescue {
+    // Issue 18: a running rescue gives way whenever the units are to be
+    // brought back (it holds their addresses); the proof brings it back,
+    // from the installed binary, if they do not serve. Else road g.
+    let retire = s.rescue_pid.is_some() && work.listeners;
+    if retire {
+        steps.push(Step::RetireRescue {
+            unit: crate::system::systemd::RESCUE_UNIT.to_string(),
+        });
+    } else if work.rescue {
         // First: a failed unit start below skips to the banner check.
         steps.push(Step::RestartUnit {
             unit: crate::system::systemd::RESCUE_UNIT.to_string(),
@@ -1696,20 +1716,27 @@ mod tests {
         let restart = Step::RestartUnit {
             unit: crate::system::systemd::RESCUE_UNIT.into(),
         };
-        let at = p
-            .steps
-            .iter()
-            .position(|st| *st == restart)
-            .expect("restarts the rescue");
-        let start = p
-            .steps
-            .iter()
-            .position(|st| matches!(st, Step::StartUnit { .. }))
-            .unwrap();
-        assert!(at < start, "before anything that may fail: {:?}", p.steps);
-        // Before dpkg it would only be replaced again.
-        let p = decide(&s, &Config::default(), Mode::Preflight);
-        assert!(!p.steps.contains(&restart), "{p:?}");
+        // With ssh.socket to start (issue 18), the rescue gives way
+        // first: the proof brings it back, from the installed binary, if
+        // the socket does not serve. Before dpkg too: while it holds the
+        // port the postinst's restart fails.
+        let retire = Step::RetireRescue {
+            unit: crate::system::systemd::RESCUE_UNIT.into(),
+        };
+        for p in [p, decide(&s, &Config::default(), Mode::Preflight)] {
+            let at = p
+                .steps
+                .iter()
+                .position(|st| *st == retire)
+                .expect("retires the rescue");
+            let start = p
+                .steps
+                .iter()
+                .position(|st| matches!(st, Step::StartUnit { .. }))
+                .unwrap();
+            assert!(at < start, "before the socket starts: {:?}", p.steps);
+            assert!(!p.steps.contains(&restart), "{p:?}");
+        }
         // Alone (units healthy), it is restarted and checked.
         let mut s2 = healthy(Topo::Socket);
         s2.listeners.push(listener(

@@ -13,17 +13,16 @@
 use crate::config::Config;
 use crate::hostkeys::PubKey;
 use crate::model::ConfigCheck;
-use crate::model::{ListenerClass, ProcessStamp, Snapshot};
+#[cfg(test)]
+use crate::model::ListenerClass;
+use crate::model::{ProcessStamp, Snapshot};
 use crate::plan::Step;
 use crate::sshd::Endpoint;
-use crate::system::claims;
-use crate::system::fsx::{Entry, RunDir};
-use crate::system::kex::{self, Serving};
-use crate::system::procs::Procfs;
-use crate::system::signal::{self, Stopped};
+use crate::system::kex::Serving;
+use crate::system::signal::Stopped;
 use crate::system::snapshot::probe_targets;
-use crate::system::systemd::{Systemd, RESCUE_UNIT};
-use crate::system::{dpkg, locks, now_secs, sshd, Roots};
+use crate::system::sshd;
+use crate::system::systemd::RESCUE_UNIT;
 use anyhow::{anyhow, Result};
 use std::time::Duration;
 
@@ -128,195 +127,24 @@ pub trait UnitControl {
     fn interrupted(&self) -> Option<String>;
 }
 
-/// The real machine: systemd over D-Bus, pidfd signals, sockets, dpkg.
-pub struct Machine<'a> {
-    /// Where everything lives.
-    pub roots: &'a Roots,
-    /// The settings (timeouts, package).
-    pub cfg: &'a Config,
-    /// The connection to systemd.
-    pub sd: &'a Systemd,
-}
-
-impl UnitControl for Machine<'_> {
-    fn prepare_jobs(&self) -> Result<()> {
-        self.sd.prepare_jobs()
-    }
-    fn reset_failed(&self, unit: &str) -> Result<()> {
-        self.sd.reset_failed(unit)
-    }
-    fn start(&self, unit: &str) -> Result<()> {
-        self.sd.job("start", unit, JOB_TIMEOUT)
-    }
-    fn restart(&self, unit: &str) -> Result<()> {
-        self.sd.job("restart", unit, JOB_TIMEOUT)
-    }
-    fn stop(&self, unit: &str) -> Result<()> {
-        self.sd.job("stop", unit, JOB_TIMEOUT)
-    }
-    fn start_ledger(&self) -> (String, u64) {
-        let text = match RunDir::open(self.roots, true)
-            .ok()
-            .flatten()
-            .map(|d| d.read(START_LEDGER, 64 * 1024))
-        {
-            Some(Entry::File(t)) => t,
-            _ => String::new(),
-        };
-        (text, now_secs())
-    }
-    fn record_start(&self, unit: &str) {
-        let Some(d) = RunDir::open(self.roots, true).ok().flatten() else {
-            return;
-        };
-        let (ledger, now) = self.start_ledger();
-        let text = crate::roads::ledger_add(&ledger, unit, now);
-        if let Err(e) = d.write_atomic(START_LEDGER, &text, 0o644) {
-            log::info!("{e:#}");
-        }
-    }
-    fn stop_stale(&self, process: ProcessStamp, exe: &str) -> Result<Stopped> {
-        let procfs = Procfs::new(&self.roots.proc);
-        // After the pidfd is open: the same process (start time, binary),
-        // and still stale by the same rules, read afresh (its cgroup,
-        // namespaces, ancestors, its unit's state and main process).
-        let still_same = || -> Result<bool> {
-            let j = claims::rejudge(&procfs, self.sd, process, exe)?;
-            if j.class != ListenerClass::Stale {
-                return Err(anyhow!(
-                    "pid {} is no longer a stale listener ({}); not signalled",
-                    process.pid,
-                    j.why
-                ));
-            }
-            Ok(true)
-        };
-        signal::terminate(process.pid, self.cfg.stop_timeout, still_same)
-    }
-    fn wait_free(&self, addresses: &[String], within: Duration) -> Vec<String> {
-        let wanted: Vec<std::net::SocketAddr> = addresses
-            .iter()
-            .filter_map(|a| crate::sshd::parse_listen(a).map(|e| e.addr))
-            .collect();
-        let mut ports: Vec<u16> = wanted.iter().map(|a| a.port()).collect();
-        ports.sort_unstable();
-        ports.dedup();
-        let _doing =
-            crate::deadline::doing(format!("waiting for {} to be free", addresses.join(", ")));
-        let procfs = Procfs::new(&self.roots.proc);
-        let deadline = crate::deadline::after(within);
-        loop {
-            let held: Vec<String> = procfs
-                .listening(&ports, &mut Vec::new())
-                .values()
-                .filter(|a| wanted.contains(a))
-                .map(|a| a.to_string())
-                .collect();
-            if held.is_empty() || std::time::Instant::now() >= deadline {
-                return held;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    fn settle(&self, unit: &str, within: Duration) -> Settled {
-        let _doing = crate::deadline::doing(format!("waiting for {unit} to settle"));
-        let deadline = crate::deadline::after(within);
-        loop {
-            let st = self.sd.unit_state(unit, true);
-            let settled = match &st {
-                Ok(u) => {
-                    !(u.in_transition() || u.sub_state == "auto-restart")
-                        || std::time::Instant::now() >= deadline
-                }
-                Err(_) => std::time::Instant::now() >= deadline,
-            };
-            if settled {
-                return match st {
-                    Ok(u) => Settled {
-                        active: u.is_active(),
-                        n_restarts: u.n_restarts,
-                        state: format!("{}/{}", u.active_state, u.sub_state),
-                    },
-                    Err(e) => Settled {
-                        active: false,
-                        n_restarts: None,
-                        state: format!("unknown ({e:#})"),
-                    },
-                };
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    fn serves(&self, targets: &[Endpoint]) -> Serving {
-        kex::serves(
-            self.roots,
-            targets,
-            self.cfg.banner_timeout,
-            " after the repair",
-        )
-    }
-    fn generate_host_keys(&self) -> Result<Vec<PubKey>> {
-        kex::generate_host_keys(self.roots)
-    }
-    fn check_config(&self) -> ConfigCheck {
-        let opts = sshd::unit_options(self.roots);
-        sshd::check_config(&self.roots.sshd, &opts.config_args).0
-    }
-    fn start_rescue_sshd(&self, opts: &[String]) -> Result<()> {
-        self.sd
-            .start_rescue_sshd(&self.roots.sshd.display().to_string(), opts, JOB_TIMEOUT)
-    }
-    fn configure_package(&self, package: &str, out: &mut Outcome) -> Result<()> {
-        configure_package(self.roots, self.cfg, package, out)
-    }
-    fn interrupted(&self) -> Option<String> {
-        signal::held()
-    }
-}
-
-/// Runs dpkg inside apt's hooks (apt holds lock-frontend and says so in
-/// DPKG_FRONTEND_LOCKED) or, outside apt, after taking lock-frontend itself.
-/// `target` is the step's package name, arch-qualified when the package has
-/// several stanzas (multi-arch).
-fn configure_package(roots: &Roots, cfg: &Config, target: &str, out: &mut Outcome) -> Result<()> {
-    let _lock = if dpkg::inside_apt() {
-        None
-    } else {
-        Some(
-            locks::take_frontend(&roots.dpkg_admin)
-                .map_err(|e| anyhow!("not configuring {} now: {e:#}", cfg.package))?,
-        )
-    };
-    dpkg::configure(&[target.to_string()], true, cfg.configure_timeout)?;
-    out.did(format!("configured {target} (dpkg --configure)"));
-    // Packages dpkg skipped because they depend on it ("dependency problems").
-    let states = dpkg::states(&roots.dpkg_admin)?;
-    let waiting: Vec<String> = states
-        .iter()
-        .filter(|p| p.is_incomplete() && p.depends_on(&cfg.package))
-        .map(|p| p.name.clone())
-        .collect();
-    if !waiting.is_empty() {
-        dpkg::configure(&waiting, true, cfg.configure_timeout)?;
-        out.did(format!(
-            "configured {} (they were waiting for {})",
-            waiting.join(", "),
-            cfg.package
-        ));
-    }
-    let unrelated: Vec<String> = dpkg::states(&roots.dpkg_admin)?
-        .into_iter()
-        .filter(|p| p.is_incomplete())
-        .map(|p| format!("{} ({})", p.name, p.status))
-        .collect();
-    out.unrelated = unrelated;
-    Ok(())
+/// What the repair did before a proof, as far as the rescue is concerned.
+#[derive(Default)]
+struct Before {
+    /// The running rescue was stopped to give way (a rescue started now is
+    /// that one coming back).
+    retired: bool,
+    /// Addresses held by listeners this repair stopped: waited for (up to
+    /// `within`) before the rescue binds (a pre-auth child may still hold
+    /// one).
+    stopped: Vec<String>,
+    /// The bound of that wait (STOP_TIMEOUT).
+    within: Duration,
 }
 
 /// The proof after a repair (banner, then key exchange, on every address
 /// that should serve); starts the rescue sshd when some address has
 /// nothing answering on it. True when every address serves.
-fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
+fn verify(m: &impl UnitControl, snap: &Snapshot, before: &Before, out: &mut Outcome) -> bool {
     let targets = probe_targets(snap);
     let first = m.serves(&targets);
     if first.ok {
@@ -359,17 +187,47 @@ fn verify(m: &impl UnitControl, snap: &Snapshot, out: &mut Outcome) -> bool {
             },
             None => false,
         };
+        if !before.stopped.is_empty() {
+            let held = m.wait_free(&before.stopped, before.within);
+            if !held.is_empty() {
+                log::warn!("still held when the rescue starts: {}", held.join(", "));
+            }
+        }
         let rescued = match m.start_rescue_sshd(&snap.sshd_options) {
             Ok(()) => match m.serves(&targets) {
-                again if again.ok || (again.any && !first.any) => {
-                    out.did(format!(
-                        "started a rescue sshd ({RESCUE_UNIT}) for {} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'",
-                        down.join(", ")
-                    ));
+                // Named: the addresses the rescue made serve, only.
+                again
+                    if down
+                        .iter()
+                        .any(|d| !again.down.iter().any(|a| a.to_string() == *d)) =>
+                {
+                    let now: Vec<&String> = down
+                        .iter()
+                        .filter(|d| !again.down.iter().any(|a| a.to_string() == **d))
+                        .collect();
+                    let now = now
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    out.did(if before.retired {
+                        format!(
+                            "restarted {RESCUE_UNIT}: ssh.socket/ssh.service still do not serve {now}; fix them, and the guard retires the rescue at its next run"
+                        )
+                    } else {
+                        format!(
+                            "started a rescue sshd ({RESCUE_UNIT}) for {now} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'"
+                        )
+                    });
+                    if !again.ok {
+                        out.failed(format!(
+                            "still not serving after the rescue: {}",
+                            again.summary
+                        ));
+                    }
                     // Said plainly, before dpkg as after it.
                     log::warn!(
-                        "while the rescue sshd holds {}, openssh-server's postinst cannot restart ssh.socket/ssh.service there: an upgrade of openssh-server fails until they can serve again",
-                        down.join(", ")
+                        "while the rescue sshd holds {now}, openssh-server's postinst cannot restart ssh.socket/ssh.service there: an upgrade of openssh-server fails until they can serve again"
                     );
                     true
                 }
@@ -416,7 +274,7 @@ pub fn grace(cfg: &Config, steps: &[Step]) -> Duration {
         Step::StartUnit { .. } | Step::RestartUnit { .. } => {
             JOB_TIMEOUT + SETTLE_TIMEOUT + cfg.stop_timeout
         }
-        Step::StopUnit { .. } => JOB_TIMEOUT,
+        Step::StopUnit { .. } | Step::RetireRescue { .. } => JOB_TIMEOUT,
         Step::VerifyBanner => verify,
         Step::GenerateHostKeys => Duration::from_secs(60) + sshd::SSHD_T_TIMEOUT,
         Step::ConfigurePackage { .. } => cfg.configure_timeout * 2,
@@ -434,6 +292,7 @@ fn touches_ssh(step: &Step) -> bool {
     match step {
         // ConfigurePackage: the postinst restarts ssh.socket or ssh.service.
         Step::StopStale { .. }
+        | Step::RetireRescue { .. }
         | Step::StopUnit { .. }
         | Step::StartUnit { .. }
         | Step::RestartUnit { .. }
@@ -453,38 +312,20 @@ fn touches_ssh(step: &Step) -> bool {
 /// stopped still serves logins; without host keys nothing can start.
 pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Step]) -> Outcome {
     let mut out = Outcome::default();
-    // The guard's own starts are never the storm (issue 12, road a):
-    // checked before anything is stopped, so a refusal leaves the running
-    // listener alone.
-    let starts: Vec<&str> = steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::StartUnit { unit } | Step::RestartUnit { unit } => Some(unit.as_str()),
-            _ => None,
-        })
-        .collect();
-    let (ledger, now) = m.start_ledger();
-    if let Some(why) = crate::roads::start_budget(&ledger, &starts, now) {
-        out.failed(why);
+    if !prepare(m, steps, &mut out) {
         return out;
-    }
-    // Everything that can be done before a stale listener is stopped is
-    // done first, so that between its exit and systemd listening again there
-    // is only the start request: subscribe to job signals, and reset-failed
-    // every unit about to be started (it also clears the start-rate counter,
-    // which repeated repairs would otherwise hit: start-limit-hit).
-    if let Err(e) = m.prepare_jobs() {
-        out.failed(format!("{e:#}"));
-        return out;
-    }
-    for step in steps {
-        if let Step::StartUnit { unit } | Step::RestartUnit { unit } = step {
-            let _ = m.reset_failed(unit);
-        }
     }
     let grace = grace(cfg, steps);
     // Addresses held by listeners stopped since the last start.
     let mut freed: Vec<String> = Vec::new();
+    // What the rescue needs to know (see Before).
+    let mut before = Before {
+        within: cfg.stop_timeout,
+        ..Before::default()
+    };
+    // Something that served was stopped (not only started or configured):
+    // the plan ends with a proof whether it asked for one or not.
+    let mut stopped_any = false;
     let mut skip_to_verify = false;
     // Something that serves was touched: no early return from here on.
     let mut touched = false;
@@ -500,7 +341,7 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         }
         let r: Result<()> = match step {
             Step::VerifyBanner => {
-                let answers = verify(m, snap, &mut out);
+                let answers = verify(m, snap, &before, &mut out);
                 // ssh answers again, or the rescue sshd was tried: the
                 // deadline may cut what follows.
                 restoring = None;
@@ -533,14 +374,22 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
             }
             _ => run_step(m, cfg, step, &mut out),
         };
-        if let (Step::StopStale { process, .. }, Ok(())) = (step, &r) {
-            freed.extend(addresses_of(snap, *process));
+        if r.is_ok() {
+            note_stopped(snap, step, &mut before, &mut freed);
         }
+        stopped_any |= matches!(
+            step,
+            Step::StopStale { .. }
+                | Step::StopUnit { .. }
+                | Step::RestartUnit { .. }
+                | Step::RetireRescue { .. }
+        );
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
-                // Without host keys sshd cannot start: touch nothing.
-                Step::GenerateHostKeys if !touched => return out,
+                // Without host keys sshd cannot start; a rescue that would
+                // not stop still serves: touch nothing.
+                Step::GenerateHostKeys | Step::RetireRescue { .. } if !touched => return out,
                 // Nothing that serves was touched yet, and the stale
                 // listener still holds its addresses: it still serves
                 // logins; touch nothing. If they are free (it exited by
@@ -567,14 +416,74 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
     // The plan ended inside the stretch (a failure skipped to a proof that
     // was not there, or the plan had none after its last touch): prove ssh
     // now, with the rescue if it does not serve.
-    if restoring.is_some() {
-        verify(m, snap, &mut out);
+    // A plan that only configured or started, without a proof of its own
+    // (where ssh should not serve, intent), keeps ssh as it was: no rescue.
+    let asked = steps.iter().any(|s| matches!(s, Step::VerifyBanner));
+    if restoring.is_some() && (stopped_any || asked) {
+        verify(m, snap, &before, &mut out);
         drop(restoring);
         if let Some(sig) = m.interrupted() {
             stopped_by_signal(&mut out, &sig, &[]);
         }
     }
     out
+}
+
+/// What is done before anything is touched; false when the repair must
+/// not go on (the start budget refuses, or no job signals).
+fn prepare(m: &impl UnitControl, steps: &[Step], out: &mut Outcome) -> bool {
+    // The guard's own starts are never the storm (issue 12, road a):
+    // checked before anything is stopped, so a refusal leaves the running
+    // listener alone.
+    let starts: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::StartUnit { unit } | Step::RestartUnit { unit } => Some(unit.as_str()),
+            _ => None,
+        })
+        .collect();
+    let (ledger, now) = m.start_ledger();
+    if let Some(why) = crate::roads::start_budget(&ledger, &starts, now) {
+        out.failed(why);
+        return false;
+    }
+    // Everything that can be done before a stale listener is stopped is
+    // done first, so that between its exit and systemd listening again there
+    // is only the start request: subscribe to job signals, and reset-failed
+    // every unit about to be started (it also clears the start-rate counter,
+    // which repeated repairs would otherwise hit: start-limit-hit).
+    if let Err(e) = m.prepare_jobs() {
+        out.failed(format!("{e:#}"));
+        return false;
+    }
+    for step in steps {
+        if let Step::StartUnit { unit } | Step::RestartUnit { unit } = step {
+            let _ = m.reset_failed(unit);
+        }
+    }
+    true
+}
+
+/// After a stop that succeeded: the addresses it freed, for the next unit
+/// start (`freed`) and the rescue (`before`).
+fn note_stopped(snap: &Snapshot, step: &Step, before: &mut Before, freed: &mut Vec<String>) {
+    match step {
+        Step::StopStale { process, .. } => {
+            let addrs = addresses_of(snap, *process);
+            before.stopped.extend(addrs.iter().cloned());
+            freed.extend(addrs);
+        }
+        Step::RetireRescue { .. } => {
+            before.retired = true;
+            freed.extend(
+                snap.listeners
+                    .iter()
+                    .filter(|l| Some(l.process.pid) == snap.rescue_pid)
+                    .flat_map(|l| l.addresses.iter().cloned()),
+            );
+        }
+        _ => {}
+    }
 }
 
 /// The addresses the snapshot saw `process` listen on.
@@ -608,6 +517,11 @@ fn run_step(m: &impl UnitControl, cfg: &Config, step: &Step, out: &mut Outcome) 
             .reset_failed(unit)
             .map(|_| out.did(format!("reset the failed state of {unit}"))),
         Step::StartUnit { unit } | Step::RestartUnit { unit } => start_unit(m, step, unit, out),
+        Step::RetireRescue { unit } => m.stop(unit).map(|_| {
+            out.did(format!(
+                "stopped the rescue sshd ({unit}; sessions kept) so that ssh.socket/ssh.service serve again"
+            ))
+        }),
         // ssh.service stopped so that ssh.socket can take the port (road f).
         Step::StopUnit { unit } => m
             .stop(unit)
@@ -683,6 +597,9 @@ fn stopped_by_signal(out: &mut Outcome, sig: &str, left: &[Step]) {
         ));
     }
 }
+
+mod machine;
+pub use machine::Machine;
 
 #[cfg(test)]
 mod tests;

@@ -494,11 +494,8 @@ fn the_rescue_sshd_gets_the_unit_options_and_the_package_step_its_qualified_name
             package: "openssh-server:i386".into(),
         }],
     );
-    // And proven after it: its postinst restarts ssh.
-    assert_eq!(
-        fake.calls()[1..],
-        ["configure openssh-server:i386", "probe"]
-    );
+    // (No proof of its own in this plan, and nothing stopped: none, sim S10.)
+    assert_eq!(fake.calls()[1..], ["configure openssh-server:i386"]);
 }
 
 #[test]
@@ -855,8 +852,15 @@ fn a_second_stop_failing_with_the_other_family_serving_brings_the_rescue_for_the
     let out = execute(&fake, &Config::default(), &s, &steps);
     let calls = fake.calls();
     assert_eq!(
-        calls[calls.len() - 5..],
-        ["stop 101", "stop 102", "probe", "rescue", "probe"]
+        calls[calls.len() - 6..],
+        [
+            "stop 101",
+            "stop 102",
+            "probe",
+            "wait-free 0.0.0.0:22",
+            "rescue",
+            "probe"
+        ]
     );
     assert!(out
         .events
@@ -944,4 +948,148 @@ fn a_partly_serving_socket_is_not_stopped_for_the_rescue() {
         &[Step::VerifyBanner],
     );
     assert_eq!(fake.calls()[1..], ["probe", "rescue", "probe"]);
+}
+
+/// The retiring of a running rescue: it gives way, its addresses are
+/// waited for, the socket starts.
+fn retire_steps() -> Vec<Step> {
+    vec![
+        Step::RetireRescue {
+            unit: RESCUE_UNIT.into(),
+        },
+        Step::StartUnit {
+            unit: unit("ssh.socket"),
+        },
+        Step::VerifyBanner,
+    ]
+}
+
+fn rescue_snap() -> Snapshot {
+    let mut s = socket_snap();
+    s.rescue_pid = Some(900);
+    s.listeners = vec![stale_listener(900, &["0.0.0.0:22", "[::]:22"])];
+    s
+}
+
+#[test]
+fn a_running_rescue_gives_way_when_the_socket_can_serve() {
+    let fake = Fake::default();
+    let out = execute(&fake, &Config::default(), &rescue_snap(), &retire_steps());
+    assert!(!out.any_failed(), "{:?}", out.events);
+    assert_eq!(
+        fake.uncuttable(),
+        [
+            "stop-unit ssh-upgrade-guard-rescue.service",
+            "wait-free 0.0.0.0:22 [::]:22",
+            "start ssh.socket",
+            "probe"
+        ]
+    );
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| *ok && l.starts_with("stopped the rescue sshd")));
+    assert!(!fake.calls().iter().any(|c| c.starts_with("rescue")));
+}
+
+#[test]
+fn a_retired_rescue_comes_back_when_the_socket_still_does_not_serve() {
+    let fake = Fake::failing(&["start ssh.socket"]);
+    *fake.answers.borrow_mut() = vec![silent(), serving()];
+    let out = execute(&fake, &Config::default(), &rescue_snap(), &retire_steps());
+    let calls = fake.calls();
+    assert_eq!(
+        calls[calls.len() - 4..],
+        ["probe", "stop-unit ssh.socket", "rescue", "probe"]
+    );
+    assert!(
+        out.events
+            .iter()
+            .any(|(ok, l)| *ok && l.starts_with("restarted ssh-upgrade-guard-rescue.service: ")),
+        "{:?}",
+        out.events
+    );
+}
+
+#[test]
+fn a_rescue_that_will_not_stop_is_left_serving() {
+    let fake = Fake::failing(&["stop-unit ssh-upgrade-guard-rescue.service"]);
+    let out = execute(&fake, &Config::default(), &rescue_snap(), &retire_steps());
+    assert_eq!(
+        fake.calls().last().map(String::as_str),
+        Some("stop-unit ssh-upgrade-guard-rescue.service")
+    );
+    assert!(out.any_failed());
+}
+
+/// sim S10: the admin turned ssh off (disable --now) with openssh-server
+/// unpacked: the plan only configures the package, without a proof. No
+/// closing proof, so no rescue against the admin's choice.
+#[test]
+fn a_package_only_plan_without_a_proof_starts_no_rescue() {
+    let fake = Fake::default();
+    *fake.answers.borrow_mut() = vec![silent()];
+    let steps = vec![Step::ConfigurePackage {
+        package: "openssh-server".into(),
+    }];
+    let out = execute(&fake, &Config::default(), &snap(), &steps);
+    assert_eq!(fake.calls(), ["prepare", "configure"]);
+    assert!(!out.any_failed(), "{:?}", out.events);
+}
+
+/// sim S8: a stopped listener's pre-auth child still holds [::]:22 when
+/// the proof fails: the rescue waits (bounded) for the stopped listeners'
+/// addresses, and its did: line names only the addresses it made serve.
+#[test]
+fn the_rescue_waits_for_the_stopped_listeners_addresses_and_names_only_what_it_serves() {
+    let fake = Fake::failing(&["stop 103"]);
+    let both_down = Serving {
+        summary: "ssh does not answer after the repair: 127.0.0.1:22: refused; [::1]:22: silent"
+            .into(),
+        down: vec![
+            crate::sshd::parse_listen("127.0.0.1:22").unwrap(),
+            crate::sshd::parse_listen("[::1]:22").unwrap(),
+        ],
+        ..silent()
+    };
+    let v6_down = Serving {
+        any: true,
+        summary: "ssh does not answer after the repair: [::1]:22: refused".into(),
+        down: vec![crate::sshd::parse_listen("[::1]:22").unwrap()],
+        ..silent()
+    };
+    *fake.answers.borrow_mut() = vec![both_down, v6_down];
+    let mut s = snap();
+    s.listeners = vec![
+        stale_listener(101, &["0.0.0.0:22"]),
+        stale_listener(102, &["[::]:22"]),
+    ];
+    let steps = vec![
+        stale(101),
+        stale(102),
+        stale(103),
+        Step::StartUnit {
+            unit: unit("ssh.service"),
+        },
+        Step::VerifyBanner,
+    ];
+    let out = execute(&fake, &Config::default(), &s, &steps);
+    let calls = fake.calls();
+    assert_eq!(
+        calls[calls.len() - 4..],
+        ["probe", "wait-free 0.0.0.0:22 [::]:22", "rescue", "probe"]
+    );
+    assert!(
+        out.events
+            .iter()
+            .any(|(ok, l)| *ok && l.starts_with(
+                "started a rescue sshd (ssh-upgrade-guard-rescue.service) for 127.0.0.1:22 so that"
+            )),
+        "{:?}",
+        out.events
+    );
+    assert!(out
+        .events
+        .iter()
+        .any(|(ok, l)| !ok && l.starts_with("still not serving after the rescue: ")));
 }

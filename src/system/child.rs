@@ -46,19 +46,35 @@ fn forget(child: &Child) {
     }
 }
 
-/// SIGKILL to a child's whole process group (it and whatever it started
+/// How long a child's group has after SIGTERM before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(5);
+
+/// `sig` to a child's whole process group (it and whatever it started
 /// that stayed in its group).
-fn kill_group(pid: i32) {
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+fn signal_group(pid: i32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), sig);
 }
 
-/// Kills every child still running, with its process group: a hook that
-/// gives up at its deadline leaves nothing behind (deadline::run_hook).
+/// Ends every child still running, with its process group (SIGTERM, then
+/// SIGKILL for what is left after up to TERM_GRACE): a hook that gives up
+/// at its deadline leaves nothing behind (deadline::run_hook).
 pub fn kill_all() {
     let groups: Vec<i32> = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
-    for pid in groups {
-        log::debug!("killing process group {pid}");
-        kill_group(pid);
+    if groups.is_empty() {
+        return;
+    }
+    for pid in &groups {
+        log::debug!("stopping process group {pid}");
+        signal_group(*pid, nix::sys::signal::SIGTERM);
+    }
+    let alive =
+        |pid: &i32| nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*pid), None).is_ok();
+    let deadline = Instant::now() + TERM_GRACE;
+    while groups.iter().any(alive) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in groups.iter().filter(|p| alive(p)) {
+        signal_group(*pid, nix::sys::signal::SIGKILL);
     }
 }
 
@@ -91,17 +107,16 @@ pub fn output_until(mut child: Child, deadline: Instant) -> Result<Output, Error
         child.stderr.take().map(Pipe::from),
     ];
     let result = collect(&mut pipes, deadline).and_then(|()| wait_until(&mut child, deadline));
-    if result.is_err() {
-        // The group first: a child's own children (a maintainer script,
-        // its sleep) would otherwise live on.
-        if GROUPS
-            .lock()
-            .is_ok_and(|g| i32::try_from(child.id()).is_ok_and(|p| g.contains(&p)))
-        {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                kill_group(pid);
-            }
-        }
+    let grouped = GROUPS
+        .lock()
+        .is_ok_and(|g| i32::try_from(child.id()).is_ok_and(|p| g.contains(&p)));
+    if let (Err(_), true, Ok(pid)) = (&result, grouped, i32::try_from(child.id())) {
+        // The group, and SIGTERM first: a maintainer script (and dpkg,
+        // which then records how it ended) gets TERM_GRACE to stop; then
+        // SIGKILL for whatever is left of the group.
+        signal_group(pid, nix::sys::signal::SIGTERM);
+        let _ = wait_until(&mut child, Instant::now() + TERM_GRACE);
+        signal_group(pid, nix::sys::signal::SIGKILL);
     }
     let reaped = match result {
         Ok(status) => {
@@ -255,8 +270,9 @@ mod tests {
 
     #[test]
     fn a_child_runs_in_its_own_process_group_and_dies_with_it_at_the_deadline() {
-        // The grandchild (a maintainer script's sleep) is in the group too.
-        let child = sh("sleep 60 & sleep 60; wait");
+        // The grandchild (a maintainer script's sleep) is in the group
+        // too, and one of them ignores SIGTERM: SIGKILL ends it.
+        let child = sh("(trap '' TERM; sleep 60) & sleep 60; wait");
         let pid = child.id() as i32;
         assert_eq!(
             nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))),
@@ -265,7 +281,7 @@ mod tests {
         let r = output_until(child, Instant::now() + Duration::from_millis(300));
         assert!(matches!(r, Err(Error::TimedOut)));
         let t = Instant::now();
-        while group_alive(pid) && t.elapsed() < Duration::from_secs(5) {
+        while group_alive(pid) && t.elapsed() < TERM_GRACE + Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(

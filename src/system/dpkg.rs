@@ -89,7 +89,7 @@ pub fn configure(pkgs: &[String], frontend_locked: bool, timeout: Duration) -> R
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => bail!("{what} failed ({})", out.status),
         Err(super::child::Error::TimedOut) => bail!(
-            "{what} did not finish within {} s (CONFIGURE_TIMEOUT): stopped, with its maintainer scripts",
+            "{what} did not finish within {} s (CONFIGURE_TIMEOUT): stopped, with its maintainer scripts; run 'dpkg --configure -a' when it can finish",
             timeout.as_secs()
         ),
         Err(super::child::Error::Io(e)) => Err(anyhow::Error::from(e).context(what)),
