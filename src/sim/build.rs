@@ -78,6 +78,8 @@ pub enum Op {
     Inet6Only,
     /// `sshd -T` never returns (an Include of a FIFO, a hung mount).
     HungConfig,
+    /// The admin removes BreakSocket's drop-in.
+    MendSocket,
 }
 
 pub fn healthy(t: Topo) -> World {
@@ -335,6 +337,7 @@ impl World {
                 let _ = self.restart(SERVICE);
             }
             Op::HungConfig => self.sshd.state = ConfigState::Hung,
+            Op::MendSocket => self.socket.broken = false,
             Op::SplitBinary => {
                 for p in self.procs.iter_mut().filter(|p| p.alive && p.deleted) {
                     p.works = false;

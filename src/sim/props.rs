@@ -94,15 +94,6 @@ const KNOWN: &[(&str, &str, Shape)] = &[
     ("S4", "runs and ssh serves", |h| {
         h.rec.calls.iter().any(|c| c.what.starts_with("settle "))
     }),
-    // S8: the rescue starts while a stopped listener's pre-auth child
-    // still holds an address it frees a moment later.
-    ("S8", "no longer does", |h| {
-        h.rec.calls.iter().any(|c| c.what == "rescue")
-            && h.before
-                .procs
-                .iter()
-                .any(|p| p.alive && p.child_lingers.is_some())
-    }),
     // S9: a failed first stop returns although only the listener's own
     // pre-auth children (next in the plan, gone a moment later) still
     // hold its addresses.
@@ -113,10 +104,17 @@ const KNOWN: &[(&str, &str, Shape)] = &[
                 .iter()
                 .any(|p| p.alive && p.child_lingers.is_some())
     }),
-    // S10: the proof execute adds after a stretch with none (a
-    // package-only plan) starts the rescue where ssh is off.
-    ("S10", "although ssh should not serve", |h| {
-        !h.plan.intent.serves() && !h.plan.steps.iter().any(|s| matches!(s, Step::VerifyBanner))
+    // S13: a rescue whose retirement fails (a stop job that timed out
+    // after it acted) returns with nothing serving.
+    ("S13", "", |h| {
+        h.plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::RetireRescue { .. }))
+            && h.rec
+                .calls
+                .last()
+                .is_some_and(|c| c.what == format!("stop-unit {RESCUE}"))
     }),
     // S11: a running unit restarted (a replaced binary) or stopped for
     // another (road f) while sshd_not_to_be_run exists: stopped, the

@@ -144,6 +144,40 @@ fn sim_a_failed_stop_among_pre_auth_children_still_ends_serving() {
     assert_eq!(run_case(&c), Ok(None));
 }
 
+/// S8, fixed on tx by f1963c3: the rescue started while a stopped
+/// listener's pre-auth child still held [::]:22, bound only 0.0.0.0:22, and
+/// the freed address stayed dead (the did: line named both).
+#[test]
+fn sim_the_rescue_waits_for_addresses_a_pre_auth_child_still_holds() {
+    let c = (
+        Topo::Classic,
+        vec![
+            stale(true, true),
+            Op::ForkChild { lingers: 1 },
+            Op::ForkChild { lingers: 1 },
+        ],
+        Run::Repair,
+        vec![(4, Fault::Fail)],
+        vec![],
+    );
+    assert_eq!(run_case(&c), Ok(None));
+}
+
+/// S10, fixed on tx by f1963c3: with ssh disabled --now by the admin, a
+/// package-only plan ended with execute's own proof, which started the
+/// rescue.
+#[test]
+fn sim_no_rescue_after_a_package_only_plan_where_ssh_is_off() {
+    let c = (
+        Topo::Socket,
+        vec![Op::Unpack, Op::Disable { now: true }],
+        Run::Repair,
+        vec![],
+        vec![],
+    );
+    assert_eq!(run_case(&c), Ok(None));
+}
+
 /// The findings still open (props.rs's KNOWN keeps their shape out of the
 /// random run): each must still fail as filed. When this test fails, the
 /// fix has landed: delete the KNOWN entry and pin the case above.
@@ -165,18 +199,6 @@ fn sim_open_findings_still_fail_as_filed() {
         vec![],
     );
     assert_eq!(run_case(&s4), Ok(Some("S4")));
-    let s8 = (
-        Topo::Classic,
-        vec![
-            stale(true, true),
-            Op::ForkChild { lingers: 1 },
-            Op::ForkChild { lingers: 1 },
-        ],
-        Run::Repair,
-        vec![(4, Fault::Fail)],
-        vec![],
-    );
-    assert_eq!(run_case(&s8), Ok(Some("S8")));
     let s9 = (
         Topo::Socket,
         vec![stale(false, true), Op::ForkChild { lingers: 5 }],
@@ -200,8 +222,6 @@ fn sim_open_findings_still_fail_as_filed() {
     );
     assert_eq!(run_case(&s9b), Ok(Some("S9")));
     let repair = |t, ops| (t, ops, Run::Repair, vec![], vec![]);
-    let s10 = repair(Topo::Socket, vec![Op::Unpack, Op::Disable { now: true }]);
-    assert_eq!(run_case(&s10), Ok(Some("S10")));
     let s11 = repair(Topo::Classic, vec![Op::Unpack, Op::NotToBeRun]);
     assert_eq!(run_case(&s11), Ok(Some("S11")));
     let s11b = repair(Topo::Socket, vec![Op::ServiceHoldsPort, Op::NotToBeRun]);
@@ -222,4 +242,14 @@ fn sim_open_findings_still_fail_as_filed() {
         ],
     );
     assert_eq!(run_case(&s12b), Ok(Some("S12")));
+    let s13 = (
+        Topo::Socket,
+        vec![Op::Leftover, Op::BreakSocket],
+        Run::Apt {
+            preinst_stops: false,
+        },
+        vec![],
+        vec![(3, Fault::Timeout)],
+    );
+    assert_eq!(run_case(&s13), Ok(Some("S13")));
 }

@@ -29,6 +29,8 @@ pub enum Go {
     },
     /// The same upgrade with no guard (GUARD=off, fixture_incident).
     Bare,
+    /// The admin (or a fixture) changes the machine between runs.
+    Then(Op),
 }
 
 /// What a scenario asserts about the end.
@@ -449,6 +451,13 @@ pub fn table() -> Vec<(&'static str, Entry)> {
                 ..End::clean().classic()
             },
         ),
+        model(
+            "71-rescue_gives_way",
+            Socket,
+            vec![stale(), Op::Session, Op::BreakSocket],
+            vec![repair(), Go::Then(Op::MendSocket), apt()],
+            End::clean().says("stopped the rescue sshd"),
+        ),
         no(
             "42-link_local_scope",
             "an IPv6 link-local ListenAddress with its scope: the model's addresses collide and reach by ip:port only, no interface scope",
@@ -523,6 +532,10 @@ pub fn run_scenario(topo: Topo, ops: &[Op], runs: &[Go]) -> (World, World, Vec<H
                 w.unpack();
                 let _ = w.configure();
                 vec![]
+            }
+            Go::Then(op) => {
+                w.apply(*op);
+                continue;
             }
         };
         if let Some(h) = hooks.last() {
