@@ -451,13 +451,6 @@ pub fn table() -> Vec<(&'static str, Entry)> {
                 ..End::clean().classic()
             },
         ),
-        model(
-            "71-rescue_gives_way",
-            Socket,
-            vec![stale(), Op::Session, Op::BreakSocket],
-            vec![repair(), Go::Then(Op::MendSocket), apt()],
-            End::clean().says("stopped the rescue sshd"),
-        ),
         no(
             "42-link_local_scope",
             "an IPv6 link-local ListenAddress with its scope: the model's addresses collide and reach by ip:port only, no interface scope",
@@ -492,6 +485,13 @@ pub fn table() -> Vec<(&'static str, Entry)> {
             vec![Go::Repair(vec![(2, Fault::Signal)])],
             End::clean().says("finished restoring ssh before honouring it"),
             "the exit status 130 (the model reports, it does not exit)",
+        ),
+        model(
+            "71-rescue_gives_way",
+            Socket,
+            vec![stale(), Op::Session, Op::BreakSocket],
+            vec![repair(), Go::Then(Op::MendSocket), apt()],
+            End::clean().says("stopped the rescue sshd"),
         ),
         partly(
             "72-slow_postinst_deadline",
