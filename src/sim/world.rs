@@ -520,13 +520,14 @@ impl World {
         }
     }
 
-    /// sshd -T on this configuration.
+    /// sshd -T on this configuration: it prints a `listenaddress` line for
+    /// every address sshd binds, ListenAddress or not (e2e sshd_opts's
+    /// status: "ssh ports 22 2222 ([::]:2222 0.0.0.0:2222)").
     pub fn sshd_listen(&self) -> SshdListen {
         SshdListen {
             ports: self.sshd.ports.clone(),
             addresses: self
-                .sshd
-                .listen
+                .sshd_binds()
                 .iter()
                 .filter_map(|a| parse_listen(a))
                 .collect(),
