@@ -117,10 +117,10 @@ const KNOWN: &[(&str, &str, Shape)] = &[
                 .is_some_and(|c| c.what == format!("stop-unit {RESCUE}"))
     }),
     // S11: a running unit restarted (a replaced binary) or stopped for
-    // another (road f) while sshd_not_to_be_run exists: stopped, the
-    // start skipped by the condition.
+    // another (road f) while sshd_not_to_be_run exists or ssh.service is
+    // masked: stopped, and nothing can start sshd again.
     ("S11", "", |h| {
-        h.before.not_to_be_run
+        (h.before.not_to_be_run || h.before.service.masked())
             && h.plan
                 .steps
                 .iter()

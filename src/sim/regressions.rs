@@ -226,6 +226,18 @@ fn sim_open_findings_still_fail_as_filed() {
     assert_eq!(run_case(&s11), Ok(Some("S11")));
     let s11b = repair(Topo::Socket, vec![Op::ServiceHoldsPort, Op::NotToBeRun]);
     assert_eq!(run_case(&s11b), Ok(Some("S11")));
+    let s11c = repair(
+        Topo::Socket,
+        vec![
+            Op::ServiceHoldsPort,
+            Op::Unpack,
+            Op::Mask {
+                socket: false,
+                now: false,
+            },
+        ],
+    );
+    assert_eq!(run_case(&s11c), Ok(Some("S11")));
     let s12 = repair(
         Topo::Socket,
         vec![Op::NotToBeRun, Op::Disable { now: false }],
