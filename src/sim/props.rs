@@ -272,3 +272,18 @@ fn sim_explore() {
         println!("=== {n} x {k}\n{ex}\n");
     }
 }
+
+/// A plain `cargo test` runs at least 10,000 cases on the fixed seed.
+#[test]
+fn sim_the_default_run_is_ten_thousand_cases_on_a_fixed_seed() {
+    use proptest::test_runner::RngSeed;
+    let d = ProptestConfig::default();
+    let c = config();
+    if d.cases == 256 {
+        assert_eq!(c.cases, DEFAULT_CASES);
+    }
+    if d.rng_seed == RngSeed::Random {
+        assert_eq!(c.rng_seed, RngSeed::Fixed(DEFAULT_SEED));
+    }
+    assert!(c.failure_persistence.is_none());
+}
