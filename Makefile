@@ -118,7 +118,9 @@ bench:
 # CASES=200000`, on a fresh seed unless SEED=N names one (a failure says
 # which, to run it again).
 CASES ?= 100000
-SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+ifndef SEED
+SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
 .PHONY: sim
 sim:
 	@echo "sim: $(CASES) cases, PROPTEST_RNG_SEED=$(SEED)"

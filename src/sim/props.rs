@@ -133,6 +133,22 @@ const KNOWN: &[(&str, &str, Shape)] = &[
         let b = &h.before;
         (b.not_to_be_run || b.service.masked()) && b.socket.is_active() && !b.service.is_active()
     }),
+    // S14: the socket's start after a failed rescue judged by its job.
+    ("S14", "runs and ssh serves", |h| {
+        h.outcome
+            .events
+            .iter()
+            .any(|(ok, l)| !ok && l.starts_with("could not start a rescue"))
+    }),
+    // K2 (untriaged, model or code): ssh.service started while
+    // ssh.socket is masked but running.
+    ("K2", "", |h| {
+        h.before.socket.masked()
+            && h.before.socket.is_active()
+            && h.plan.steps.iter().any(
+                |s| matches!(s, Step::StartUnit { unit } | Step::RestartUnit { unit } if unit == SERVICE),
+            )
+    }),
     // S2: the package step runs with no proof before it (plan::steps).
     ("S2", "the package step ran while ssh did not serve", |h| {
         matches!(h.plan.steps.first(), Some(Step::ConfigurePackage { .. }))

@@ -264,4 +264,23 @@ fn sim_open_findings_still_fail_as_filed() {
         vec![(3, Fault::Timeout)],
     );
     assert_eq!(run_case(&s13), Ok(Some("S13")));
+    let s14 = (
+        Topo::Socket,
+        vec![Op::Storm],
+        Run::Repair,
+        vec![(3, Fault::Fail), (6, Fault::Fail), (7, Fault::Timeout)],
+        vec![],
+    );
+    assert_eq!(run_case(&s14), Ok(Some("S14")));
+    let k2 = repair(
+        Topo::Socket,
+        vec![
+            Op::Disable { now: false },
+            Op::Mask {
+                socket: true,
+                now: false,
+            },
+        ],
+    );
+    assert_eq!(run_case(&k2), Ok(Some("K2")));
 }
