@@ -140,15 +140,6 @@ const KNOWN: &[(&str, &str, Shape)] = &[
             .iter()
             .any(|(ok, l)| !ok && l.starts_with("could not start a rescue"))
     }),
-    // K2 (untriaged, model or code): ssh.service started while
-    // ssh.socket is masked but running.
-    ("K2", "", |h| {
-        h.before.socket.masked()
-            && h.before.socket.is_active()
-            && h.plan.steps.iter().any(
-                |s| matches!(s, Step::StartUnit { unit } | Step::RestartUnit { unit } if unit == SERVICE),
-            )
-    }),
     // S2: the package step runs with no proof before it (plan::steps).
     ("S2", "the package step ran while ssh did not serve", |h| {
         matches!(h.plan.steps.first(), Some(Step::ConfigurePackage { .. }))

@@ -488,13 +488,14 @@ impl World {
         self.service_can_start()
     }
 
-    /// What a start of ssh.service would meet, the socket aside.
+    /// What a start of ssh.service would meet, the socket aside. A failed
+    /// ssh.service is started again by the next connection (systemd puts
+    /// the socket back to listening); only the start limit stops that.
     pub fn service_can_start(&self) -> bool {
         !self.service.masked()
             && !self.not_to_be_run
             && !self.service.broken
             && self.sshd.state == ConfigState::Valid
-            && self.service.active != Active::Failed
             && self.recent_starts(&self.service) < START_BURST
     }
 
