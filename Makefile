@@ -66,7 +66,13 @@ dist-check:
 SCENARIOS ?=
 export GUARD JOBS E2E_CACHE
 
-.PHONY: check e2e demo shellcheck setup-host
+.PHONY: check e2e demo shellcheck setup-host shape
+
+# The house's shape (issue 17; tests/shape.rs, also run by cargo test): no
+# import circle, no file over 500 lines before its tests, no function over
+# 120 lines.
+shape:
+	cargo test --locked --test shape
 
 # As root, installs the host packages that are missing; otherwise names them.
 setup-host:
@@ -79,7 +85,10 @@ SHELL_SCRIPTS := tests/e2e/run tests/e2e/demo tests/e2e/setup-host \
 	tests/e2e/lib/*.sh tests/e2e/lib/run-one \
 	tests/e2e/fixture/make-noble-debs tests/e2e/fixture/make-sleeper-deb \
 	tests/e2e/fixture/noble-postinst-restart tests/e2e/scenarios/*.sh \
-	benches/run .ci/run dist/make-dist dist/check debian/*.postrm
+	benches/run .ci/run dist/make-dist dist/check debian/*.postrm \
+	dist/old-deb dist/piuparts tests/autopkgtest/run debian/ssh-upgrade-guard.bug-script \
+	debian/tests/lib.sh debian/tests/smoke debian/tests/watchdog-inhibit \
+	debian/tests/seed-incident debian/tests/remove-purge
 shellcheck:
 	shellcheck -x -P SCRIPTDIR --severity=warning $(SHELL_SCRIPTS)
 
@@ -126,3 +135,35 @@ sim:
 	@echo "sim: $(CASES) cases, PROPTEST_RNG_SEED=$(SEED)"
 	PROPTEST_RNG_SEED=$(SEED) PROPTEST_CASES=$(CASES) cargo test --locked --lib sim:: || \
 		{ echo "sim: failed with PROPTEST_RNG_SEED=$(SEED) CASES=$(CASES)"; exit 1; }
+
+# ---- Debian QA (issue 19) ------------------------------------------------------
+# `make autopkgtest` (root): the DEP-8 tests in debian/tests/ run by
+# autopkgtest itself, null runner inside a booted e2e container, against the
+# .deb from `make deb` (tests/autopkgtest/run says which restrictions that
+# testbed provides); fails unless every test passes, none skipped.
+# `make piuparts` (root): piuparts install, remove, purge and upgrade from
+# 0.1.0 (dist/old-deb builds it from its last commit) on a clean Debian 12,
+# ending "PASS: All tests." (dist/piuparts).
+.PHONY: autopkgtest piuparts old-deb
+autopkgtest:
+	tests/autopkgtest/run
+
+piuparts:
+	dist/piuparts
+
+old-deb:
+	dist/old-deb
+
+# `make man`: the reference man pages in man/ from docs/*.md (dist/md2man);
+# `make man-check` (.ci/run) fails if a committed page is out of date, and
+# runs man --warnings on every page.
+.PHONY: man man-check
+man:
+	dist/md2man docs man
+
+man-check:
+	dist/md2man docs man --check
+	@set -e; for f in man/*.[57]; do \
+		w=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l "$$f" 2>&1 >/dev/null); \
+		if [ -n "$$w" ]; then echo "man-check: $$f: $$w" >&2; exit 1; fi; \
+	done; echo "man-check: man/ matches docs/, no warnings"

@@ -174,7 +174,7 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Machine-readable output (field names are a stable interface, see README)
+    /// Machine-readable output (field names are a stable interface, see ssh-upgrade-guard-status-json(7))
     #[arg(long)]
     pub json: bool,
 

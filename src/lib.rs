@@ -35,6 +35,7 @@ mod roads;
 mod sim;
 mod sshd;
 mod sshd_config;
+mod stamp;
 mod system;
 mod text;
 

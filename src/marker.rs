@@ -26,7 +26,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
-use crate::model::ProcessStamp;
+use crate::stamp::ProcessStamp;
 use serde::Serialize;
 
 /// A marker larger than this is garbage.
@@ -83,7 +83,7 @@ impl Marker {
     pub fn render(&self) -> String {
         format!(
             "# ssh-upgrade-guard inhibit marker: watchdogs must not touch sshd while it holds.\n\
-             # Format: see ssh-upgrade-guard(8) and README (\"The marker contract\").\n\
+             # Format: see ssh-upgrade-guard-marker(7).\n\
              version=1\nholder_pid={}\nholder_start_time={}\nholder_comm={}\nboot_id={}\ncreated={}\nreason={}\n",
             self.holder_pid,
             self.holder_start_time,

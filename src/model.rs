@@ -4,10 +4,21 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
+mod intent;
+mod packaging;
+
+pub use crate::stamp::ProcessStamp;
+pub use intent::{Intent, PolicyRcD, NOT_TO_BE_RUN, POLICY_RC_D};
+pub use packaging::{DpkgPrompt, PackagingRecords};
+
 use crate::dpkg::PackageState;
 use crate::marker::Marker;
 use crate::sshd::{listen_addresses, parse_listen, Endpoint, SshdListen};
 use serde::Serialize;
+
+/// The guard's rescue sshd's transient unit: a plain name, so that the
+/// plan names it without reaching into system/.
+pub const RESCUE_UNIT: &str = "ssh-upgrade-guard-rescue.service";
 
 /// How the admin runs ssh: noble's default is ssh.socket enabled (systemd
 /// holds the port, sshd starts on demand); the classic layout runs
@@ -63,6 +74,15 @@ pub struct UnitState {
     pub condition_result: Option<bool>,
 }
 
+/// ActiveState values in which systemd is acting on a unit: the guard waits
+/// and looks again rather than act.
+pub fn in_transition(active_state: &str) -> bool {
+    matches!(
+        active_state,
+        "activating" | "deactivating" | "reloading" | "refreshing"
+    )
+}
+
 impl UnitState {
     /// Active or reloading.
     pub fn is_active(&self) -> bool {
@@ -74,7 +94,7 @@ impl UnitState {
     }
     /// systemd is acting on it (activating, deactivating, reloading).
     pub fn in_transition(&self) -> bool {
-        crate::identity::in_transition(&self.active_state)
+        in_transition(&self.active_state)
     }
     /// Enabled (enabled or enabled-runtime).
     pub fn is_enabled(&self) -> bool {
@@ -128,27 +148,17 @@ impl Units {
 pub enum ListenerClass {
     /// pid 1: systemd's own listening socket (ssh.socket).
     Systemd,
-    /// A root sshd in an active service unit (any unit: ssh.service, a
-    /// second sshd under its own unit, the guard's rescue) whose main
-    /// process is it or its ancestor, or in a unit in transition.
+    /// A root sshd a running unit claims (ssh.service, a second sshd under
+    /// its own unit, rc-local.service, an init script's unit, a login
+    /// session's scope, the guard's rescue): in an active unit's cgroup,
+    /// being its main process or descended from it, or in a unit without a
+    /// main process; or in a unit in transition (identity::judge).
     Managed,
     /// A root sshd listener no running systemd unit claims: the incident's cause.
     Stale,
     /// Anything else on an ssh port (not a root sshd, another namespace,
     /// a unit that could not be told): reported, never touched.
     Foreign,
-}
-
-/// The identity of a process: its pid and its start time (field 22 of
-/// /proc/PID/stat, clock ticks since boot). A pid alone can be reused; the
-/// pair cannot, so every decision about a process carries this, and it is
-/// re-checked right before the process is signalled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct ProcessStamp {
-    /// The process id.
-    pub pid: u32,
-    /// Field 22 of /proc/PID/stat.
-    pub start_time: u64,
 }
 
 /// A process holding a LISTEN socket on an ssh port.
@@ -185,22 +195,24 @@ pub struct Listener {
 impl Listener {
     /// Its unit is activating, deactivating or reloading: systemd is acting.
     pub fn settling(&self) -> bool {
-        self.unit_state
-            .as_deref()
-            .is_some_and(crate::identity::in_transition)
+        self.unit_state.as_deref().is_some_and(in_transition)
     }
 }
 
-/// True for the sshd family by process name or binary: the listener and
-/// OpenSSH <= 9.7 sessions are "sshd"; >= 9.8 sessions are sshd-session and
-/// (10.0) sshd-auth.
-pub fn is_sshd_name(comm: &str, exe: &str) -> bool {
-    let base = exe
-        .trim_end_matches(" (deleted)")
-        .rsplit('/')
-        .next()
-        .unwrap_or("");
-    comm == "sshd" || base == "sshd"
+/// True for an sshd by its executable (/proc/PID/exe), never by its comm,
+/// which any process can set: the basename `sshd`, with the " (deleted)"
+/// the kernel adds once the package replaced it, or a name dpkg gives the
+/// same file while it unpacks or diverts it (`sshd.dpkg-new`,
+/// `sshd.dpkg-tmp`; Debian's self-divert to `sshd.session-split` during
+/// the OpenSSH 9.8 split, FIELD-NOTES section 9). The listener and OpenSSH
+/// <= 9.7 sessions run it; >= 9.8 sessions are sshd-session and sshd-auth.
+pub fn is_sshd_exe(exe: &str) -> bool {
+    let path = exe.strip_suffix(" (deleted)").unwrap_or(exe);
+    let base = path.rsplit('/').next().unwrap_or("");
+    matches!(
+        base,
+        "sshd" | "sshd.session-split" | "sshd.dpkg-new" | "sshd.dpkg-tmp"
+    )
 }
 
 /// True for OpenSSH >= 9.8 session processes (sshd-session, sshd-auth).
@@ -285,7 +297,7 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
     /// deb-systemd-helper's records of the ssh units (what the postinst
     /// asks before restarting one).
-    pub packaging_records: crate::roads::PackagingRecords,
+    pub packaging_records: PackagingRecords,
     /// Where `sshd -T` says sshd listens (sshd_config's Port and
     /// ListenAddress), empty when sshd -T did not answer.
     pub sshd_listen: Vec<String>,
@@ -295,13 +307,13 @@ pub struct Snapshot {
     /// sshd_config's Port/ListenAddress into ssh.socket's at daemon-reload).
     pub socket_generator: bool,
     /// dpkg waiting for an answer below the holder of its lock (road e).
-    pub dpkg_prompt: Option<crate::roads::DpkgPrompt>,
+    pub dpkg_prompt: Option<DpkgPrompt>,
     /// The main process of the guard's rescue sshd, when it runs (road g:
     /// it must run the binaries dpkg unpacked).
     pub rescue_pid: Option<u32>,
     /// What the admin intends beside the units' states: start conditions,
     /// policy-rc.d, what served before this apt run (`intent`).
-    pub intent: crate::intent::Intent,
+    pub intent: Intent,
 }
 
 impl Snapshot {

@@ -2,7 +2,7 @@
 //! short report a hook prints when it acted. Kept apart from debug logging.
 #![forbid(unsafe_code)]
 
-use crate::model::{ListenerClass, Snapshot};
+use crate::model::{ListenerClass, LockView, MarkerView, Snapshot};
 use crate::plan::{LeftAlone, Plan};
 use crate::text::push_line;
 use std::fmt::Write;
@@ -69,7 +69,48 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
     if !s.as_root {
         push_line(&mut o, "  note        not run as root: other users' processes and dpkg's locks cannot be read (sudo for the full diagnosis)");
     }
-    let pkg = match (&s.package, &s.package_error) {
+    push_line(&mut o, &format!("  package     {}", package_text(s)));
+    push_units(&mut o, s);
+    push_line(&mut o, &format!("  config      {}", config_text(s)));
+    let ports: Vec<String> = s.ports.iter().map(|p| p.to_string()).collect();
+    push_line(
+        &mut o,
+        &format!(
+            "  ssh ports   {} ({})",
+            ports.join(" "),
+            s.addresses.join(" ")
+        ),
+    );
+    push_listeners(&mut o, s);
+    push_line(
+        &mut o,
+        &format!(
+            "  sessions    {} sshd session process(es), never touched",
+            s.sessions
+        ),
+    );
+    push_line(&mut o, &format!("  marker      {}", marker_text(&s.marker)));
+    for l in &s.locks {
+        push_line(
+            &mut o,
+            &format!("  dpkg lock   {} {}", l.path, lock_text(l)),
+        );
+    }
+    for w in &s.warnings {
+        push_line(&mut o, &format!("  warning     {w}"));
+    }
+    if !p.steps.is_empty() {
+        push_line(&mut o, "Repair plan ('ssh-upgrade-guard repair' would do):");
+        for (i, st) in p.steps.iter().enumerate() {
+            push_line(&mut o, &format!("  {}. {st}", i + 1));
+        }
+    }
+    o
+}
+
+/// The package line: name, version, dpkg's state.
+fn package_text(s: &Snapshot) -> String {
+    match (&s.package, &s.package_error) {
         (Some(pk), _) => {
             let mut t = format!(
                 "{} {} ({})",
@@ -84,11 +125,14 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
         }
         (None, Some(e)) => format!("unknown: {e}"),
         _ => "unknown".into(),
-    };
-    push_line(&mut o, &format!("  package     {pkg}"));
+    }
+}
+
+/// The topology and one line per unit, or why systemd is unavailable.
+fn push_units(o: &mut String, s: &Snapshot) {
     match &s.units {
         Some(u) => {
-            push_line(&mut o, &format!("  topology    {}", u.topology()));
+            push_line(o, &format!("  topology    {}", u.topology()));
             for unit in [&u.socket, &u.service] {
                 let mut line = format!("{} [{}]", unit.describe(), unit.unit_file_state);
                 if let Some(pid) = unit.main_pid {
@@ -97,12 +141,12 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
                 if !unit.listen.is_empty() {
                     let _ = write!(line, " listen {}", unit.listen.join(" "));
                 }
-                push_line(&mut o, &format!("  {:<11} {line}", unit.name));
+                push_line(o, &format!("  {:<11} {line}", unit.name));
             }
         }
         None => {
             push_line(
-                &mut o,
+                o,
                 &format!(
                     "  systemd     unavailable: {}",
                     s.systemd_error.as_deref().unwrap_or("?")
@@ -110,27 +154,25 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
             );
         }
     }
-    let cfg = match (&s.sshd_config.valid, &s.sshd_config.error) {
+}
+
+/// What `sshd -T` said of the configuration.
+fn config_text(s: &Snapshot) -> String {
+    match (&s.sshd_config.valid, &s.sshd_config.error) {
         (Some(true), _) if s.sshd_options.is_empty() => "valid (sshd -T)".to_string(),
         (Some(true), _) => format!("valid (sshd -T {})", s.sshd_options.join(" ")),
         (Some(false), e) => format!("REJECTED: {}", e.as_deref().unwrap_or("")),
         (None, e) => format!("not checked: {}", e.as_deref().unwrap_or("")),
-    };
-    push_line(&mut o, &format!("  config      {cfg}"));
-    let ports: Vec<String> = s.ports.iter().map(|p| p.to_string()).collect();
-    push_line(
-        &mut o,
-        &format!(
-            "  ssh ports   {} ({})",
-            ports.join(" "),
-            s.addresses.join(" ")
-        ),
-    );
+    }
+}
+
+/// The listeners' table and the listening sockets no process was found for.
+fn push_listeners(o: &mut String, s: &Snapshot) {
     if s.listeners.is_empty() {
-        push_line(&mut o, "  listeners   none");
+        push_line(o, "  listeners   none");
     } else {
         push_line(
-            &mut o,
+            o,
             &format!(
                 "  listeners   {:<8} {:<8} {:<5} {:<28} {:<24} EXE",
                 "CLASS", "PID", "UID", "ADDRESSES", "UNIT"
@@ -144,7 +186,7 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
                 ListenerClass::Foreign => "foreign",
             };
             push_line(
-                &mut o,
+                o,
                 &format!(
                     "              {:<8} {:<8} {:<5} {:<28} {:<24} {}",
                     class,
@@ -160,19 +202,15 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
     }
     for a in &s.unowned_sockets {
         push_line(
-            &mut o,
+            o,
             &format!("              ?        listening socket {a} with no process found"),
         );
     }
-    push_line(
-        &mut o,
-        &format!(
-            "  sessions    {} sshd session process(es), never touched",
-            s.sessions
-        ),
-    );
-    let m = &s.marker;
-    let marker = match (&m.marker, m.live, &m.problem) {
+}
+
+/// The inhibit marker as found.
+fn marker_text(m: &MarkerView) -> String {
+    match (&m.marker, m.live, &m.problem) {
         (Some(mk), true, _) => format!(
             "held by {} (pid {}) since {}: {}",
             mk.holder_comm, mk.holder_pid, mk.created, mk.reason
@@ -180,27 +218,17 @@ pub fn status_text(s: &Snapshot, p: &Plan) -> String {
         (_, _, Some(p)) => p.clone(),
         _ if !m.present => "none".into(),
         _ => "present".into(),
-    };
-    push_line(&mut o, &format!("  marker      {marker}"));
-    for l in &s.locks {
-        let who = match (l.holder_pid, &l.holder_comm, &l.error) {
-            (Some(pid), Some(c), _) => format!("held by {c} (pid {pid})"),
-            (Some(pid), None, _) => format!("held by pid {pid}"),
-            (None, _, Some(e)) => format!("unknown: {e}"),
-            (None, _, None) => "free".into(),
-        };
-        push_line(&mut o, &format!("  dpkg lock   {} {who}", l.path));
     }
-    for w in &s.warnings {
-        push_line(&mut o, &format!("  warning     {w}"));
+}
+
+/// Who holds one of dpkg's locks.
+fn lock_text(l: &LockView) -> String {
+    match (l.holder_pid, &l.holder_comm, &l.error) {
+        (Some(pid), Some(c), _) => format!("held by {c} (pid {pid})"),
+        (Some(pid), None, _) => format!("held by pid {pid}"),
+        (None, _, Some(e)) => format!("unknown: {e}"),
+        (None, _, None) => "free".into(),
     }
-    if !p.steps.is_empty() {
-        push_line(&mut o, "Repair plan ('ssh-upgrade-guard repair' would do):");
-        for (i, st) in p.steps.iter().enumerate() {
-            push_line(&mut o, &format!("  {}. {st}", i + 1));
-        }
-    }
-    o
 }
 
 pub fn plan_text(p: &Plan) -> String {

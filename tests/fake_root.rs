@@ -564,13 +564,10 @@ impl Root {
         )
         .unwrap();
         fs::write(d.join("cmdline"), format!("{comm}\0-D\0")).unwrap();
-        // Started from a shell: a session scope, stale without asking
-        // systemd; in the guard's own namespaces.
-        fs::write(
-            d.join("cgroup"),
-            "0::/user.slice/user-0.slice/session-1.scope\n",
-        )
-        .unwrap();
+        // In no unit (moved to the root cgroup): stale without asking
+        // systemd (a session scope is a unit whose state systemd gives);
+        // in the guard's own namespaces.
+        fs::write(d.join("cgroup"), "0::/\n").unwrap();
         symlink(exe, d.join("exe")).unwrap();
         symlink(format!("socket:[{inode}]"), d.join("fd/3")).unwrap();
         for dir in [self.p("proc/self/ns"), d.join("ns")] {
@@ -882,7 +879,8 @@ fn a_non_sshd_process_sharing_a_stale_listeners_socket_is_found_and_foreign() {
     let r = Root::new();
     r.listening_22();
     let ours = ("pid:[1]", "mnt:[2]");
-    let session = "0::/user.slice/user-0.slice/session-3.scope";
+    // In no unit: stale without asking systemd.
+    let session = "0::/user.slice/user-0.slice";
     r.add_holder(
         200,
         "sshd",
@@ -902,7 +900,11 @@ fn a_non_sshd_process_sharing_a_stale_listeners_socket_is_found_and_foreign() {
     );
     let ls = r.listeners();
     assert_eq!(listener(&ls, 200)["class"], "stale", "{ls:?}");
-    assert_eq!(listener(&ls, 200)["unit"], "session-3.scope", "{ls:?}");
+    assert_eq!(
+        listener(&ls, 200)["unit"],
+        serde_json::Value::Null,
+        "{ls:?}"
+    );
     let other = listener(&ls, 400);
     assert_eq!(other["class"], "foreign", "{other}");
     assert_eq!(other["addresses"][0], "0.0.0.0:22", "{other}");
@@ -913,23 +915,80 @@ fn a_non_sshd_process_sharing_a_stale_listeners_socket_is_found_and_foreign() {
 
 #[test]
 fn an_sshd_in_another_pid_or_mount_namespace_is_foreign_never_stale() {
-    for ns in [("pid:[9]", "mnt:[9]"), ("pid:[1]", "mnt:[9]")] {
+    for (ns, cgroup, why) in [
+        // A container on the host's network: its sshd in a scope.
+        (
+            ("pid:[9]", "mnt:[9]"),
+            "0::/system.slice/docker-0123.scope",
+            "PID namespace",
+        ),
+        // Only its mount namespace differs, in no unit: cautious.
+        (("pid:[1]", "mnt:[9]"), "0::/", "mount namespace"),
+        // In a scope systemd cannot be asked about (none under a test root).
+        (
+            ("pid:[1]", "mnt:[9]"),
+            "0::/system.slice/docker-0123.scope",
+            "docker-0123.scope",
+        ),
+    ] {
         let r = Root::new();
         r.listening_22();
-        // A container on the host's network: its sshd in a scope.
+        r.add_holder(300, "sshd", "/usr/sbin/sshd", &[1001, 1002], cgroup, ns);
+        let ls = r.listeners();
+        let l = listener(&ls, 300);
+        assert_eq!(l["class"], "foreign", "{ns:?}: {l}");
+        assert!(l["why"].as_str().unwrap().contains(why), "{why}: {l}");
+    }
+}
+
+#[test]
+fn hybrid_hierarchy_names_the_unit_systemd_tracks() {
+    // Legacy and hybrid hosts: a "0::/" line beside name=systemd must not
+    // make ssh.service's own sshd "in no unit", hence stale.
+    for cgroup in [
+        "5:cpu,cpuacct:/system.slice/ssh.service\n1:name=systemd:/system.slice/ssh.service\n0::/",
+        "1:name=systemd:/system.slice/ssh.service\n0::/system.slice/other.service",
+    ] {
+        let r = Root::new();
+        r.listening_22();
         r.add_holder(
             300,
             "sshd",
             "/usr/sbin/sshd",
             &[1001, 1002],
-            "0::/system.slice/docker-0123.scope",
-            ns,
+            cgroup,
+            ("pid:[1]", "mnt:[2]"),
         );
         let ls = r.listeners();
         let l = listener(&ls, 300);
-        assert_eq!(l["class"], "foreign", "{ns:?}: {l}");
-        assert!(l["why"].as_str().unwrap().contains("namespace"), "{l}");
+        assert_eq!(l["unit"], "ssh.service", "{cgroup:?}: {l}");
+        assert_eq!(l["class"], "foreign", "systemd's word is needed: {l}");
+        assert_eq!(
+            l["cgroup"], "1:name=systemd:/system.slice/ssh.service",
+            "{l}"
+        );
     }
+}
+
+#[test]
+fn a_python_process_named_sshd_on_port_22_is_foreign() {
+    let r = Root::new();
+    r.listening_22();
+    r.add_holder(
+        300,
+        "sshd",
+        "/usr/bin/python3.11",
+        &[1001, 1002],
+        "0::/",
+        ("pid:[1]", "mnt:[2]"),
+    );
+    let ls = r.listeners();
+    let l = listener(&ls, 300);
+    assert_eq!(l["class"], "foreign", "{l}");
+    assert_eq!(l["why"], "not a root sshd", "{l}");
+    let o = r.run(&["repair", "--dry-run"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!text.contains("stop stale"), "{text}");
 }
 
 /// A pipe whose reading end is already closed: every write to it fails with
@@ -1040,14 +1099,10 @@ fn golden_status_of_a_fixed_fake_machine() {
             sockets,
         );
     }
-    // Started from a root shell: in a session scope, which no service
-    // claims (a sshd in a service's cgroup needs systemd's word, and a
-    // fake root has no systemd).
-    fs::write(
-        r.p("proc/4242/cgroup"),
-        "0::/user.slice/user-0.slice/session-1.scope\n",
-    )
-    .unwrap();
+    // In no unit's cgroup, the one place where no unit's state is needed
+    // to call it stale (a sshd in a unit's cgroup needs systemd's word,
+    // and a fake root has no systemd).
+    fs::write(r.p("proc/4242/cgroup"), "0::/user.slice\n").unwrap();
     r.write_marker(std::process::id(), 4242, "an-earlier-boot", 1_764_370_000);
     let root = r.dir.path().display().to_string();
     let normalize = |o: &Output| {

@@ -5,7 +5,6 @@
 #![deny(clippy::missing_docs_in_private_items)]
 
 use super::record::{observed_from, Inhibit, Record, RepairResult};
-use super::status::inhibition;
 use super::Ctx;
 use crate::config::Config;
 use crate::model::Snapshot;
@@ -14,7 +13,7 @@ use crate::repair::{self, Machine};
 use crate::report;
 use crate::system::is_root;
 use crate::system::locks::RepairLock;
-use crate::system::snapshot::{self, Fresh};
+use crate::system::snapshot::{self, Clean, Fresh};
 use crate::text::push_line;
 use anyhow::{anyhow, Result};
 use std::time::{Duration, Instant};
@@ -147,6 +146,7 @@ pub(crate) fn diagnose_and_repair(
         roots: &ctx.roots,
         cfg: &ctx.cfg,
         sd: &sd,
+        ports: &snap.ports,
     };
     let outcome = repair::execute(&machine, &ctx.cfg, &snap, &plan.steps);
     let after = snapshot::gather(&ctx.roots, &ctx.cfg, Fresh::Required, Ok(&sd));
@@ -155,6 +155,37 @@ pub(crate) fn diagnose_and_repair(
         before: snap,
         done: Some((outcome, after)),
         inhibited: None,
+    })
+}
+
+/// Why watchdogs must wait right now, or None. Warnings met on the way
+/// (a stale marker removed) are added to `warnings`.
+pub(crate) fn inhibition(ctx: &Ctx, warnings: &mut Vec<String>) -> Option<String> {
+    let view = snapshot::marker_view(&ctx.roots, &ctx.cfg, Clean::RemoveStale);
+    if let Some(p) = &view.problem {
+        warnings.push(p.clone());
+    }
+    if let (true, Some(m)) = (view.live, &view.marker) {
+        return Some(format!(
+            "{} held by {} (pid {}): {}",
+            view.path, m.holder_comm, m.holder_pid, m.reason
+        ));
+    }
+    let locks = snapshot::lock_views(&ctx.roots);
+    if let Some(e) = locks.iter().find_map(|l| l.error.as_deref()) {
+        // Unreadable lock state: when in doubt, wait.
+        return Some(format!(
+            "cannot read dpkg's locks ({e}); waiting to be safe"
+        ));
+    }
+    locks.into_iter().find_map(|l| {
+        l.holder_pid.map(|pid| {
+            format!(
+                "{} held by {} (pid {pid})",
+                l.path,
+                l.holder_comm.as_deref().unwrap_or("?")
+            )
+        })
     })
 }
 

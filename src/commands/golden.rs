@@ -50,7 +50,7 @@ fn unit(name: &str, active: &str, file: &str, result: &str) -> UnitState {
 /// `managed` pids as ssh.service's main process, any other in cron.service
 /// (whose main process, cron, is not its ancestor).
 fn listener(pid: u32, comm: &str, exe: &str, uid: u32, managed: &[u32]) -> Listener {
-    use crate::identity::{judge, service_to_ask, CgroupUnit, Facts};
+    use crate::identity::{judge, unit_to_ask, CgroupUnit, Facts, Namespaces};
     let (name, main) = match pid {
         1 => ("init.scope", None),
         p if managed.contains(&p) => ("ssh.service", Some(p)),
@@ -63,16 +63,18 @@ fn listener(pid: u32, comm: &str, exe: &str, uid: u32, managed: &[u32]) -> Liste
         ..Default::default()
     };
     let cg = CgroupUnit::Unit(name.into());
+    let ns = Namespaces::default();
     let f = Facts {
         pid,
         uid,
-        comm,
         exe,
-        other_ns: None,
+        ns: &ns,
+        guard_ns: &ns,
+        main_mnt: None,
         unit: &cg,
         ancestors: &[],
     };
-    let asked = service_to_ask(&f).is_some();
+    let asked = unit_to_ask(&f).is_some();
     let j = judge(&f, asked.then_some(Ok(&st)));
     Listener {
         process: ProcessStamp {

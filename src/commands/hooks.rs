@@ -10,14 +10,15 @@ use super::record::{metrics_enabled, observed_fast, Inhibit, PackageOk, Record};
 use super::{exit, Ctx};
 use crate::intent::should_serve;
 use crate::marker::{self, Marker};
-use crate::model::ProcessStamp;
 use crate::model::Units;
 use crate::plan::Mode;
+use crate::stamp::ProcessStamp;
+use crate::system::fast::{self, Detail};
 use crate::system::fsx::{Entry, RunDir};
 use crate::system::host::host;
 use crate::system::intent::fast_facts as intent_facts;
 use crate::system::procs::{Procfs, PACKAGE_MANAGERS};
-use crate::system::snapshot::{self, Clean, Detail, MARKER_FILE};
+use crate::system::snapshot::{self, Clean, MARKER_FILE};
 use crate::system::{dpkg, locks, now_secs, own_pid, parent_pid, Roots};
 use anyhow::{anyhow, Context, Result};
 
@@ -218,7 +219,7 @@ pub(crate) fn pre_invoke(ctx: &Ctx) -> Outcome {
         // served before is restored (intent.rs). One D-Bus read serves both.
         let units = ctx
             .systemd()
-            .and_then(|sd| snapshot::units(&sd, &ctx.cfg, Detail::Brief));
+            .and_then(|sd| fast::units(&sd, &ctx.cfg, Detail::Brief));
         let served = units.as_ref().ok().map(|u| {
             [&u.service, &u.socket]
                 .into_iter()
@@ -342,7 +343,7 @@ fn post_invoke_check(ctx: &Ctx, o: &mut Outcome) -> Result<()> {
         return Ok(());
     }
     let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
+    let units = fast::units(&sd, &ctx.cfg, Detail::Brief)?;
     if units.look_healthy() && pkg.is_installed_ok() {
         log::info!(
             "{} installed, ssh units healthy ({}): nothing to do",

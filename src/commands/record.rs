@@ -7,7 +7,7 @@
 use super::Ctx;
 use crate::metrics::{Observed, RoadSignals};
 use crate::model::{ListenerClass, Snapshot, Units};
-use crate::system::{dpkg, now_secs, publish};
+use crate::system::{dpkg, fast, now_secs, publish};
 
 /// How a repair ended, for `ssh_upgrade_guard_repairs_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +131,8 @@ pub(crate) fn observed_fast(
         // hit a start limit (Result need not be read). Road b is read only
         // when a unit is masked.
         roads: RoadSignals {
-            postinst_restart_blocked: super::roads::blocked_restart(ctx, units).is_some(),
+            postinst_restart_blocked: fast::blocked_restart_now(&ctx.roots, &ctx.cfg, units)
+                .is_some(),
             ..Default::default()
         },
     }

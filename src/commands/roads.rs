@@ -9,22 +9,13 @@ use super::output::Outcome;
 use super::record::{metrics_enabled, observed_fast, Inhibit, PackageOk, Record};
 use super::{exit, Ctx};
 use crate::model::Units;
-use crate::roads::{self, BlockedRestart};
-use crate::system::snapshot::{self, Detail};
+use crate::system::fast::{self, Detail};
+use crate::system::snapshot;
 use crate::system::{dpkg, systemd::Systemd};
-
-/// Road b from the units the caller already read: the packaging's records
-/// are read only when a unit is masked (LoadState is read on every path).
-pub(crate) fn blocked_restart(ctx: &Ctx, units: &Units) -> Option<BlockedRestart> {
-    if !roads::any_masked(units) {
-        return None;
-    }
-    roads::blocked_restart(units, &snapshot::packaging_records(&ctx.roots, &ctx.cfg))
-}
 
 /// Road b before dpkg: the prediction, said with the fix.
 pub(crate) fn predict_blocked_restart(ctx: &Ctx, units: &Units) -> Option<(String, Record)> {
-    let b = blocked_restart(ctx, units)?;
+    let b = fast::blocked_restart_now(&ctx.roots, &ctx.cfg, units)?;
     let text = format!(
         "WARNING: if this run configures {}, its postinst will fail: {b}\nfix: {}",
         ctx.cfg.package,
@@ -40,7 +31,7 @@ pub(crate) fn predict_blocked_restart(ctx: &Ctx, units: &Units) -> Option<(Strin
 /// it; nothing is started and dpkg is not run again (the postinst would
 /// fail the same way). None when this is not the case.
 pub(crate) fn report_blocked_restart(ctx: &Ctx, units: &Units) -> Option<(String, Record)> {
-    let b = blocked_restart(ctx, units)?;
+    let b = fast::blocked_restart_now(&ctx.roots, &ctx.cfg, units)?;
     let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package).ok();
     let incomplete = pkg.as_ref().filter(|p| p.is_incomplete());
     let mut text = String::new();
@@ -71,7 +62,7 @@ pub(crate) fn report_blocked_restart(ctx: &Ctx, units: &Units) -> Option<(String
 /// Road d on the watchdog's healthy path, when there is a metrics file to
 /// keep true: cached sshd -T, one D-Bus read, one sock_diag dump.
 pub(crate) fn socket_drift(ctx: &Ctx, sd: &Systemd, units: &Units) -> bool {
-    let drift = snapshot::socket_drift_now(&ctx.roots, &ctx.cfg, sd, units);
+    let drift = fast::socket_drift_now(&ctx.roots, &ctx.cfg, sd, units);
     if let Some(d) = &drift {
         log::info!("WARNING: {d}");
     }
@@ -82,13 +73,13 @@ pub(crate) fn socket_drift(ctx: &Ctx, sd: &Systemd, units: &Units) -> bool {
 /// said (and published). Only then is the metrics file rewritten during a
 /// package manager's run.
 pub(crate) fn inhibited_prompt(ctx: &Ctx, o: Outcome) -> Outcome {
-    let Some(p) = snapshot::dpkg_prompt(&ctx.roots, &snapshot::lock_views(&ctx.roots)) else {
+    let Some(p) = fast::dpkg_prompt(&ctx.roots, &snapshot::lock_views(&ctx.roots)) else {
         return o;
     };
     let o = o.warn(p.to_string());
     let units = ctx
         .systemd()
-        .and_then(|sd| snapshot::units(&sd, &ctx.cfg, Detail::Brief));
+        .and_then(|sd| fast::units(&sd, &ctx.cfg, Detail::Brief));
     match (metrics_enabled(ctx), units) {
         (true, Ok(units)) => {
             let mut obs = observed_fast(ctx, &units, PackageOk::Unknown, Inhibit::Inhibited);

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::missing_docs_in_private_items)]
 
-use super::diagnose::report_snapshot;
+use super::diagnose::{inhibition, report_snapshot};
 use super::output::Outcome;
 use super::record::{observed_from, Inhibit};
 use super::{exit, Ctx};
@@ -13,7 +13,6 @@ use crate::model::Snapshot;
 use crate::plan::{Finding, Mode, Plan};
 use crate::report;
 use crate::system::kex::{self, Serving};
-use crate::system::snapshot::{self, Clean};
 
 /// How `status` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,37 +54,6 @@ fn probe(ctx: &Ctx, snap: &Snapshot, plan: &mut Plan, probe: Probe) -> Option<Se
         });
     }
     Some(s)
-}
-
-/// Why watchdogs must wait right now, or None. Warnings met on the way
-/// (a stale marker removed) are added to `warnings`.
-pub(crate) fn inhibition(ctx: &Ctx, warnings: &mut Vec<String>) -> Option<String> {
-    let view = snapshot::marker_view(&ctx.roots, &ctx.cfg, Clean::RemoveStale);
-    if let Some(p) = &view.problem {
-        warnings.push(p.clone());
-    }
-    if let (true, Some(m)) = (view.live, &view.marker) {
-        return Some(format!(
-            "{} held by {} (pid {}): {}",
-            view.path, m.holder_comm, m.holder_pid, m.reason
-        ));
-    }
-    let locks = snapshot::lock_views(&ctx.roots);
-    if let Some(e) = locks.iter().find_map(|l| l.error.as_deref()) {
-        // Unreadable lock state: when in doubt, wait.
-        return Some(format!(
-            "cannot read dpkg's locks ({e}); waiting to be safe"
-        ));
-    }
-    locks.into_iter().find_map(|l| {
-        l.holder_pid.map(|pid| {
-            format!(
-                "{} held by {} (pid {pid})",
-                l.path,
-                l.holder_comm.as_deref().unwrap_or("?")
-            )
-        })
-    })
 }
 
 /// `inhibited`: exit 0 when a watchdog must wait, 1 when it may act.

@@ -5,22 +5,21 @@
 #![deny(clippy::missing_docs_in_private_items)]
 
 use super::diagnose::{
-    diagnose_and_repair, refused, repaired, report_snapshot, Act, Inhibition, Where,
+    diagnose_and_repair, inhibition, refused, repaired, report_snapshot, Act, Inhibition, Where,
 };
 use super::output::Outcome;
 use super::record::{
     metrics_enabled, observed_fast, observed_from, GaveUp, Inhibit, PackageOk, Record,
 };
-use super::status::inhibition;
 use super::{exit, Ctx};
 use crate::intent::should_serve;
 use crate::model::{Topology, Units};
 use crate::plan::Mode;
 use crate::system;
+use crate::system::fast::{self, Detail};
 use crate::system::fsx::{Entry, RunDir};
 use crate::system::intent::fast_facts as intent_facts;
-use crate::system::snapshot::Detail;
-use crate::system::{dpkg, now_secs, snapshot};
+use crate::system::{dpkg, now_secs};
 use anyhow::{anyhow, Result};
 
 /// The run-directory file that lists the watchdog's repairs (Unix times).
@@ -55,7 +54,7 @@ fn answers(ctx: &Ctx, units: &Units) -> bool {
 /// the full diagnosis.
 fn healthy_path(ctx: &Ctx) -> Result<Option<Outcome>> {
     let sd = ctx.systemd()?;
-    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief)?;
+    let units = fast::units(&sd, &ctx.cfg, Detail::Brief)?;
     let pkg = dpkg::state(&ctx.roots.dpkg_admin, &ctx.cfg.package).ok();
     let pkg_ok = pkg.as_ref().is_none_or(|p| !p.is_incomplete());
     let installed = match &pkg {
@@ -117,7 +116,7 @@ pub(crate) fn watchdog(ctx: &Ctx) -> Outcome {
 /// no repair is tried around it.
 fn blocked(ctx: &Ctx) -> Option<Outcome> {
     let sd = ctx.systemd().ok()?;
-    let units = snapshot::units(&sd, &ctx.cfg, Detail::Brief).ok()?;
+    let units = fast::units(&sd, &ctx.cfg, Detail::Brief).ok()?;
     let (text, record) = super::roads::report_blocked_restart(ctx, &units)?;
     Some(Outcome::exit(exit::PROBLEM).say(text).record(record))
 }

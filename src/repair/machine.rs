@@ -26,6 +26,8 @@ pub struct Machine<'a> {
     pub cfg: &'a Config,
     /// The connection to systemd.
     pub sd: &'a Systemd,
+    /// The ssh ports: a stale listener is signalled only while it holds one.
+    pub ports: &'a [u16],
 }
 
 impl UnitControl for Machine<'_> {
@@ -71,7 +73,7 @@ impl UnitControl for Machine<'_> {
         // and still stale by the same rules, read afresh (its cgroup,
         // namespaces, ancestors, its unit's state and main process).
         let still_same = || -> Result<bool> {
-            let j = claims::rejudge(&procfs, self.sd, process, exe)?;
+            let j = claims::rejudge(&procfs, self.sd, process, exe, self.ports)?;
             if j.class != ListenerClass::Stale {
                 return Err(anyhow!(
                     "pid {} is no longer a stale listener ({}); not signalled",

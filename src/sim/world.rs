@@ -58,9 +58,6 @@ pub struct Unit {
     /// A service whose start job fails while systemd's Restart= brings it
     /// up a moment later (issue 18, item 4).
     pub flaky: bool,
-    /// Active without a main process (rc-local.service, an init script's
-    /// unit): systemd still owns its processes.
-    pub no_main: bool,
     /// Unit.ConditionResult: what the start condition said when systemd
     /// last checked it (at a start); None before any.
     pub condition: Option<bool>,
@@ -83,7 +80,6 @@ impl Unit {
             listen: Vec::new(),
             broken: false,
             flaky: false,
-            no_main: false,
             condition: None,
         }
     }
@@ -431,10 +427,10 @@ impl World {
 
     /// The model's own rule, after systemd's (issue 16, item 3): a root
     /// sshd listener in the host's namespaces is stale when no running unit
-    /// owns it: in no unit, in a unit that is not a service, in a service
-    /// that is not active, or in an active service with a main process
-    /// that is neither it nor an ancestor. An active service without a main
-    /// process owns everything in its cgroup.
+    /// owns it: in no unit, in a unit that is not active (or unknown), or
+    /// in an active service with a main process that is neither it nor an
+    /// ancestor. An active unit without a main process (rc-local, an init
+    /// script's, a scope) owns everything in its cgroup.
     pub fn truly_stale(&self, p: &Proc) -> bool {
         if !p.alive || p.kind != Kind::Listener || p.uid != 0 || p.other_ns {
             return false;
@@ -442,21 +438,15 @@ impl World {
         let Some(name) = &p.unit else {
             return true;
         };
-        if !name.ends_with(".service") {
-            return true;
-        }
         let Some(u) = self.unit(name) else {
             return true;
         };
         if !u.is_active() {
             return true;
         }
-        if u.no_main {
-            return false;
-        }
         match u.main_pid {
             Some(m) => m != p.pid && !self.ancestors(p.pid).contains(&m),
-            None => true,
+            None => false,
         }
     }
 
@@ -566,16 +556,31 @@ impl World {
         };
         let exe = p.exe_shown();
         let ancestors = self.ancestors(p.pid);
+        // A container's sshd: another PID and mount namespace.
+        let ns_of = |other: bool| identity::Namespaces {
+            pid: Some(if other { "pid:[2]" } else { "pid:[1]" }.into()),
+            mnt: Some(if other { "mnt:[2]" } else { "mnt:[1]" }.into()),
+        };
+        let ns = ns_of(p.other_ns);
+        let guard_ns = ns_of(false);
+        let main_mnt = p
+            .unit
+            .as_deref()
+            .and_then(|u| self.unit(u))
+            .and_then(|u| u.main_pid)
+            .and_then(|m| self.proc(m))
+            .map(|m| if m.other_ns { "mnt:[2]" } else { "mnt:[1]" });
         let f = identity::Facts {
             pid: p.pid,
             uid: p.uid,
-            comm: &p.comm,
             exe: &exe,
-            other_ns: p.other_ns.then_some("in another PID namespace"),
+            ns: &ns,
+            guard_ns: &guard_ns,
+            main_mnt,
             unit: &unit,
             ancestors: &ancestors,
         };
-        let st = identity::service_to_ask(&f).map(|name| match self.unit(name) {
+        let st = identity::unit_to_ask(&f).map(|name| match self.unit(name) {
             Some(u) => u.state(self.socket_required),
             None => UnitState {
                 name: name.to_string(),

@@ -8,10 +8,12 @@ pub mod child;
 pub mod claims;
 pub mod dpkg;
 pub mod dsh;
+pub mod fast;
 pub mod fsx;
 pub mod host;
 pub mod intent;
 pub mod kex;
+pub mod listeners;
 pub mod locks;
 pub mod procs;
 pub mod prompt;
@@ -22,6 +24,10 @@ pub mod snapshot;
 pub mod sshd;
 pub mod sshd_cache;
 pub mod systemd;
+
+#[cfg(test)]
+#[path = "../../tests/support/fake_proc.rs"]
+mod fake_proc;
 
 use std::path::PathBuf;
 

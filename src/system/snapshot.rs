@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![forbid(unsafe_code)]
 
+use super::fast::{dpkg_prompt, packaging_records, socket_generator, units, Detail};
 use super::fsx::{Entry, FileId, Refused, RunDir};
 use super::procs::Procfs;
 use super::systemd::Systemd;
@@ -12,7 +13,8 @@ use crate::config::Config;
 use crate::marker::{self, Holder, Marker};
 use crate::model::*;
 use crate::sshd::{parse_listen, Endpoint};
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 pub const MARKER_FILE: &str = "inhibit";
 
@@ -22,35 +24,6 @@ pub const MARKER_FILE: &str = "inhibit";
 pub enum Fresh {
     Required,
     MayReuse,
-}
-
-/// How much of a unit's state to read from systemd.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detail {
-    /// What the healthy-path check needs: states and enablement.
-    Brief,
-    /// Also MainPID, Result and Listen: a full diagnosis.
-    Full,
-}
-
-/// Reads systemd's view of both ssh units, in as much `detail` as needed.
-pub fn units(sd: &Systemd, cfg: &Config, detail: Detail) -> anyhow::Result<Units> {
-    let detail = detail == Detail::Full;
-    // Both units in one round trip: D-Bus round trips are most of the
-    // hooks' time.
-    let mut states = sd
-        .unit_states(&[&cfg.ssh_service, &cfg.ssh_socket], detail)
-        .into_iter();
-    let mut next = || {
-        states
-            .next()
-            .unwrap_or_else(|| Err(anyhow::anyhow!("systemd: no answer")))
-    };
-    let (service, socket) = (next(), next());
-    Ok(Units {
-        service: service?,
-        socket: socket?,
-    })
 }
 
 /// The lock every writer and remover of the marker holds for the rename or
@@ -201,43 +174,11 @@ pub fn lock_views(roots: &Roots) -> Vec<LockView> {
 pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, String>) -> Snapshot {
     let mut s = Snapshot::default();
     // sshd -T runs while systemd, dpkg and /proc are read, unless a report
-    // may reuse the last answer (see system::sshd::cache_key).
-    // With the options ssh.service passes (SSHD_OPTS): the configuration
-    // checked and the ports printed are the ones the unit runs with.
-    let opts = super::sshd::unit_options(roots);
-    let key = super::sshd::cache_key(roots, &opts);
-    let run_dir = RunDir::open(roots, nix::unistd::geteuid().is_root())
-        .ok()
-        .flatten();
-    let cached = match (fresh, &run_dir, &key) {
-        (Fresh::MayReuse, Some(d), Some(k)) => super::sshd::load_cached(d, k),
-        _ => None,
-    };
-    let pending = cached
-        .is_none()
-        .then(|| super::sshd::start_check(&roots.sshd, &opts.config_args));
+    // may reuse the last answer (see system::sshd_cache::cache_key).
+    let sshd_t = SshdCheck::start(roots, fresh);
     let procfs = Procfs::new(&roots.proc);
-    // systemd's answers are awaited on this thread while a second one
-    // surveys /proc (one readlink per process) and reads dpkg's status file.
-    let fmt = |e: anyhow::Error| format!("{e:#}");
-    let (units, (survey, mut survey_warnings, package)) = std::thread::scope(|scope| {
-        let files = scope.spawn(|| {
-            let mut w = Vec::new();
-            let sv = procfs.survey(&mut w);
-            log::debug!("{:.1} ms: /proc surveyed", crate::elapsed_ms());
-            let package = super::dpkg::state(&roots.dpkg_admin, &cfg.package).map_err(fmt);
-            log::debug!("{:.1} ms: dpkg read", crate::elapsed_ms());
-            (sv, w, package)
-        });
-        let units = sd
-            .clone()
-            .and_then(|sd| units(sd, cfg, Detail::Full).map_err(fmt));
-        let files = files.join().unwrap_or_else(|_| {
-            let why = "surveying /proc and reading dpkg: thread panicked".to_string();
-            (Default::default(), vec![why.clone()], Err(why))
-        });
-        (units, files)
-    });
+    let (units, (survey, mut survey_warnings, package)) =
+        units_and_files(roots, cfg, &procfs, sd.clone());
     match package {
         Ok(p) => s.package = Some(p),
         Err(e) => s.package_error = Some(e),
@@ -251,19 +192,9 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
         Err(e) => s.systemd_error = Some(e),
     }
     let sd: Option<&Systemd> = sd.ok();
-    let (check, listen) = match (cached, pending) {
-        (Some(c), _) => c,
-        (None, Some(p)) => {
-            let (check, listen) = p.finish();
-            if let (Some(d), Some(key)) = (&run_dir, key) {
-                super::sshd::store_cached(d, key, &check, &listen);
-            }
-            (check, listen)
-        }
-        (None, None) => unreachable!("sshd -T runs whenever there is no cached answer"),
-    };
+    let (check, listen, options) = sshd_t.finish();
     s.sshd_config = check;
-    s.sshd_options = opts.all;
+    s.sshd_options = options;
     let (ports, addresses) = ssh_addresses(s.units.as_ref(), listen.as_ref(), &cfg.extra_ports);
     s.ports = ports;
     s.addresses = addresses;
@@ -283,8 +214,114 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
     let scan = procfs.scan(&listening, survey);
     log::debug!("{:.1} ms: listeners found", crate::elapsed_ms());
     s.warnings.extend(scan.warnings);
-    // The guard's rescue unit, when it runs, is said loudly: it is a
-    // stopgap. (Its sshd is managed like any service's.)
+    rescue_unit(roots, sd, &mut s);
+    claim_listeners(&mut s, sd, &procfs, &listening, &others, scan.listeners);
+    s.unowned_sockets = scan.unowned.iter().map(|a| a.to_string()).collect();
+    s.sessions = scan.sessions;
+    s.marker = marker_view(roots, cfg, Clean::Keep);
+    s.intent = super::intent::facts(roots, &s.marker);
+    s.locks = lock_views(roots);
+    s.dpkg_prompt = dpkg_prompt(roots, &s.locks);
+    s.as_root = nix::unistd::geteuid().is_root();
+    s.packaging_records = packaging_records(roots, cfg);
+    s
+}
+
+/// `sshd -T` for a full snapshot: the last answer while it is still valid
+/// and a report may reuse it, else a run started now and finished later.
+struct SshdCheck {
+    /// The options ssh.service passes (SSHD_OPTS).
+    opts: crate::sshd_config::SshdOpts,
+    /// What a cached answer must have been given for.
+    key: Option<String>,
+    /// Where answers are cached, if it can be opened.
+    run_dir: Option<RunDir>,
+    /// The cached answer, when it may be reused.
+    cached: Option<(ConfigCheck, Option<crate::sshd::SshdListen>)>,
+    /// The run, when there is no cached answer.
+    pending: Option<super::sshd::PendingCheck>,
+}
+
+impl SshdCheck {
+    /// With the options ssh.service passes (SSHD_OPTS): the configuration
+    /// checked and the ports printed are the ones the unit runs with.
+    fn start(roots: &Roots, fresh: Fresh) -> SshdCheck {
+        let opts = super::sshd::unit_options(roots);
+        let key = super::sshd_cache::cache_key(roots, &opts);
+        let run_dir = RunDir::open(roots, nix::unistd::geteuid().is_root())
+            .ok()
+            .flatten();
+        let cached = match (fresh, &run_dir, &key) {
+            (Fresh::MayReuse, Some(d), Some(k)) => super::sshd_cache::load_cached(d, k),
+            _ => None,
+        };
+        let pending = cached
+            .is_none()
+            .then(|| super::sshd::start_check(&roots.sshd, &opts.config_args));
+        SshdCheck {
+            opts,
+            key,
+            run_dir,
+            cached,
+            pending,
+        }
+    }
+
+    /// The answer (stored for the next report when it is new), what
+    /// sshd_config says about listening, and the options given.
+    fn finish(self) -> (ConfigCheck, Option<crate::sshd::SshdListen>, Vec<String>) {
+        let (check, listen) = match (self.cached, self.pending) {
+            (Some(c), _) => c,
+            (None, Some(p)) => {
+                let (check, listen) = p.finish();
+                if let (Some(d), Some(key)) = (&self.run_dir, self.key) {
+                    super::sshd_cache::store_cached(d, key, &check, &listen);
+                }
+                (check, listen)
+            }
+            (None, None) => unreachable!("sshd -T runs whenever there is no cached answer"),
+        };
+        (check, listen, self.opts.all)
+    }
+}
+
+/// What a /proc survey and dpkg say, beside systemd's view of the units.
+type Files = (
+    super::listeners::Survey,
+    Vec<String>,
+    Result<crate::dpkg::PackageState, String>,
+);
+
+/// systemd's answers are awaited on this thread while a second one
+/// surveys /proc (one readlink per process) and reads dpkg's status file.
+fn units_and_files(
+    roots: &Roots,
+    cfg: &Config,
+    procfs: &Procfs,
+    sd: Result<&Systemd, String>,
+) -> (Result<Units, String>, Files) {
+    let fmt = |e: anyhow::Error| format!("{e:#}");
+    std::thread::scope(|scope| {
+        let files = scope.spawn(|| {
+            let mut w = Vec::new();
+            let sv = procfs.survey(&mut w);
+            log::debug!("{:.1} ms: /proc surveyed", crate::elapsed_ms());
+            let package = super::dpkg::state(&roots.dpkg_admin, &cfg.package).map_err(fmt);
+            log::debug!("{:.1} ms: dpkg read", crate::elapsed_ms());
+            (sv, w, package)
+        });
+        let units = sd.and_then(|sd| units(sd, cfg, Detail::Full).map_err(fmt));
+        let files = files.join().unwrap_or_else(|_| {
+            let why = "surveying /proc and reading dpkg: thread panicked".to_string();
+            (Default::default(), vec![why.clone()], Err(why))
+        });
+        (units, files)
+    })
+}
+
+/// The guard's rescue unit, when it runs, is said loudly: it is a
+/// stopgap. (Its sshd is managed like any service's.)
+fn rescue_unit(roots: &Roots, sd: Option<&Systemd>, s: &mut Snapshot) {
     // systemd keeps a transient unit's file under /run/systemd/transient;
     // without it there is no rescue sshd to ask about.
     let rescue_file = roots.systemd_transient().join(super::systemd::RESCUE_UNIT);
@@ -301,132 +338,37 @@ pub fn gather(roots: &Roots, cfg: &Config, fresh: Fresh, sd: Result<&Systemd, St
             _ => {}
         }
     }
-    // Who claims each listener: its cgroup's unit, asked of systemd after
-    // the scan, so a restart in between shows as a new main process (or a
-    // unit in transition), never as an old answer about a new process.
+}
+
+/// Who claims each listener: its cgroup's unit, asked of systemd after
+/// the scan, so a restart in between shows as a new main process (or a
+/// unit in transition), never as an old answer about a new process.
+fn claim_listeners(
+    s: &mut Snapshot,
+    sd: Option<&Systemd>,
+    procfs: &Procfs,
+    listening: &BTreeMap<u64, SocketAddr>,
+    others: &[u32],
+    found: Vec<super::procs::RawListener>,
+) {
     let no_systemd = s
         .systemd_error
         .clone()
         .unwrap_or_else(|| "systemd was not asked".to_string());
     let ask = || sd.ok_or(no_systemd.as_str());
-    s.listeners = super::claims::classify(ask(), scan.listeners);
+    s.listeners = super::claims::classify(procfs, ask(), found);
     // Before anything may be signalled, every holder of those sockets must
     // be known, not only the sshd found first.
     if s.listeners.iter().any(|l| l.class == ListenerClass::Stale) {
         let known = s.listeners.iter().map(|l| l.process.pid).collect();
-        let more = procfs.other_holders(&listening, &others, &known);
+        let more = procfs.other_holders(listening, others, &known);
         log::debug!(
             "{:.1} ms: every process's sockets read",
             crate::elapsed_ms()
         );
-        s.listeners.extend(super::claims::classify(ask(), more));
+        s.listeners
+            .extend(super::claims::classify(procfs, ask(), more));
         s.listeners.sort_by_key(|l| l.process.pid);
-    }
-    s.unowned_sockets = scan.unowned.iter().map(|a| a.to_string()).collect();
-    s.sessions = scan.sessions;
-    s.marker = marker_view(roots, cfg, Clean::Keep);
-    s.intent = super::intent::facts(roots, &s.marker);
-    s.locks = lock_views(roots);
-    s.dpkg_prompt = dpkg_prompt(roots, &s.locks);
-    s.as_root = nix::unistd::geteuid().is_root();
-    s.packaging_records = packaging_records(roots, cfg);
-    s
-}
-
-/// Road d outside a full snapshot (the watchdog's healthy path, every few
-/// minutes, so that the metric a fleet alerts on stays true): the last
-/// `sshd -T` answer while nothing it depends on changed (else sshd -T
-/// afresh), ssh.socket's Listen, and one sock_diag dump of the listening
-/// sockets. Socket-activated topology only.
-pub fn socket_drift_now(
-    roots: &Roots,
-    cfg: &Config,
-    sd: &Systemd,
-    units: &Units,
-) -> Option<crate::roads::SocketDrift> {
-    if units.topology() != Topology::SocketActivated {
-        return None;
-    }
-    // With the options ssh.service passes (SSHD_OPTS), as in a full
-    // snapshot: the addresses compared are the ones the unit runs with.
-    let opts = super::sshd::unit_options(roots);
-    let key = super::sshd::cache_key(roots, &opts);
-    let run_dir = RunDir::open(roots, nix::unistd::geteuid().is_root())
-        .ok()
-        .flatten();
-    let cached = match (&run_dir, &key) {
-        (Some(d), Some(k)) => super::sshd::load_cached(d, k),
-        _ => None,
-    };
-    let (_, listen) = match cached {
-        Some(c) => c,
-        None => {
-            let (check, listen) = super::sshd::check_config(&roots.sshd, &opts.config_args);
-            if let (Some(d), Some(key)) = (&run_dir, key) {
-                super::sshd::store_cached(d, key, &check, &listen);
-            }
-            (check, listen)
-        }
-    };
-    let sshd: Vec<Endpoint> = listen.map(|l| l.addresses).unwrap_or_default();
-    let socket = sd.unit_state(&cfg.ssh_socket, true).ok()?;
-    let mut ports: Vec<u16> = sshd.iter().map(|a| a.addr.port()).collect();
-    ports.extend(
-        socket
-            .listen
-            .iter()
-            .filter_map(|a| parse_listen(a))
-            .map(|a| a.addr.port()),
-    );
-    ports.sort_unstable();
-    ports.dedup();
-    let listening: Vec<Endpoint> = Procfs::new(&roots.proc)
-        .listening(&ports, &mut Vec::new())
-        .into_values()
-        .map(|a| parse_listen(&a.to_string()).unwrap_or_else(|| Endpoint::new(a)))
-        .collect();
-    let units = Units {
-        service: units.service.clone(),
-        socket,
-    };
-    crate::roads::socket_drift(&units, &sshd, &listening, socket_generator(roots))
-}
-
-/// Road e: a question below the holder of dpkg's lock. Reads /proc only
-/// when a lock is held.
-pub fn dpkg_prompt(roots: &Roots, locks: &[LockView]) -> Option<crate::roads::DpkgPrompt> {
-    let holders: Vec<u32> = locks
-        .iter()
-        .filter_map(|l| l.holder_pid)
-        .filter(|p| *p > 1)
-        .collect();
-    if holders.is_empty() {
-        return None;
-    }
-    let rows = super::prompt::process_rows(&roots.proc);
-    let now = now_secs();
-    holders
-        .iter()
-        .find_map(|h| crate::roads::dpkg_prompt(&rows, *h, now))
-}
-
-/// Ubuntu's generator that turns sshd_config's Port/ListenAddress into
-/// ssh.socket's ListenStream at daemon-reload (openssh-server >= 1:9.0 on
-/// Ubuntu >= 22.10).
-pub fn socket_generator(roots: &Roots) -> bool {
-    [
-        "/usr/lib/systemd/system-generators/sshd-socket-generator",
-        "/lib/systemd/system-generators/sshd-socket-generator",
-    ]
-    .iter()
-    .any(|p| roots.under(Path::new(p)).exists())
-}
-
-/// deb-systemd-helper's was-enabled for both ssh units (two small files).
-pub fn packaging_records(roots: &Roots, cfg: &Config) -> crate::roads::PackagingRecords {
-    crate::roads::PackagingRecords {
-        socket_was_enabled: super::dsh::was_enabled(roots, &cfg.ssh_socket),
-        service_was_enabled: super::dsh::was_enabled(roots, &cfg.ssh_service),
     }
 }
 

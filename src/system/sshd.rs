@@ -12,8 +12,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use super::sshd_cache::{cache_key, load_cached, store_cached};
-
 /// `sshd -T` running in the background while the rest of a diagnosis is
 /// gathered (it takes about 10 ms, most of a full status run).
 pub struct PendingCheck {

@@ -72,7 +72,7 @@ pub fn unit_object_path(name: &str) -> String {
 /// D-Bus specification's default).
 const SYSTEM_BUS_SOCKET: &str = "/var/run/dbus/system_bus_socket";
 
-pub const RESCUE_UNIT: &str = "ssh-upgrade-guard-rescue.service";
+pub use crate::model::RESCUE_UNIT;
 
 /// Connecting and authenticating to the system bus: a live bus answers in
 /// a millisecond; both hooks together stay far under the 30 s the guard may
@@ -189,47 +189,16 @@ impl Systemd {
         use zbus::zvariant::OwnedValue;
         const UNIT: &str = "org.freedesktop.systemd1.Unit";
         const UNIT_PROPS: [&str; 4] = ["LoadState", "ActiveState", "SubState", "UnitFileState"];
-        let detail_props = |name: &str| -> &'static [(&'static str, &'static str)] {
-            match (detail, name.rsplit_once('.').map(|(_, t)| t)) {
-                (true, Some("service")) => &[
-                    // Whether a start condition said no (intent: systemd
-                    // skips the start quietly), and whether it was ever checked.
-                    ("org.freedesktop.systemd1.Unit", "ConditionResult"),
-                    (
-                        "org.freedesktop.systemd1.Unit",
-                        "ConditionTimestampMonotonic",
-                    ),
-                    ("org.freedesktop.systemd1.Service", "MainPID"),
-                    ("org.freedesktop.systemd1.Service", "Result"),
-                    // Restarts systemd made by itself (Restart=): a unit
-                    // that dies and comes back is a storm in the making.
-                    ("org.freedesktop.systemd1.Service", "NRestarts"),
-                    // Whether restarting ssh.socket stops the service first
-                    // (road f: without it the restart is refused).
-                    ("org.freedesktop.systemd1.Unit", "Requires"),
-                ],
-                (true, Some("socket")) => &[
-                    ("org.freedesktop.systemd1.Unit", "ConditionResult"),
-                    (
-                        "org.freedesktop.systemd1.Unit",
-                        "ConditionTimestampMonotonic",
-                    ),
-                    ("org.freedesktop.systemd1.Socket", "Listen"),
-                    ("org.freedesktop.systemd1.Socket", "Result"),
-                    ("org.freedesktop.systemd1.Socket", "BindIPv6Only"),
-                ],
-                _ => &[],
-            }
-        };
         // (unit index, interface, property) for every Get, in order.
         let calls: Vec<(usize, &'static str, &'static str)> = names
             .iter()
             .enumerate()
             .flat_map(|(i, name)| {
-                UNIT_PROPS
-                    .iter()
-                    .map(move |p| (i, UNIT, *p))
-                    .chain(detail_props(name).iter().map(move |(f, p)| (i, *f, *p)))
+                UNIT_PROPS.iter().map(move |p| (i, UNIT, *p)).chain(
+                    detail_props(detail, name)
+                        .iter()
+                        .map(move |(f, p)| (i, *f, *p)),
+                )
             })
             .collect();
         let paths: Vec<String> = names.iter().map(|n| unit_object_path(n)).collect();
@@ -283,29 +252,7 @@ impl Systemd {
                     continue;
                 }
             };
-            let text = || String::try_from(v.clone()).unwrap_or_default();
-            match prop {
-                "LoadState" => st.load_state = text(),
-                "ActiveState" => st.active_state = text(),
-                "SubState" => st.sub_state = text(),
-                "UnitFileState" => st.unit_file_state = text(),
-                "Result" => st.result = text(),
-                "BindIPv6Only" => st.bind_ipv6_only = text(),
-                "MainPID" => st.main_pid = u32::try_from(v).ok().filter(|p| *p != 0),
-                "NRestarts" => st.n_restarts = u32::try_from(v).ok(),
-                "ConditionResult" => condition[i].0 = bool::try_from(v).ok(),
-                "ConditionTimestampMonotonic" => condition[i].1 = u64::try_from(v).ok(),
-                "Requires" => st.requires = <Vec<String>>::try_from(v).ok(),
-                "Listen" => {
-                    st.listen = <Vec<(String, String)>>::try_from(v)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|(k, _)| k == "Stream")
-                        .map(|(_, a)| a)
-                        .collect()
-                }
-                _ => {}
-            }
+            set_property(st, &mut condition[i], prop, v);
         }
         for (slot, (result, checked)) in out.iter_mut().zip(condition) {
             if let Ok(st) = slot {
@@ -413,6 +360,73 @@ impl Systemd {
         self.run_job("starting the rescue sshd", timeout, |m| {
             m.start_transient_unit(RESCUE_UNIT, "replace", &props, &[])
         })
+    }
+}
+
+/// The detail properties read for a unit of `name`'s type (with `detail`).
+fn detail_props(detail: bool, name: &str) -> &'static [(&'static str, &'static str)] {
+    match (detail, name.rsplit_once('.').map(|(_, t)| t)) {
+        (true, Some("service")) => &[
+            // Whether a start condition said no (intent: systemd
+            // skips the start quietly), and whether it was ever checked.
+            ("org.freedesktop.systemd1.Unit", "ConditionResult"),
+            (
+                "org.freedesktop.systemd1.Unit",
+                "ConditionTimestampMonotonic",
+            ),
+            ("org.freedesktop.systemd1.Service", "MainPID"),
+            ("org.freedesktop.systemd1.Service", "Result"),
+            // Restarts systemd made by itself (Restart=): a unit
+            // that dies and comes back is a storm in the making.
+            ("org.freedesktop.systemd1.Service", "NRestarts"),
+            // Whether restarting ssh.socket stops the service first
+            // (road f: without it the restart is refused).
+            ("org.freedesktop.systemd1.Unit", "Requires"),
+        ],
+        (true, Some("socket")) => &[
+            ("org.freedesktop.systemd1.Unit", "ConditionResult"),
+            (
+                "org.freedesktop.systemd1.Unit",
+                "ConditionTimestampMonotonic",
+            ),
+            ("org.freedesktop.systemd1.Socket", "Listen"),
+            ("org.freedesktop.systemd1.Socket", "Result"),
+            ("org.freedesktop.systemd1.Socket", "BindIPv6Only"),
+        ],
+        _ => &[],
+    }
+}
+
+/// Stores one property's value in the unit's state (the condition's
+/// result and timestamp apart: they count only together).
+fn set_property(
+    st: &mut UnitState,
+    condition: &mut (Option<bool>, Option<u64>),
+    prop: &str,
+    v: zbus::zvariant::OwnedValue,
+) {
+    let text = || String::try_from(v.clone()).unwrap_or_default();
+    match prop {
+        "LoadState" => st.load_state = text(),
+        "ActiveState" => st.active_state = text(),
+        "SubState" => st.sub_state = text(),
+        "UnitFileState" => st.unit_file_state = text(),
+        "Result" => st.result = text(),
+        "BindIPv6Only" => st.bind_ipv6_only = text(),
+        "MainPID" => st.main_pid = u32::try_from(v).ok().filter(|p| *p != 0),
+        "NRestarts" => st.n_restarts = u32::try_from(v).ok(),
+        "ConditionResult" => condition.0 = bool::try_from(v).ok(),
+        "ConditionTimestampMonotonic" => condition.1 = u64::try_from(v).ok(),
+        "Requires" => st.requires = <Vec<String>>::try_from(v).ok(),
+        "Listen" => {
+            st.listen = <Vec<(String, String)>>::try_from(v)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| k == "Stream")
+                .map(|(_, a)| a)
+                .collect()
+        }
+        _ => {}
     }
 }
 

@@ -1,4 +1,4 @@
-//! A fake /proc for tests, shared by src/system/procs.rs's unit tests and
+//! A fake /proc for tests, shared by src/system/'s unit tests and
 //! tests/fake_root.rs (included by path in both): /proc/PID/stat lines and
 //! whole process directories, hostile names allowed.
 #![allow(dead_code)] // each user takes what it needs
@@ -59,4 +59,39 @@ pub fn add_root_process(proc: &Path, pid: u32, comm: &str, start: u64, exe: &str
         )
         .unwrap();
     }
+}
+
+/// A fake /proc: pid 1 (systemd) and a stale sshd both holding the
+/// listening socket 1001 on :22, a session, and an unrelated process.
+pub fn listening_proc() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    fs::create_dir_all(r.join("net")).unwrap();
+    fs::write(
+        r.join("net/tcp"),
+        format!(
+            "{TCP_HEADER}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n   \
+             1: 0100007F:0016 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 100 0 0 10 0\n"
+        ),
+    )
+    .unwrap();
+    fs::write(
+        r.join("net/tcp6"),
+        format!("{TCP_HEADER}   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 100 0 0 10 0\n"),
+    )
+    .unwrap();
+    for (pid, comm, exe, sockets) in [
+        (
+            1u32,
+            "systemd",
+            "/usr/lib/systemd/systemd",
+            vec![1001u64, 1003],
+        ),
+        (200, "sshd", "/usr/sbin/sshd (deleted)", vec![1001, 1003]),
+        (300, "sshd", "/usr/sbin/sshd (deleted)", vec![1002]),
+        (400, "bash", "/usr/bin/bash", vec![]),
+    ] {
+        add_root_process(r, pid, comm, 1000 + u64::from(pid), exe, &sockets);
+    }
+    d
 }

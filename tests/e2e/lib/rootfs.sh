@@ -16,8 +16,11 @@
 # runs after ours (FIELD-NOTES §7). lsof, time: used by benches/run.
 # prometheus-node-exporter: fleets scrape the guard's metrics through its
 # textfile collector; python3-apt: Ansible's apt module, which the
-# fleet_metrics scenario uses to roll the guard out (issue 6).
-ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,openssh-client,iproute2,procps,apt-utils,cron,cron-apt,unattended-upgrades,python3,needrestart,lsof,time,prometheus-node-exporter,python3-apt
+# fleet_metrics scenario uses to roll the guard out (issue 6). autopkgtest:
+# `make autopkgtest` runs the package's DEP-8 tests with its null runner
+# inside a booted container (tests/autopkgtest/run), which has no network;
+# dpkg-dev: autopkgtest needs it for a test source tree.
+ROOTFS_PACKAGES=systemd,systemd-sysv,dbus,openssh-server,openssh-client,iproute2,procps,apt-utils,cron,cron-apt,unattended-upgrades,python3,needrestart,lsof,time,prometheus-node-exporter,python3-apt,autopkgtest,dpkg-dev
 
 # The Debian archive this machine already uses, read from its apt sources at
 # run time (no mirror host is written anywhere in the repository). E2E_MIRROR
@@ -118,6 +121,11 @@ build_rootfs() (
 	local orig
 	orig=$(ls "$r"/var/cache/apt/archives/openssh-server_*.deb)
 	"$E2E_DIR/fixture/make-noble-debs" "$orig" "$tmp/debs"
+	# The archive's own package too, into the local repository (below the
+	# fixture's versions, so no upgrade picks it): the DEP-8 seed-incident
+	# test repacks it as a real testbed would (debian/tests/seed-incident).
+	mkdir -p "$tmp/orig"
+	cp "$orig" "$tmp/orig/"
 	"$E2E_DIR/fixture/make-sleeper-deb" "$tmp/debs"
 
 	mount -t proc proc "$r/proc"
@@ -168,7 +176,7 @@ build_rootfs() (
 	rm -f "$r/etc/apt/sources.list"
 	echo 'deb [trusted=yes] file:/srv/e2e-repo ./' >"$r/etc/apt/sources.list.d/e2e-local.list"
 	mkdir -p "$r/srv/e2e-repo"
-	cp "$tmp"/debs/*.deb "$r/srv/e2e-repo/"
+	cp "$tmp"/debs/*.deb "$tmp"/orig/*.deb "$r/srv/e2e-repo/"
 	echo e2e >"$r/etc/hostname"
 	: >"$r/etc/machine-id"
 

@@ -1,13 +1,14 @@
 # shellcheck shell=bash disable=SC2034  # SUITE, TIMEOUT: read by the runner
-# Issue 6: fleet visibility, and the README's "On a fleet" examples, run.
-# The guard is rolled out with the README's Ansible playbook (over ssh into the
+# Issue 6: fleet visibility, and the examples of docs/fleet.md (the README
+# links it; ssh-upgrade-guard-fleet(7) is made from it), run.
+# The guard is rolled out with docs/fleet.md's Ansible playbook (over ssh into the
 # container). The seed incident (stale listener, then `apt-get upgrade`) is
 # then seen the ways a fleet sees it: `check` says CRITICAL (2) before and OK
-# (0) after, node-problem-detector's plugin (the README's JSON rule, run as
+# (0) after, node-problem-detector's plugin (docs/fleet.md's JSON rule, run as
 # NPD would) 1 then 0, and Debian's prometheus-node-exporter, scraped on
 # :9100, exports the repair and the healthy end state from the guard's
 # textfile. promtool (from Debian's prometheus package) checks our metrics
-# file and the README's alert rules, and unit-tests those rules.
+# file and docs/fleet.md's alert rules, and unit-tests those rules.
 SUITE=${SUITE:-bookworm}
 TIMEOUT=300
 
@@ -19,6 +20,7 @@ PLAYBOOK=$EXAMPLES/ansible/ssh-upgrade-guard.yml
 RULES=$EXAMPLES/prometheus/ssh-upgrade-guard.rules.yml
 RULES_TEST=$EXAMPLES/prometheus/ssh-upgrade-guard.rules.test.yml
 NPD_CONFIG=$EXAMPLES/node-problem-detector/ssh-upgrade-guard.json
+FLEET_DOC=$REPO_DIR/docs/fleet.md
 PROM_FILE=/var/lib/prometheus/node-exporter/ssh_upgrade_guard.prom
 
 # host_run CMD...: run CMD on the host; sets OUT and RC, logs both.
@@ -30,17 +32,17 @@ host_run() {
 	log "exit $RC"
 }
 
-# The examples the README shows are the files checked here, verbatim, and
+# The examples docs/fleet.md shows are the files checked here, verbatim, and
 # each passes its tool's check.
 check_examples() {
 	local f
+	# docs/fleet.md (also ssh-upgrade-guard-fleet(7), generated from it)
+	# shows each example verbatim, and the README links to it.
+	grep -q '(docs/fleet.md)' "$REPO_DIR/README.md" || fail "README.md does not link docs/fleet.md"
 	for f in "$PLAYBOOK" "$RULES" "$NPD_CONFIG"; do
-		python3 - "$REPO_DIR/README.md" "$f" <<-'EOF' || fail "README.md's \"## On a fleet\" does not show ${f#"$REPO_DIR"/} verbatim"
+		python3 - "$FLEET_DOC" "$f" <<-'EOF' || fail "docs/fleet.md does not show ${f#"$REPO_DIR"/} verbatim"
 			import sys
-			readme = open(sys.argv[1]).read()
-			start = readme.find("\n## On a fleet\n")
-			end = readme.find("\n## ", start + 1)
-			sys.exit(0 if start >= 0 and open(sys.argv[2]).read().strip() in readme[start:end] else 1)
+			sys.exit(0 if open(sys.argv[2]).read().strip() in open(sys.argv[1]).read() else 1)
 		EOF
 	done
 	PROMTOOL=$(ensure_promtool) || fail "no promtool (Debian's prometheus package, fetched with apt-get download)"
@@ -78,14 +80,14 @@ check_examples() {
 	read -ra NPD_PLUGIN <<<"$OUT"
 }
 
-# npd_plugin: run the plugin of the README's node-problem-detector rule as
+# npd_plugin: run the plugin of docs/fleet.md's node-problem-detector rule as
 # NPD would (path, args; exit 0 OK, 1 problem, 2 unknown).
 npd_plugin() {
 	cexec test -x "${NPD_PLUGIN[0]}" || fail "the NPD rule's path ${NPD_PLUGIN[0]} does not exist in the container"
 	run_in "${NPD_PLUGIN[@]}"
 }
 
-# rollout: the README's playbook against the container. Ansible reaches it
+# rollout: docs/fleet.md's playbook against the container. Ansible reaches it
 # over ssh like any host: the "network" is the container's sshd in inetd mode
 # (sshd -i, as OpenSSH's own regression tests connect), entered with nsenter;
 # it needs sshd's privilege separation directory, which only a started
@@ -147,7 +149,7 @@ run_scenario() {
 		local deb
 		deb=$(guard_deb) || fail "no guard package in target/debian/: run \`make deb\` first"
 		rollout "$deb"
-		((RC == 0)) || fail "ansible-playbook (the README's rollout) exited $RC: $(grep -E 'fatal|FAILED|ERROR' <<<"$OUT" | head -n 3 | tr '\n' ' ')"
+		((RC == 0)) || fail "ansible-playbook (docs/fleet.md's rollout) exited $RC: $(grep -E 'fatal|FAILED|ERROR' <<<"$OUT" | head -n 3 | tr '\n' ' ')"
 		assert_pkg_installed ssh-upgrade-guard
 		assert_timer_active
 		rollout "$deb"
