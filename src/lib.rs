@@ -31,6 +31,8 @@ mod plan;
 mod repair;
 mod report;
 mod roads;
+#[cfg(test)]
+mod sim;
 mod sshd;
 mod sshd_config;
 mod stamp;

@@ -96,7 +96,12 @@ fn modules() -> Vec<Module> {
             code,
         });
     }
-    all.retain(|m| !test_only.contains(&m.name));
+    // A test-only module's children are test-only too (src/sim/).
+    all.retain(|m| {
+        !test_only
+            .iter()
+            .any(|t| m.name == *t || m.name.starts_with(&format!("{t}::")))
+    });
     all
 }
 
