@@ -84,7 +84,8 @@ pub fn findings(s: &Snapshot, facts: &Facts, service: &str) -> (Vec<Finding>, Ve
         }
     }
     let holder = holder(units);
-    if !holder.is_active() && !holder.is_failed() {
+    // Not where a start would be refused: that is the admin's file or mask.
+    if !holder.is_active() && !holder.is_failed() && facts.start_refused.is_none() {
         found.push(Finding::NotRunning {
             unit: holder.name.clone(),
             state: holder.describe(),

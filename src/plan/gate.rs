@@ -35,7 +35,11 @@ pub fn work(s: &Snapshot, facts: &Facts, mode: Mode) -> Work {
     // ssh the admin turned off stays off: no unit is started, no rescue;
     // the package is completed all the same (its scripts start nothing
     // that is disabled or masked).
-    if !facts.serve.serves() {
+    // Nor where systemd would refuse or skip every start of ssh (a mask on
+    // ssh.service, sshd_not_to_be_run, its condition) while a running unit
+    // still serves: starting ssh.socket, stopping or restarting the unit
+    // would only take ssh down (sim S11).
+    if !facts.serve.serves() || facts.start_refused.is_some() {
         return Work {
             package: mode == Mode::Full && facts.pkg_incomplete,
             ..Work::default()

@@ -116,23 +116,6 @@ const KNOWN: &[(&str, &str, Shape)] = &[
                 .last()
                 .is_some_and(|c| c.what == format!("stop-unit {RESCUE}"))
     }),
-    // S11: a running unit restarted (a replaced binary) or stopped for
-    // another (road f) while sshd_not_to_be_run exists or ssh.service is
-    // masked: stopped, and nothing can start sshd again.
-    ("S11", "", |h| {
-        (h.before.not_to_be_run || h.before.service.masked())
-            && h.plan
-                .steps
-                .iter()
-                .any(|s| matches!(s, Step::RestartUnit { .. } | Step::StopUnit { .. }))
-    }),
-    // S12: intent::should_serve counts a running ssh.socket as serving
-    // while sshd_not_to_be_run or a masked ssh.service keeps anything
-    // from starting behind it.
-    ("S12", "", |h| {
-        let b = &h.before;
-        (b.not_to_be_run || b.service.masked()) && b.socket.is_active() && !b.service.is_active()
-    }),
     // S14: the socket's start after a failed rescue judged by its job.
     ("S14", "runs and ssh serves", |h| {
         h.outcome

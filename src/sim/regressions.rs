@@ -203,6 +203,48 @@ fn sim_no_rescue_after_a_package_only_plan_where_ssh_is_off() {
     assert_eq!(run_case(&c), Ok(None));
 }
 
+/// S11 and S12, fixed on main (intent::start_refused, plan's
+/// keep_running_units): a running ssh unit is neither restarted nor stopped
+/// for another where its start would be refused (sshd_not_to_be_run, a
+/// masked ssh.service), and a socket with nothing that can start behind it
+/// does not count as ssh serving.
+#[test]
+fn sim_a_running_unit_is_kept_where_a_start_would_be_refused_s11_s12() {
+    let repair = |t, ops| (t, ops, Run::Repair, vec![], vec![]);
+    let s11 = repair(Topo::Classic, vec![Op::Unpack, Op::NotToBeRun]);
+    assert_eq!(run_case(&s11), Ok(None));
+    let s11b = repair(Topo::Socket, vec![Op::ServiceHoldsPort, Op::NotToBeRun]);
+    assert_eq!(run_case(&s11b), Ok(None));
+    let s11c = repair(
+        Topo::Socket,
+        vec![
+            Op::ServiceHoldsPort,
+            Op::Unpack,
+            Op::Mask {
+                socket: false,
+                now: false,
+            },
+        ],
+    );
+    assert_eq!(run_case(&s11c), Ok(None));
+    let s12 = repair(
+        Topo::Socket,
+        vec![Op::NotToBeRun, Op::Disable { now: false }],
+    );
+    assert_eq!(run_case(&s12), Ok(None));
+    let s12b = repair(
+        Topo::Classic,
+        vec![
+            Op::Mask {
+                socket: false,
+                now: true,
+            },
+            Op::TrySocket,
+        ],
+    );
+    assert_eq!(run_case(&s12b), Ok(None));
+}
+
 /// The findings still open (props.rs's KNOWN keeps their shape out of the
 /// random run): each must still fail as filed. When this test fails, the
 /// fix has landed: delete the KNOWN entry and pin the case above.
@@ -246,39 +288,6 @@ fn sim_open_findings_still_fail_as_filed() {
         vec![],
     );
     assert_eq!(run_case(&s9b), Ok(Some("S9")));
-    let repair = |t, ops| (t, ops, Run::Repair, vec![], vec![]);
-    let s11 = repair(Topo::Classic, vec![Op::Unpack, Op::NotToBeRun]);
-    assert_eq!(run_case(&s11), Ok(Some("S11")));
-    let s11b = repair(Topo::Socket, vec![Op::ServiceHoldsPort, Op::NotToBeRun]);
-    assert_eq!(run_case(&s11b), Ok(Some("S11")));
-    let s11c = repair(
-        Topo::Socket,
-        vec![
-            Op::ServiceHoldsPort,
-            Op::Unpack,
-            Op::Mask {
-                socket: false,
-                now: false,
-            },
-        ],
-    );
-    assert_eq!(run_case(&s11c), Ok(Some("S11")));
-    let s12 = repair(
-        Topo::Socket,
-        vec![Op::NotToBeRun, Op::Disable { now: false }],
-    );
-    assert_eq!(run_case(&s12), Ok(Some("S12")));
-    let s12b = repair(
-        Topo::Classic,
-        vec![
-            Op::Mask {
-                socket: false,
-                now: true,
-            },
-            Op::TrySocket,
-        ],
-    );
-    assert_eq!(run_case(&s12b), Ok(Some("S12")));
     let s13 = (
         Topo::Socket,
         vec![Op::Leftover, Op::BreakSocket],
