@@ -259,16 +259,16 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
-                // Without host keys sshd cannot start; a rescue that would
-                // not stop still serves: touch nothing.
-                Step::GenerateHostKeys | Step::RetireRescue { .. } if !touched => return out,
+                // Without host keys sshd cannot start: touch nothing.
+                Step::GenerateHostKeys if !touched => return out,
                 // Nothing that serves was touched yet, and the stale
-                // listener still holds its addresses: it still serves
-                // logins; touch nothing. If they are free (it exited by
-                // itself, or died after all), ssh is down: the plan goes on
+                // listener (or the rescue) still holds its addresses: it
+                // still serves logins; touch nothing. If they are free (it
+                // exited by itself, or died after all: a stop job that
+                // timed out after it acted), ssh is down: the plan goes on
                 // to bring it back.
-                Step::StopStale { process, .. } if !touched => {
-                    let addrs = addresses_of(snap, *process);
+                Step::StopStale { .. } | Step::RetireRescue { .. } if !touched => {
+                    let addrs = stopped_addresses(snap, step);
                     if addrs.is_empty() || !m.wait_free(&addrs, Duration::ZERO).is_empty() {
                         return out;
                     }
@@ -347,14 +347,23 @@ fn note_stopped(snap: &Snapshot, step: &Step, before: &mut Before, freed: &mut V
         }
         Step::RetireRescue { .. } => {
             before.retired = true;
-            freed.extend(
-                snap.listeners
-                    .iter()
-                    .filter(|l| Some(l.process.pid) == snap.rescue_pid)
-                    .flat_map(|l| l.addresses.iter().cloned()),
-            );
+            freed.extend(stopped_addresses(snap, step));
         }
         _ => {}
+    }
+}
+
+/// The addresses a stop step's process held, as the snapshot saw them.
+fn stopped_addresses(snap: &Snapshot, step: &Step) -> Vec<String> {
+    match step {
+        Step::StopStale { process, .. } => addresses_of(snap, *process),
+        Step::RetireRescue { .. } => snap
+            .listeners
+            .iter()
+            .filter(|l| Some(l.process.pid) == snap.rescue_pid)
+            .flat_map(|l| l.addresses.iter().cloned())
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
