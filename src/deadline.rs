@@ -15,7 +15,8 @@
 //!   bounded on its own, so the hook waits for it to end (up to the grace
 //!   the stretch asked for, [`critical_for`], which follows from those
 //!   bounds) before giving up. SIGINT, SIGHUP and SIGTERM are held off
-//!   inside it (system::signal).
+//!   inside it (system::signal, whose handler the real repair machine
+//!   installs before its first step: repair::Machine::prepare_jobs).
 //! - When a hook gives up, no stretch can begin any more (the body would
 //!   stop a listener the exiting process could not bring back), and every
 //!   child the guard started is killed with its process group
@@ -97,7 +98,6 @@ pub fn critical() -> Critical {
 /// hook has given up, this never returns: the process is exiting, and a
 /// stretch begun now would stop what nobody then restores.
 pub fn critical_for(grace: Duration) -> Critical {
-    crate::system::signal::hold_in_critical_stretches();
     GRACE.fetch_max(grace.as_secs().saturating_add(1), Ordering::SeqCst);
     let began = {
         let g = GAVE_UP.lock().unwrap_or_else(|e| e.into_inner());

@@ -20,8 +20,8 @@ use crate::plan::Step;
 use crate::sshd::Endpoint;
 use crate::system::kex::Serving;
 use crate::system::signal::Stopped;
-use crate::system::snapshot::probe_targets;
 use crate::system::sshd;
+#[cfg(test)]
 use crate::system::systemd::RESCUE_UNIT;
 use anyhow::{anyhow, Result};
 use std::time::Duration;
@@ -125,134 +125,6 @@ pub trait UnitControl {
     /// while a critical stretch held it off (system::signal), if any:
     /// asked when a stretch ends, and the repair then stops there.
     fn interrupted(&self) -> Option<String>;
-}
-
-/// What the repair did before a proof, as far as the rescue is concerned.
-#[derive(Default)]
-struct Before {
-    /// The running rescue was stopped to give way (a rescue started now is
-    /// that one coming back).
-    retired: bool,
-    /// Addresses held by listeners this repair stopped: waited for (up to
-    /// `within`) before the rescue binds (a pre-auth child may still hold
-    /// one).
-    stopped: Vec<String>,
-    /// The bound of that wait (STOP_TIMEOUT).
-    within: Duration,
-}
-
-/// The proof after a repair (banner, then key exchange, on every address
-/// that should serve); starts the rescue sshd when some address has
-/// nothing answering on it. True when every address serves.
-fn verify(m: &impl UnitControl, snap: &Snapshot, before: &Before, out: &mut Outcome) -> bool {
-    let targets = probe_targets(snap);
-    let first = m.serves(&targets);
-    if first.ok {
-        out.did(first.summary);
-        return true;
-    }
-    out.failed(first.summary);
-    // Never leave an address without a listener that serves: start sshd as
-    // a transient unit from the installed binary and say so loudly. It
-    // binds what is free (sshd goes on when some of its addresses are
-    // taken), so it stands in for the addresses that do not serve. Where a
-    // listener answers the banner but completes no key exchange it holds
-    // the address, and the rescue cannot bind it: that stays reported.
-    // With the unit's own options (SSHD_OPTS): the same configuration
-    // file, ports and -o settings as the sshd it stands in for.
-    if !first.down.is_empty() {
-        let down: Vec<String> = first.down.iter().map(|a| a.to_string()).collect();
-        // Socket activation with nothing serving: ssh.socket may hold the
-        // addresses while nothing behind it serves (instances that fail, a
-        // service stuck activating), and the rescue could not bind them.
-        // Stopped first (sessions kept: KillMode=process), started again
-        // if the rescue does not serve either.
-        let socket = snap
-            .units
-            .as_ref()
-            .filter(|u| !first.any && u.topology() == crate::model::Topology::SocketActivated)
-            .map(|u| u.socket.name.clone());
-        let socket_stopped = match &socket {
-            Some(sock) => match m.stop(sock) {
-                Ok(()) => {
-                    out.did(format!(
-                        "stopped {sock} so that the rescue sshd can bind its addresses (nothing behind it serves)"
-                    ));
-                    true
-                }
-                Err(e) => {
-                    log::info!("{e:#}");
-                    false
-                }
-            },
-            None => false,
-        };
-        if !before.stopped.is_empty() {
-            let held = m.wait_free(&before.stopped, before.within);
-            if !held.is_empty() {
-                log::warn!("still held when the rescue starts: {}", held.join(", "));
-            }
-        }
-        let rescued = match m.start_rescue_sshd(&snap.sshd_options) {
-            Ok(()) => match m.serves(&targets) {
-                // Named: the addresses the rescue made serve, only.
-                again
-                    if down
-                        .iter()
-                        .any(|d| !again.down.iter().any(|a| a.to_string() == *d)) =>
-                {
-                    let now: Vec<&String> = down
-                        .iter()
-                        .filter(|d| !again.down.iter().any(|a| a.to_string() == **d))
-                        .collect();
-                    let now = now
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    out.did(if before.retired {
-                        format!(
-                            "restarted {RESCUE_UNIT}: ssh.socket/ssh.service still do not serve {now}; fix them, and the guard retires the rescue at its next run"
-                        )
-                    } else {
-                        format!(
-                            "started a rescue sshd ({RESCUE_UNIT}) for {now} so that you can still log in; fix ssh.service/ssh.socket, then 'systemctl stop {RESCUE_UNIT}'"
-                        )
-                    });
-                    if !again.ok {
-                        out.failed(format!(
-                            "still not serving after the rescue: {}",
-                            again.summary
-                        ));
-                    }
-                    // Said plainly, before dpkg as after it.
-                    log::warn!(
-                        "while the rescue sshd holds {now}, openssh-server's postinst cannot restart ssh.socket/ssh.service there: an upgrade of openssh-server fails until they can serve again"
-                    );
-                    true
-                }
-                again => {
-                    out.failed(format!(
-                        "the rescue sshd does not serve {} either: {}",
-                        down.join(", "),
-                        again.summary
-                    ));
-                    false
-                }
-            },
-            Err(e) => {
-                out.failed(format!("could not start a rescue sshd: {e:#}"));
-                false
-            }
-        };
-        if let (false, true, Some(sock)) = (rescued, socket_stopped, &socket) {
-            match m.start(sock) {
-                Ok(()) => out.did(format!("started {sock} again")),
-                Err(e) => out.failed(format!("{e:#}")),
-            }
-        }
-    }
-    false
 }
 
 /// The most a critical stretch over `steps` can take: the sum of each
@@ -387,16 +259,16 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
             match step {
-                // Without host keys sshd cannot start; a rescue that would
-                // not stop still serves: touch nothing.
-                Step::GenerateHostKeys | Step::RetireRescue { .. } if !touched => return out,
+                // Without host keys sshd cannot start: touch nothing.
+                Step::GenerateHostKeys if !touched => return out,
                 // Nothing that serves was touched yet, and the stale
-                // listener still holds its addresses: it still serves
-                // logins; touch nothing. If they are free (it exited by
-                // itself, or died after all), ssh is down: the plan goes on
+                // listener (or the rescue) still holds its addresses: it
+                // still serves logins; touch nothing. If they are free (it
+                // exited by itself, or died after all: a stop job that
+                // timed out after it acted), ssh is down: the plan goes on
                 // to bring it back.
-                Step::StopStale { process, .. } if !touched => {
-                    let addrs = addresses_of(snap, *process);
+                Step::StopStale { .. } | Step::RetireRescue { .. } if !touched => {
+                    let addrs = stopped_addresses(snap, step);
                     if addrs.is_empty() || !m.wait_free(&addrs, Duration::ZERO).is_empty() {
                         return out;
                     }
@@ -475,14 +347,23 @@ fn note_stopped(snap: &Snapshot, step: &Step, before: &mut Before, freed: &mut V
         }
         Step::RetireRescue { .. } => {
             before.retired = true;
-            freed.extend(
-                snap.listeners
-                    .iter()
-                    .filter(|l| Some(l.process.pid) == snap.rescue_pid)
-                    .flat_map(|l| l.addresses.iter().cloned()),
-            );
+            freed.extend(stopped_addresses(snap, step));
         }
         _ => {}
+    }
+}
+
+/// The addresses a stop step's process held, as the snapshot saw them.
+fn stopped_addresses(snap: &Snapshot, step: &Step) -> Vec<String> {
+    match step {
+        Step::StopStale { process, .. } => addresses_of(snap, *process),
+        Step::RetireRescue { .. } => snap
+            .listeners
+            .iter()
+            .filter(|l| Some(l.process.pid) == snap.rescue_pid)
+            .flat_map(|l| l.addresses.iter().cloned())
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -599,7 +480,9 @@ fn stopped_by_signal(out: &mut Outcome, sig: &str, left: &[Step]) {
 }
 
 mod machine;
+mod proof;
 pub use machine::Machine;
+use proof::{verify, Before};
 
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,9 @@ pub struct Machine<'a> {
 
 impl UnitControl for Machine<'_> {
     fn prepare_jobs(&self) -> Result<()> {
+        // Before anything is touched: SIGINT, SIGHUP and SIGTERM are held
+        // off inside the critical stretches from here on (system::signal).
+        signal::hold_in_critical_stretches();
         self.sd.prepare_jobs()
     }
     fn reset_failed(&self, unit: &str) -> Result<()> {

@@ -1011,13 +1011,40 @@ fn a_retired_rescue_comes_back_when_the_socket_still_does_not_serve() {
     );
 }
 
+/// sim S13: the stop job of the rescue times out after the rescue
+/// stopped: its addresses are free, so ssh is down and the repair goes on.
+#[test]
+fn a_rescue_whose_stop_failed_after_it_stopped_still_gets_ssh_back() {
+    let fake = Fake::failing(&["stop-unit ssh-upgrade-guard-rescue.service"]);
+    let _ = execute(&fake, &Config::default(), &rescue_snap(), &retire_steps());
+    let calls = fake.calls();
+    let at = calls
+        .iter()
+        .position(|c| c == "stop-unit ssh-upgrade-guard-rescue.service")
+        .unwrap();
+    assert_eq!(
+        calls[at..],
+        [
+            "stop-unit ssh-upgrade-guard-rescue.service",
+            "wait-free 0.0.0.0:22 [::]:22",
+            "wait-free 0.0.0.0:22 [::]:22",
+            "start ssh.socket",
+            "probe"
+        ]
+    );
+}
+
 #[test]
 fn a_rescue_that_will_not_stop_is_left_serving() {
-    let fake = Fake::failing(&["stop-unit ssh-upgrade-guard-rescue.service"]);
+    let fake = Fake {
+        fail: vec!["stop-unit ssh-upgrade-guard-rescue.service"],
+        still_held: vec!["0.0.0.0:22".into()],
+        ..Default::default()
+    };
     let out = execute(&fake, &Config::default(), &rescue_snap(), &retire_steps());
     assert_eq!(
         fake.calls().last().map(String::as_str),
-        Some("stop-unit ssh-upgrade-guard-rescue.service")
+        Some("wait-free 0.0.0.0:22 [::]:22")
     );
     assert!(out.any_failed());
 }

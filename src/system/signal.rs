@@ -164,7 +164,7 @@ extern "C" fn on_termination(sig: libc::c_int) {
 }
 
 /// Installs the handler for SIGINT, SIGHUP and SIGTERM, once per process
-/// (deadline::critical calls it on entering a stretch). A signal the
+/// (repair::Machine does, before a repair's first step). A signal the
 /// process ignores (nohup, a parent's SIG_IGN) stays ignored.
 pub fn hold_in_critical_stretches() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -221,6 +221,7 @@ mod tests {
 
     #[test]
     fn a_termination_signal_inside_a_critical_stretch_is_held_not_acted_on() {
+        hold_in_critical_stretches();
         let c = crate::deadline::critical();
         // SAFETY: raise() sends a signal to this thread; the handler is
         // installed (critical() does it) and the stretch is held.
