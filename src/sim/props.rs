@@ -104,18 +104,6 @@ const KNOWN: &[(&str, &str, Shape)] = &[
                 .iter()
                 .any(|p| p.alive && p.child_lingers.is_some())
     }),
-    // S13: a rescue whose retirement fails (a stop job that timed out
-    // after it acted) returns with nothing serving.
-    ("S13", "", |h| {
-        h.plan
-            .steps
-            .iter()
-            .any(|s| matches!(s, Step::RetireRescue { .. }))
-            && h.rec
-                .calls
-                .last()
-                .is_some_and(|c| c.what == format!("stop-unit {RESCUE}"))
-    }),
     // S14: the socket's start after a failed rescue judged by its job.
     ("S14", "runs and ssh serves", |h| {
         h.outcome

@@ -245,6 +245,22 @@ fn sim_a_running_unit_is_kept_where_a_start_would_be_refused_s11_s12() {
     assert_eq!(run_case(&s12b), Ok(None));
 }
 
+/// S13, fixed on tx (5a631f5): a rescue whose retirement timed out after
+/// it acted no longer ends the repair with nothing serving.
+#[test]
+fn sim_a_rescue_whose_retirement_timed_out_still_leaves_ssh_serving_s13() {
+    let s13 = (
+        Topo::Socket,
+        vec![Op::Leftover, Op::BreakSocket],
+        Run::Apt {
+            preinst_stops: false,
+        },
+        vec![],
+        vec![(3, Fault::Timeout)],
+    );
+    assert_eq!(run_case(&s13), Ok(None));
+}
+
 /// The findings still open (props.rs's KNOWN keeps their shape out of the
 /// random run): each must still fail as filed. When this test fails, the
 /// fix has landed: delete the KNOWN entry and pin the case above.
@@ -288,16 +304,6 @@ fn sim_open_findings_still_fail_as_filed() {
         vec![],
     );
     assert_eq!(run_case(&s9b), Ok(Some("S9")));
-    let s13 = (
-        Topo::Socket,
-        vec![Op::Leftover, Op::BreakSocket],
-        Run::Apt {
-            preinst_stops: false,
-        },
-        vec![],
-        vec![(3, Fault::Timeout)],
-    );
-    assert_eq!(run_case(&s13), Ok(Some("S13")));
     let s14 = (
         Topo::Socket,
         vec![Op::Storm],
