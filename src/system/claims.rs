@@ -214,22 +214,12 @@ pub fn rejudge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::system::fake_proc::{add_root_process, TCP_HEADER};
-    use std::fs;
+    use crate::system::fake_proc::{add_root_process, listening_tcp};
 
     /// A fake /proc: a listening socket 1001 on :22 and a connection 1002.
     fn fake_proc() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
-        let r = d.path();
-        fs::create_dir_all(r.join("net")).unwrap();
-        fs::write(
-            r.join("net/tcp"),
-            format!(
-                "{TCP_HEADER}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n   \
-                 1: 0100007F:0016 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 100 0 0 10 0\n"
-            ),
-        )
-        .unwrap();
+        listening_tcp(d.path());
         d
     }
 

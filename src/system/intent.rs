@@ -68,14 +68,8 @@ fn policy_rc_d(roots: &Roots) -> Option<PolicyRcD> {
 /// `served_units`, when it holds, are what served before this apt run).
 pub fn facts(roots: &Roots, marker: &MarkerView) -> Intent {
     Intent {
-        not_to_be_run: present(&roots.under(Path::new(NOT_TO_BE_RUN)))
-            .then(|| NOT_TO_BE_RUN.to_string()),
         policy_rc_d: policy_rc_d(roots),
-        served_before: marker
-            .marker
-            .as_ref()
-            .filter(|_| marker.live)
-            .and_then(|m| m.served_units.clone()),
+        ..fast_facts(roots, Some(marker))
     }
 }
 

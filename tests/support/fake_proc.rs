@@ -61,20 +61,26 @@ pub fn add_root_process(proc: &Path, pid: u32, comm: &str, start: u64, exe: &str
     }
 }
 
-/// A fake /proc: pid 1 (systemd) and a stale sshd both holding the
-/// listening socket 1001 on :22, a session, and an unrelated process.
-pub fn listening_proc() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let r = d.path();
-    fs::create_dir_all(r.join("net")).unwrap();
+/// /proc/net/tcp under `proc`: the listening socket 1001 on 0.0.0.0:22 and
+/// a connection to it, 1002.
+pub fn listening_tcp(proc: &Path) {
+    fs::create_dir_all(proc.join("net")).unwrap();
     fs::write(
-        r.join("net/tcp"),
+        proc.join("net/tcp"),
         format!(
             "{TCP_HEADER}   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0\n   \
              1: 0100007F:0016 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 100 0 0 10 0\n"
         ),
     )
     .unwrap();
+}
+
+/// A fake /proc: pid 1 (systemd) and a stale sshd both holding the
+/// listening socket 1001 on :22, a session, and an unrelated process.
+pub fn listening_proc() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    listening_tcp(r);
     fs::write(
         r.join("net/tcp6"),
         format!("{TCP_HEADER}   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 100 0 0 10 0\n"),
