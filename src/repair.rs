@@ -23,7 +23,7 @@ use crate::system::signal::Stopped;
 use crate::system::sshd;
 #[cfg(test)]
 use crate::system::systemd::RESCUE_UNIT;
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use std::time::Duration;
 
 /// How long a systemd job may take.
@@ -141,7 +141,9 @@ pub fn grace(cfg: &Config, steps: &[Step]) -> Duration {
     // started again) and its proof.
     let verify = proof * 2 + JOB_TIMEOUT * 3;
     let per_step = |s: &Step| match s {
-        Step::StopStale { .. } => cfg.stop_timeout * 2 + Duration::from_secs(5),
+        // Its SIGTERM wait and SIGKILL, and the wait for its addresses
+        // when it failed (execute).
+        Step::StopStale { .. } => cfg.stop_timeout * 3 + Duration::from_secs(5),
         Step::ResetFailed { .. } => crate::system::systemd::METHOD_TIMEOUT,
         Step::StartUnit { .. } | Step::RestartUnit { .. } => {
             JOB_TIMEOUT + SETTLE_TIMEOUT + cfg.stop_timeout
@@ -199,13 +201,20 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
     // the plan ends with a proof whether it asked for one or not.
     let mut stopped_any = false;
     let mut skip_to_verify = false;
+    // Unit starts that failed (their line in `out.events`, the unit):
+    // judged again once ssh is proven (rejudge).
+    let mut failed_starts: Vec<(usize, String)> = Vec::new();
     // Something that serves was touched: no early return from here on.
     let mut touched = false;
     // The critical stretch: from the first step that touches ssh until ssh
     // is proven again (or the rescue tried).
     let mut restoring: Option<crate::deadline::Critical> = None;
     for (i, step) in steps.iter().enumerate() {
-        if skip_to_verify && !matches!(step, Step::VerifyBanner) {
+        // Skipped after a failure: all but the proof, and the stops of the
+        // other stale listeners (each re-checked before its signal), so
+        // that the rescue can bind their addresses (sim: a pre-auth child
+        // left running by a skipped stop kept the rescue from binding).
+        if skip_to_verify && !matches!(step, Step::VerifyBanner | Step::StopStale { .. }) {
             continue;
         }
         if touches_ssh(step) {
@@ -225,23 +234,15 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
                     // The package step would restart ssh again; stop here.
                     return out;
                 }
+                rejudge(m, &mut out, &mut failed_starts);
+                // ssh is proven to serve and every failure before was a
+                // start whose unit came up after all: the package step
+                // after the proof runs as planned.
+                skip_to_verify &= out.any_failed();
                 Ok(())
             }
             Step::StartUnit { unit } | Step::RestartUnit { unit } => {
-                // A listener's exit is not its addresses' release (a
-                // pre-auth child it forked, the socket's teardown): a unit
-                // started now could fail to bind them.
-                if !freed.is_empty() {
-                    let held = m.wait_free(&freed, cfg.stop_timeout);
-                    if !held.is_empty() {
-                        log::warn!(
-                            "still held {} s after the stale listener stopped: {}",
-                            cfg.stop_timeout.as_secs(),
-                            held.join(", ")
-                        );
-                    }
-                    freed.clear();
-                }
+                wait_for_freed(m, cfg, &mut freed);
                 start_unit(m, step, unit, &mut out)
             }
             _ => run_step(m, cfg, step, &mut out),
@@ -258,27 +259,13 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
         );
         if let Err(e) = r {
             out.failed(format!("{e:#}"));
-            match step {
-                // Without host keys sshd cannot start: touch nothing.
-                Step::GenerateHostKeys if !touched => return out,
-                // Nothing that serves was touched yet, and the stale
-                // listener (or the rescue) still holds its addresses: it
-                // still serves logins; touch nothing. If they are free (it
-                // exited by itself, or died after all: a stop job that
-                // timed out after it acted), ssh is down: the plan goes on
-                // to bring it back.
-                Step::StopStale { .. } | Step::RetireRescue { .. } if !touched => {
-                    let addrs = stopped_addresses(snap, step);
-                    if addrs.is_empty() || !m.wait_free(&addrs, Duration::ZERO).is_empty() {
-                        return out;
-                    }
-                    log::info!(
-                        "{} no longer held: ssh is down, the repair goes on",
-                        addrs.join(", ")
-                    );
-                    freed.extend(addrs);
-                }
-                _ => skip_to_verify = true,
+            if let Step::StartUnit { unit } | Step::RestartUnit { unit } = step {
+                failed_starts.push((out.events.len() - 1, unit.clone()));
+            }
+            match after_failure(m, cfg, snap, step, touched, &mut freed) {
+                Next::Stop => return out,
+                Next::Skip => skip_to_verify = true,
+                Next::Go => {}
             }
         }
         if touches_ssh(step) {
@@ -292,13 +279,81 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
     // (where ssh should not serve, intent), keeps ssh as it was: no rescue.
     let asked = steps.iter().any(|s| matches!(s, Step::VerifyBanner));
     if restoring.is_some() && (stopped_any || asked) {
-        verify(m, snap, &before, &mut out);
+        if verify(m, snap, &before, &mut out) {
+            rejudge(m, &mut out, &mut failed_starts);
+        }
         drop(restoring);
         if let Some(sig) = m.interrupted() {
             stopped_by_signal(&mut out, &sig, &[]);
         }
     }
     out
+}
+
+/// What execute does after a step failed.
+enum Next {
+    /// End the repair here: nothing that serves was touched.
+    Stop,
+    /// Skip to the proof (and the other stale listeners' stops).
+    Skip,
+    /// Go on with the next step.
+    Go,
+}
+
+/// The rule after a failed step (see [`execute`]).
+fn after_failure(
+    m: &impl UnitControl,
+    cfg: &Config,
+    snap: &Snapshot,
+    step: &Step,
+    touched: bool,
+    freed: &mut Vec<String>,
+) -> Next {
+    match step {
+        // reset-failed touches nothing that serves: the start after it is
+        // tried all the same (and judged by its end state).
+        Step::ResetFailed { .. } => Next::Go,
+        // Without host keys sshd cannot start: touch nothing.
+        Step::GenerateHostKeys if !touched => Next::Stop,
+        // Nothing that serves was touched yet, and the stale listener (or
+        // the rescue) still holds its addresses: it still serves logins;
+        // touch nothing. If they are free (it exited by itself, or died
+        // after all: a stop job that timed out after it acted), ssh is
+        // down: the plan goes on to bring it back. Waited for (bounded): a
+        // pre-auth child the listener forked may hold them for a moment
+        // after it exited (sim S9); the next steps stop such children.
+        Step::StopStale { .. } | Step::RetireRescue { .. } if !touched => {
+            let addrs = stopped_addresses(snap, step);
+            if addrs.is_empty() || !m.wait_free(&addrs, cfg.stop_timeout).is_empty() {
+                return Next::Stop;
+            }
+            log::info!(
+                "{} no longer held: ssh is down, the repair goes on",
+                addrs.join(", ")
+            );
+            freed.extend(addrs);
+            Next::Go
+        }
+        _ => Next::Skip,
+    }
+}
+
+/// Before a unit start: a listener's exit is not its addresses' release (a
+/// pre-auth child it forked, the socket's teardown), and a unit started now
+/// could fail to bind them; waited for, bounded by STOP_TIMEOUT.
+fn wait_for_freed(m: &impl UnitControl, cfg: &Config, freed: &mut Vec<String>) {
+    if freed.is_empty() {
+        return;
+    }
+    let held = m.wait_free(freed, cfg.stop_timeout);
+    if !held.is_empty() {
+        log::warn!(
+            "still held {} s after the stale listener stopped: {}",
+            cfg.stop_timeout.as_secs(),
+            held.join(", ")
+        );
+    }
+    freed.clear();
 }
 
 /// What is done before anything is touched; false when the repair must
@@ -376,111 +431,10 @@ fn addresses_of(snap: &Snapshot, process: ProcessStamp) -> Vec<String> {
         .collect()
 }
 
-/// One step other than the proof.
-fn run_step(m: &impl UnitControl, cfg: &Config, step: &Step, out: &mut Outcome) -> Result<()> {
-    match step {
-        Step::StopStale { process, exe } => m.stop_stale(*process, exe).map(|how| {
-            let pid = process.pid;
-            out.did(match how {
-                Stopped::AlreadyGone => {
-                    format!("stale listener pid {pid} had already exited")
-                }
-                Stopped::Term => {
-                    format!("stopped stale sshd listener pid {pid} ({exe}) with SIGTERM")
-                }
-                Stopped::Kill => format!(
-                    "stopped stale sshd listener pid {pid} ({exe}) with SIGKILL after {} s",
-                    cfg.stop_timeout.as_secs()
-                ),
-            })
-        }),
-        Step::ResetFailed { unit } => m
-            .reset_failed(unit)
-            .map(|_| out.did(format!("reset the failed state of {unit}"))),
-        Step::StartUnit { unit } | Step::RestartUnit { unit } => start_unit(m, step, unit, out),
-        Step::RetireRescue { unit } => m.stop(unit).map(|_| {
-            out.did(format!(
-                "stopped the rescue sshd ({unit}; sessions kept) so that ssh.socket/ssh.service serve again"
-            ))
-        }),
-        // ssh.service stopped so that ssh.socket can take the port (road f).
-        Step::StopUnit { unit } => m
-            .stop(unit)
-            .map(|_| out.did(format!("stopped {unit} (sessions kept)"))),
-        Step::GenerateHostKeys => m.generate_host_keys().and_then(|new| {
-            let keys: Vec<String> = new
-                .iter()
-                .map(|k| format!("{} {}", k.kind(), k.fingerprint()))
-                .collect();
-            out.did(format!(
-                "created the missing host keys with ssh-keygen -A: {} (clients that knew the old keys will warn that the host key changed)",
-                keys.join(", ")
-            ));
-            // Checked again before anything touches sshd.
-            match m.check_config() {
-                c if c.valid == Some(true) => Ok(()),
-                c => Err(anyhow!(
-                    "sshd still rejects its configuration after ssh-keygen -A, so nothing else was done: {}",
-                    c.error.as_deref().unwrap_or("(no message)")
-                )),
-            }
-        }),
-        Step::ConfigurePackage { package } => m.configure_package(package, out),
-        Step::VerifyBanner => Ok(()),
-    }
-}
-
-/// A start or restart, judged by the unit's end state: a failed job whose
-/// unit systemd's Restart= brought up (or that is active all the same) is a
-/// start, said as such; a unit that did not come up is the job's failure.
-fn start_unit(m: &impl UnitControl, step: &Step, unit: &str, out: &mut Outcome) -> Result<()> {
-    m.record_start(unit);
-    let (job, verb) = match step {
-        Step::RestartUnit { .. } => (m.restart(unit), "restarted"),
-        _ => (m.start(unit), "started"),
-    };
-    let Err(e) = job else {
-        out.did(format!("{verb} {unit}"));
-        return Ok(());
-    };
-    let st = m.settle(unit, SETTLE_TIMEOUT);
-    if !st.active {
-        return Err(e.context(format!("{unit} is {}", st.state)));
-    }
-    let how = match st.n_restarts {
-        Some(n) if n > 0 => "systemd's Restart= brought it up".to_string(),
-        _ => format!("it is {} all the same", st.state),
-    };
-    out.did(format!(
-        "{verb} {unit} (its first start failed: {e:#}; {how})"
-    ));
-    Ok(())
-}
-
-/// The one line for a termination signal held off during the critical
-/// stretch: ssh was restored (or the rescue tried) first; what the plan
-/// had left is not done, and the signal is honoured once the report is out
-/// (system::signal::honour_held).
-fn stopped_by_signal(out: &mut Outcome, sig: &str, left: &[Step]) {
-    let left: Vec<String> = left
-        .iter()
-        .filter(|s| !matches!(s, Step::VerifyBanner))
-        .map(|s| s.to_string())
-        .collect();
-    if left.is_empty() {
-        out.did(format!(
-            "{sig} received during the repair: finished restoring ssh before honouring it"
-        ));
-    } else {
-        out.failed(format!(
-            "{sig} received during the repair: finished restoring ssh before honouring it; not done: {}",
-            left.join("; ")
-        ));
-    }
-}
-
+mod act;
 mod machine;
 mod proof;
+use act::{rejudge, run_step, start_unit, stopped_by_signal};
 pub use machine::Machine;
 use proof::{verify, Before};
 

@@ -38,6 +38,9 @@ pub struct Facts<'a> {
     pub(super) kept: Vec<&'a Listener>,
     /// Road f's stop of ssh.service skipped because of that.
     pub(super) kept_holding: bool,
+    /// The package left not fully installed because of that: its postinst
+    /// restarts the running unit, which would then stay down.
+    pub(super) kept_package: bool,
 }
 
 impl<'a> Facts<'a> {
@@ -83,6 +86,7 @@ impl<'a> Facts<'a> {
                 .and_then(|u| crate::roads::blocked_restart(u, &s.packaging_records)),
             kept: Vec::new(),
             kept_holding: false,
+            kept_package: false,
             serve: s
                 .units
                 .as_ref()
@@ -98,13 +102,18 @@ impl<'a> Facts<'a> {
 
     /// sim S11: where ssh.service could not start again, its running
     /// listener is neither restarted for a replaced binary nor stopped for
-    /// ssh.socket (road f): both would leave ssh down. It is named instead.
+    /// ssh.socket (road f), and the package is not configured (its postinst
+    /// restarts ssh): each would leave ssh down. They are named instead.
     fn keep_running_units(mut self) -> Self {
         if self.start_refused.is_some() {
             self.kept = std::mem::take(&mut self.outdated);
             if self.service_holds.take().is_some() {
                 self.kept_holding = true;
             }
+            // ssh should serve while a start is refused only because a
+            // unit runs: dpkg --configure would restart it into that
+            // refusal (sshd_not_to_be_run: stopped, then skipped).
+            self.kept_package = self.pkg_incomplete && self.serve.serves();
         }
         self
     }

@@ -134,5 +134,13 @@ fn kept_running(facts: &Facts, service: &str, left: &mut Vec<LeftAlone>) {
                 why: why.clone(),
             });
         }
+        if facts.kept_package {
+            left.push(LeftAlone::KeptRunning {
+                what: format!(
+                    "the package's configuration is not completed (dpkg --configure restarts ssh) and {service}"
+                ),
+                why: why.clone(),
+            });
+        }
     }
 }

@@ -39,9 +39,11 @@ pub fn work(s: &Snapshot, facts: &Facts, mode: Mode) -> Work {
     // ssh.service, sshd_not_to_be_run, its condition) while a running unit
     // still serves: starting ssh.socket, stopping or restarting the unit
     // would only take ssh down (sim S11).
+    // The package, though, not while a unit runs that could not start
+    // again after the postinst's restart (Facts::kept_package).
     if !facts.serve.serves() || facts.start_refused.is_some() {
         return Work {
-            package: mode == Mode::Full && facts.pkg_incomplete,
+            package: mode == Mode::Full && facts.pkg_incomplete && !facts.kept_package,
             ..Work::default()
         };
     }

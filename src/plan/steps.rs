@@ -103,19 +103,36 @@ pub fn steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config) -> Vec<Step>
         steps.push(Step::VerifyBanner);
     }
     if work.package {
-        // The stanza that is not fully installed, arch-qualified when the
-        // package has several (multi-arch): dpkg refuses an ambiguous name.
-        let package = s
-            .package
-            .as_ref()
-            .map(|pk| pk.qualified_name())
-            .unwrap_or_else(|| cfg.package.clone());
-        steps.push(Step::ConfigurePackage { package });
-        // Where ssh is off by the admin's choice there is nothing to prove
-        // (and no rescue to start when nothing answers).
-        if facts.serve.serves() {
-            steps.push(Step::VerifyBanner);
-        }
+        package_steps(s, facts, work, cfg, &mut steps);
     }
     steps
+}
+
+/// The package step, proven before (unless just proven) and after.
+fn package_steps(s: &Snapshot, facts: &Facts, work: Work, cfg: &Config, steps: &mut Vec<Step>) {
+    let holds = facts.service_holds.is_some();
+    // dpkg runs only once ssh is proven to serve: its postinst restarts
+    // ssh, and a package step on a host where nothing serves (a socket
+    // whose service is at its start limit, sim S2) would go unnoticed
+    // until after it. A failed proof starts the rescue and dpkg waits
+    // for the next run (repair::execute). Not where the units were just
+    // brought up and proven, nor on road f (steps: a check there would
+    // make the postinst's restart fail).
+    let proven = matches!(steps.last(), Some(Step::VerifyBanner));
+    if facts.serve.serves() && !proven && !(holds && work.listeners) {
+        steps.push(Step::VerifyBanner);
+    }
+    // The stanza that is not fully installed, arch-qualified when the
+    // package has several (multi-arch): dpkg refuses an ambiguous name.
+    let package = s
+        .package
+        .as_ref()
+        .map(|pk| pk.qualified_name())
+        .unwrap_or_else(|| cfg.package.clone());
+    steps.push(Step::ConfigurePackage { package });
+    // Where ssh is off by the admin's choice there is nothing to prove
+    // (and no rescue to start when nothing answers).
+    if facts.serve.serves() {
+        steps.push(Step::VerifyBanner);
+    }
 }

@@ -340,9 +340,11 @@ fn half_configured_package_alone() {
         let mut s = healthy(t);
         s.package = Some(pkg("half-configured"));
         let p = decide_full(&s);
+        // Proven before dpkg runs (sim S2), and after it.
         assert_eq!(
             p.steps,
             vec![
+                Step::VerifyBanner,
                 Step::ConfigurePackage {
                     package: "openssh-server".into()
                 },
@@ -652,6 +654,34 @@ fn a_running_service_is_not_restarted_where_its_start_would_be_refused() {
             p.left_alone
         );
     }
+}
+
+/// Found by the sim (seed 2): ssh.service runs while sshd_not_to_be_run
+/// exists and the package is only unpacked. dpkg --configure would restart
+/// ssh.service into the refused start; the package is left unconfigured
+/// and that is said, where a masked or stopped ssh has nothing to lose.
+#[test]
+fn the_package_is_not_configured_where_its_restart_would_leave_ssh_down() {
+    let mut s = healthy(Topo::Classic);
+    s.package = Some(pkg("unpacked"));
+    s.intent.not_to_be_run = Some(crate::intent::NOT_TO_BE_RUN.into());
+    let p = decide_full(&s);
+    assert!(p.intent.serves(), "it runs: {p:?}");
+    assert!(p.steps.is_empty(), "{p:?}");
+    assert!(p.found_package_incomplete());
+    let said: Vec<String> = p.left_alone.iter().map(|l| l.to_string()).collect();
+    assert!(
+        said.iter()
+            .any(|l| l.contains("dpkg --configure restarts ssh")
+                && l.contains("/etc/ssh/sshd_not_to_be_run")),
+        "{said:?}"
+    );
+    // Without the file, the package is completed as always.
+    s.intent.not_to_be_run = None;
+    assert!(decide_full(&s)
+        .steps
+        .iter()
+        .any(|st| matches!(st, Step::ConfigurePackage { .. })));
 }
 
 #[test]

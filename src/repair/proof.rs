@@ -133,10 +133,11 @@ pub(super) fn verify(
                 false
             }
         };
+        // Judged by its end state, as every start of a repair (sim S14).
         if let (false, true, Some(sock)) = (rescued, socket_stopped, &socket) {
-            match m.start(sock) {
-                Ok(()) => out.did(format!("started {sock} again")),
-                Err(e) => out.failed(format!("{e:#}")),
+            let step = crate::plan::Step::StartUnit { unit: sock.clone() };
+            if let Err(e) = super::act::start_unit(m, &step, sock, out) {
+                out.failed(format!("{e:#}"));
             }
         }
     }

@@ -205,11 +205,19 @@ pub fn check(h: &Hook) -> Result<(), String> {
             .any(|p| c.what.starts_with(p))
     });
     // A listener the guard could not stop, serving nobody, on every
-    // address: nothing could serve there.
-    let blocked = a
-        .targets()
+    // address: nothing could serve there. The rescue is one too when its
+    // stop failed (a systemd unit's process: never signalled by the guard).
+    let rescue_stop_failed = h
+        .outcome
+        .events
         .iter()
-        .all(|t| a.reached(t).is_some_and(|p| a.truly_stale(p) && !p.works));
+        .any(|(ok, l)| !ok && l.starts_with(&format!("stop-unit {RESCUE}")));
+    let blocked = a.targets().iter().all(|t| {
+        a.reached(t).is_some_and(|p| {
+            !p.works
+                && (a.truly_stale(p) || (rescue_stop_failed && p.unit.as_deref() == Some(RESCUE)))
+        })
+    });
     if h.mode == Mode::Full
         && !no_rescue
         && should

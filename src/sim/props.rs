@@ -84,66 +84,12 @@ fn case() -> impl Strategy<Value = Case> {
     )
 }
 
-/// Counterexamples filed in /work/sim-findings.md whose fix has not yet
-/// landed on `tx`: a case failing only so is left out of the random run
-/// (and listed in the report). Each: the finding's id, a part of the
-/// failure's first line, and the shape of the failing hook.
-type Shape = fn(&Hook) -> bool;
-const KNOWN: &[(&str, &str, Shape)] = &[
-    // S4: FAILED for a unit the proof's connection then brought up.
-    ("S4", "runs and ssh serves", |h| {
-        h.rec.calls.iter().any(|c| c.what.starts_with("settle "))
-    }),
-    // S9: a failed first stop returns although only the listener's own
-    // pre-auth children (next in the plan, gone a moment later) still
-    // hold its addresses.
-    ("S9", "", |h| {
-        h.rec.calls.last().is_some_and(|c| c.what == "wait-free")
-            && h.before
-                .procs
-                .iter()
-                .any(|p| p.alive && p.child_lingers.is_some())
-    }),
-    // S14: the socket's start after a failed rescue judged by its job.
-    ("S14", "runs and ssh serves", |h| {
-        h.outcome
-            .events
-            .iter()
-            .any(|(ok, l)| !ok && l.starts_with("could not start a rescue"))
-    }),
-    // S2: the package step runs with no proof before it (plan::steps).
-    ("S2", "the package step ran while ssh did not serve", |h| {
-        matches!(h.plan.steps.first(), Some(Step::ConfigurePackage { .. }))
-    }),
-];
-
-/// The finding a failure is a known case of.
-fn known(e: &str, hooks: &[Hook]) -> Option<&'static str> {
-    let first = e.lines().next().unwrap_or("");
-    let n: usize = first
-        .strip_prefix("hook ")
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())?;
-    let h = hooks.get(n.checked_sub(1)?)?;
-    KNOWN
-        .iter()
-        .find(|(_, part, shape)| first.contains(part) && shape(h))
-        .map(|(id, _, _)| *id)
-}
-
-/// Runs one case; Err with the whole story when a property fails, unless
-/// it is a known finding (`known`: Ok(Some(id))).
-pub fn run_case(c: &Case) -> Result<Option<&'static str>, String> {
+/// Runs one case; Err with the whole story when a property fails.
+pub fn run_case(c: &Case) -> Result<(), String> {
     let (t, ops, how, f1, f2) = c;
     let w = World::built(*t, ops);
     let hooks = run(&w, *how, f1, f2);
-    match check_run(&hooks) {
-        Ok(()) => Ok(None),
-        Err(e) => match known(&e, &hooks) {
-            Some(id) => Ok(Some(id)),
-            None => Err(format!("{e}\n{}", describe(&w, &hooks))),
-        },
-    }
+    check_run(&hooks).map_err(|e| format!("{e}\n{}", describe(&w, &hooks)))
 }
 
 /// Cases in a plain `cargo test`, unless PROPTEST_CASES says otherwise.
@@ -213,15 +159,9 @@ fn sim_explore() {
     let mut kinds: std::collections::BTreeMap<String, (usize, String)> = Default::default();
     for _ in 0..config().cases {
         let mut tree = strat.new_tree(&mut runner).expect("a case");
-        let e = match run_case(&tree.current()) {
-            Ok(None) => continue,
-            Ok(Some(id)) => format!("known {id}"),
-            Err(e) => e,
-        };
-        if e.starts_with("known") {
-            kinds.entry(e.clone()).or_insert((0, String::new())).0 += 1;
+        let Err(e) = run_case(&tree.current()) else {
             continue;
-        }
+        };
         let kind = kind_of(&e);
         if let Some(k) = kinds.get_mut(&kind) {
             k.0 += 1;
@@ -232,12 +172,7 @@ fn sim_explore() {
         while tree.simplify() {
             match run_case(&tree.current()) {
                 Err(e2) if kind_of(&e2) == kind => best = (tree.current(), e2),
-                Err(_) | Ok(Some(_)) => {
-                    if !tree.complicate() {
-                        break;
-                    }
-                }
-                Ok(None) => {
+                _ => {
                     if !tree.complicate() {
                         break;
                     }

@@ -118,9 +118,9 @@ pub enum Entry {
         end: End,
         /// What of the scenario the model leaves out, if anything.
         partly: Option<&'static str>,
-        /// The model ends otherwise than the scenario asserts, filed in
-        /// /work/sim-findings.md: the test requires that it still does, so
-        /// that the mark goes once model or code is fixed.
+        /// The model ends otherwise than the scenario asserts (a known
+        /// drift, said in the entry): the test requires that it still
+        /// does, so that the mark goes once model or code is fixed.
         drift: Option<&'static str>,
     },
     Inexpressible {
