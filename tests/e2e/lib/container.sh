@@ -24,8 +24,14 @@ boot() {
 	C_ROOT=$C_DIR/root
 	# No machine registration and --keep-unit: both would ask the host's
 	# systemd over D-Bus for a scope, and these hosts have no systemd.
-	systemd-nspawn -D "$C_ROOT" --register=no --keep-unit --private-network -b --console=pipe \
-		-M "e2e-${C_DIR##*.}" </dev/null >"$C_DIR/console.log" 2>&1 &
+	# --keep-unit puts the container at <nspawn's cgroup>/payload: started
+	# from a cgroup of its own (own_cgroup), so that two containers (JOBS=2,
+	# or one a killed run left) never share their units' cgroups.
+	(
+		own_cgroup "$C_DIR"
+		exec systemd-nspawn -D "$C_ROOT" --register=no --keep-unit --private-network -b --console=pipe \
+			-M "e2e-${C_DIR##*.}"
+	) </dev/null >"$C_DIR/console.log" 2>&1 &
 	C_NSPAWN=$!
 	echo "$C_NSPAWN" >"$C_DIR/nspawn.pid"
 	wait_until 30 "the container's init" find_leader ||
@@ -42,6 +48,47 @@ boot() {
 	*) fail "container systemd did not come up (state: ${state:-none}): $(cexec systemctl --failed --no-legend 2>&1 | head -n 5)" ;;
 	esac
 	log "booted $suite in $((SECONDS - t0))s (systemd: $state)"
+}
+
+# The cgroup hierarchies systemd tracks units in, as mounted on this host:
+# the unified one alone (cgroup v2), or name=systemd (and, on a hybrid host,
+# the unified one beside it). One "MOUNTPOINT HIERARCHY-ID" line each.
+unit_hierarchies() {
+	if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
+		echo "/sys/fs/cgroup 0"
+		return
+	fi
+	local id
+	id=$(awk -F: '$2 == "name=systemd" { print $1 }' /proc/self/cgroup)
+	[[ -z $id || ! -d /sys/fs/cgroup/systemd ]] || echo "/sys/fs/cgroup/systemd $id"
+	[[ $(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null) != cgroup2fs ]] || echo "/sys/fs/cgroup/unified 0"
+}
+
+# own_cgroup DIR: moves this shell into a new child of its cgroup in each
+# of those hierarchies (named after DIR's container), recorded in
+# DIR/cgroups for teardown_dir. A child of its own cgroup, not of the
+# root: whoever runs the tests keeps accounting for them.
+own_cgroup() {
+	local dir=$1 mnt id cur cg
+	: >"$dir/cgroups"
+	while read -r mnt id; do
+		cur=$(awk -F: -v id="$id" '$1 == id { print $3 }' /proc/self/cgroup)
+		cg=$mnt${cur%/}/ssh-upgrade-guard-e2e-${dir##*.}
+		# Best effort: where the hierarchy cannot be written the container
+		# boots where the runner is, as it did before.
+		{ mkdir -p "$cg" && echo "$cg" >>"$dir/cgroups" && echo "$BASHPID" >"$cg/cgroup.procs"; } 2>/dev/null ||
+			echo "e2e: cannot move into a cgroup of its own ($cg): the container shares the runner's" >&2
+	done < <(unit_hierarchies)
+}
+
+# cgroup_story PID: PID's /proc/PID/cgroup lines in the container, beside
+# PID 1's and the runner's, for a failure about who owns a process.
+cgroup_story() {
+	local pid=$1
+	printf 'cgroup of %s: %s; of PID 1: %s; runner: %s' "$pid" \
+		"$(cexec cat "/proc/$pid/cgroup" 2>&1 | grep -E ':(name=systemd)?:' | tr '\n' ' ')" \
+		"$(cexec cat /proc/1/cgroup 2>&1 | grep -E ':(name=systemd)?:' | tr '\n' ' ')" \
+		"$(grep -E ':(name=systemd)?:' /proc/self/cgroup | tr '\n' ' ')"
 }
 
 # The container's PID 1: the process below nspawn whose innermost pid is 1.
@@ -99,6 +146,13 @@ teardown_dir() {
 	if mountpoint -q "$dir/root"; then
 		umount "$dir/root" 2>/dev/null || umount -l "$dir/root"
 	fi
+	# The container's cgroups, deepest first (empty once its processes are
+	# gone; a v1 hierarchy keeps them otherwise).
+	local cg
+	while read -r cg; do
+		[[ $cg == /sys/fs/cgroup/* && -d $cg ]] || continue
+		find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	done <"$dir/cgroups" 2>/dev/null
 	rm -rf "$dir"
 }
 

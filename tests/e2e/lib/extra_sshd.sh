@@ -49,16 +49,16 @@ print(" ".join(str(l.get(k)) for l in s["snapshot"]["listeners"] if l["pid"] == 
 # incident's stale listener on :22: only that one is stopped.
 extra_beside_stale() {
 	run_in "$GUARD_BIN" check
-	((RC == 0)) || fail "check exited $RC on a healthy host with an sshd from $EXTRA_UNIT: $OUT"
+	((RC == 0)) || fail "check exited $RC on a healthy host with an sshd from $EXTRA_UNIT: $OUT ($(cgroup_story "$EXTRA_PID"))"
 	expect_in "$OUT" 'OK - ssh is healthy' "check on a healthy host"
 	local row
 	row=$(status_row "$EXTRA_PID")
-	[[ $row == "managed $EXTRA_UNIT" ]] || fail "status --json: the sshd of $EXTRA_UNIT (pid $EXTRA_PID) is '$row' (expected 'managed $EXTRA_UNIT')"
+	[[ $row == "managed $EXTRA_UNIT" ]] || fail "status --json: the sshd of $EXTRA_UNIT (pid $EXTRA_PID) is '$row' (expected 'managed $EXTRA_UNIT'; $(cgroup_story "$EXTRA_PID"))"
 
 	make_stale_listener
 	run_in "$GUARD_BIN" status
 	expect_in "$OUT" "STALE +$STALE_PID" "status calls the cron-started sshd stale"
-	expect_in "$OUT" "managed +$EXTRA_PID .*$EXTRA_UNIT" "status: the sshd of $EXTRA_UNIT is managed"
+	expect_in "$OUT" "managed +$EXTRA_PID .*$EXTRA_UNIT" "status: the sshd of $EXTRA_UNIT is managed ($(cgroup_story "$EXTRA_PID"))"
 	run_in "$GUARD_BIN" repair
 	((RC == 0)) || fail "repair exited $RC: $(tail -n 5 <<<"$OUT")"
 	expect_in "$OUT" "stopped stale sshd listener pid $STALE_PID" "the repair stops the stale listener"

@@ -52,10 +52,10 @@ run_scenario() {
 
 	# A healthy host: OK, and status names the unit of each listener.
 	run_in "$GUARD_BIN" check
-	((RC == 0)) || fail "check exited $RC on a healthy host with a second sshd: $OUT"
+	((RC == 0)) || fail "check exited $RC on a healthy host with a second sshd: $OUT ($(cgroup_story "$MGMT_PID"))"
 	expect_in "$OUT" 'OK - ssh is healthy' "check on a healthy host"
 	run_in "$GUARD_BIN" status
-	expect_in "$OUT" "managed +$MGMT_PID .*$MGMT_UNIT" "status names $MGMT_UNIT"
+	expect_in "$OUT" "managed +$MGMT_PID .*$MGMT_UNIT" "status names $MGMT_UNIT ($(cgroup_story "$MGMT_PID"))"
 	run_in "$GUARD_BIN" status --json
 	local row
 	row=$(python3 -c '

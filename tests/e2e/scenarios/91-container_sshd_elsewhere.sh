@@ -65,7 +65,7 @@ run_scenario() {
 	[[ $GUARD != off ]] || fail "GUARD=off: there is no guard to ask"
 
 	run_in "$GUARD_BIN" status
-	expect_in "$OUT" "foreign +$CPID .*127\.0\.0\.3:22 +$SCOPE" "status names the container's sshd as foreign, in its scope"
+	expect_in "$OUT" "foreign +$CPID .*127\.0\.0\.3:22 +$SCOPE" "status names the container's sshd as foreign, in its scope ($(cgroup_story "$CPID"))"
 
 	csh 'systemctl stop ssh.service' || fail "fixture: cannot stop ssh.service"
 	[[ $(keyscan 127.0.0.1) -eq 0 ]] || fail "fixture: 127.0.0.1:22 still answers with ssh.service stopped"
