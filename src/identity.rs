@@ -35,7 +35,7 @@
 //! Pure: the facts come from `system::claims`, the rules are tested here.
 #![forbid(unsafe_code)]
 
-use crate::model::{in_transition, is_sshd_exe, ListenerClass, UnitState};
+use crate::model::{in_transition, is_sshd_exe, is_unit_name, ListenerClass, UnitState};
 
 /// The unit a process belongs to, from the text of /proc/PID/cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,40 +46,6 @@ pub enum CgroupUnit {
     NoUnit,
     /// Cannot be told; the text says why.
     Unknown(String),
-}
-
-/// Unit types systemd can put processes into (and the others, so that a
-/// name is recognised as a unit name).
-const UNIT_TYPES: &[&str] = &[
-    "service",
-    "scope",
-    "socket",
-    "mount",
-    "swap",
-    "slice",
-    "target",
-    "device",
-    "automount",
-    "timer",
-    "path",
-];
-
-/// systemd's unit_name_is_valid, for names found in cgroup paths: at most
-/// 255 bytes of [A-Za-z0-9:_.\\@-], a non-empty prefix and a known type.
-pub fn is_unit_name(name: &str) -> bool {
-    if name.is_empty() || name.len() > 255 {
-        return false;
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b))
-    {
-        return false;
-    }
-    match name.rsplit_once('.') {
-        Some((prefix, ty)) => !prefix.is_empty() && UNIT_TYPES.contains(&ty),
-        None => false,
-    }
 }
 
 /// The unit named by a cgroup path ("/system.slice/ssh.service/sub" ->

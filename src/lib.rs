@@ -38,6 +38,7 @@ mod sshd_config;
 mod stamp;
 mod system;
 mod text;
+mod unit_name;
 
 use cli::Cli;
 

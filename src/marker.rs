@@ -52,16 +52,6 @@ pub struct Marker {
     pub served_units: Option<Vec<String>>,
 }
 
-/// A name that can stand in the served_units list: unit-name characters
-/// only (no separator, no control character), at most 255 bytes.
-fn unit_like(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b))
-}
-
 /// Control characters become spaces, and at most 200 characters are kept.
 fn clean(s: &str) -> String {
     s.chars()
@@ -95,7 +85,7 @@ impl Marker {
             Some(units) => {
                 let units: Vec<String> = units
                     .iter()
-                    .filter(|u| unit_like(u))
+                    .filter(|u| crate::unit_name::is_unit_name(u))
                     .cloned()
                     .collect();
                 format!("served_units={}\n", units.join(","))
@@ -144,7 +134,7 @@ impl Marker {
                     served_units = Some(
                         v.split(',')
                             .map(str::trim)
-                            .filter(|u| unit_like(u))
+                            .filter(|u| crate::unit_name::is_unit_name(u))
                             .take(8)
                             .map(String::from)
                             .collect(),

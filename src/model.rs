@@ -8,6 +8,7 @@ mod intent;
 mod packaging;
 
 pub use crate::stamp::ProcessStamp;
+pub use crate::unit_name::is_unit_name;
 pub use intent::{Intent, PolicyRcD, NOT_TO_BE_RUN, POLICY_RC_D};
 pub use packaging::{DpkgPrompt, PackagingRecords};
 
