@@ -106,11 +106,15 @@ pub(super) fn start_unit(
     unit: &str,
     out: &mut Outcome,
 ) -> Result<()> {
-    m.record_start(unit);
     let (job, verb) = match step {
         Step::RestartUnit { .. } => (m.restart(unit), "restarted"),
         _ => (m.start(unit), "started"),
     };
+    // Recorded once the job is done, not before it: between a stale
+    // listener's exit and this request nothing listens, and the ledger's
+    // write (a temporary file and a rename) was in that window (make bench:
+    // 9 refused probes in 10 repairs, 0.1.0 2).
+    m.record_start(unit);
     let Err(e) = job else {
         out.did(format!("{verb} {unit}"));
         return Ok(());
