@@ -49,6 +49,10 @@ pub enum Op {
     Session,
     /// A second sshd under its own unit on :2222 (EXTRA_PORTS=2222).
     SecondSshd,
+    /// An sshd on an extra ssh port in an active unit with no main process
+    /// (rc-local.service, an init script's generated unit): systemd owns
+    /// it through its cgroup (scenarios 80 and 81; not generated).
+    SshdInUnit { unit: &'static str, port: u16 },
     /// A container's sshd on the host network, another PID namespace.
     Foreign,
     /// The guard's rescue sshd, started by an earlier repair.
@@ -289,6 +293,17 @@ impl World {
                     u.main_pid = Some(pid);
                     self.others.push(u);
                     self.extra_ports = vec![2222];
+                }
+            }
+            Op::SshdInUnit { unit, port } => {
+                let v4 = format!("0.0.0.0:{port}");
+                if !self.others.iter().any(|u| u.name == unit) && self.holder_of(&v4).is_none() {
+                    self.spawn(sshd(Some(unit), 1, vec![v4, format!("[::]:{port}")]));
+                    // Active, MainPID 0 (Type=forking without PIDFile=,
+                    // Type=oneshot RemainAfterExit=yes).
+                    self.others
+                        .push(Unit::new(unit, "generated", Active::Active));
+                    self.extra_ports = vec![port];
                 }
             }
             Op::Foreign => {

@@ -494,13 +494,33 @@ pub fn table() -> Vec<(&'static str, Entry)> {
             vec![repair(), Go::Then(Op::MendSocket), apt()],
             End::clean().says("stopped the rescue sshd"),
         ),
-        no(
+        model(
             "80-rc_local_sshd",
-            "not yet written (merged at 19:15): the model has the rule (World::truly_stale: an active unit with no main process owns its cgroup) but no op that starts an sshd from rc-local.service",
+            Socket,
+            vec![
+                Op::SshdInUnit {
+                    unit: "rc-local.service",
+                    port: 2222,
+                },
+                Op::Session,
+                stale(),
+            ],
+            vec![repair()],
+            End::clean().keeps("rc-local.service"),
         ),
-        no(
+        model(
             "81-init_script_sshd",
-            "not yet written (merged at 19:15): as 80, an init script's generated unit; no op for it yet",
+            Socket,
+            vec![
+                Op::SshdInUnit {
+                    unit: "ssh-second.service",
+                    port: 2200,
+                },
+                Op::Session,
+                stale(),
+            ],
+            vec![repair()],
+            End::clean().keeps("ssh-second.service"),
         ),
         no(
             "82-sandboxed_leftover",
@@ -659,11 +679,33 @@ fn compare(start: &World, end: &World, hooks: &[Hook], want: &End) -> Vec<String
     if want.sessions_kept && !sessions_gone.is_empty() {
         bad.push(format!("sessions gone: {sessions_gone:?}"));
     }
+    // Each kept unit's processes (its main process, or those in its
+    // cgroup where it has none) are the same ones at the end.
     for u in &want.kept_units {
         let before = start.unit(u).and_then(|u| u.main_pid);
         let after = end.unit(u).and_then(|u| u.main_pid);
-        if before.is_none() || before != after {
+        if before != after {
             bad.push(format!("{u}'s main pid {before:?} became {after:?}"));
+        }
+        let members: Vec<&Proc> = start
+            .procs
+            .iter()
+            .filter(|p| p.alive && p.unit.as_deref() == Some(*u))
+            .collect();
+        let lost: Vec<u32> = members
+            .iter()
+            .filter(|p| {
+                !end.procs
+                    .iter()
+                    .any(|q| q.pid == p.pid && q.start_time == p.start_time && q.alive)
+            })
+            .map(|p| p.pid)
+            .collect();
+        if members.is_empty() || !lost.is_empty() {
+            bad.push(format!(
+                "{u}'s processes {:?} at the start; gone at the end: {lost:?}",
+                members.iter().map(|p| p.pid).collect::<Vec<_>>()
+            ));
         }
     }
     let events: Vec<&(bool, String)> = hooks.iter().flat_map(|h| &h.outcome.events).collect();
