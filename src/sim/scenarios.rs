@@ -532,7 +532,7 @@ pub fn table() -> Vec<(&'static str, Entry)> {
         ),
         no(
             "84-python_named_sshd",
-            "not yet written (merged at 19:15): every model process runs /usr/sbin/sshd; a python calling itself sshd needs a process kind of its own",
+            "every model process runs /usr/sbin/sshd: a python calling itself sshd needs a process kind of its own, which the model does not have yet",
         ),
         partly(
             "90-ssh_off_by_choice",
@@ -550,7 +550,7 @@ pub fn table() -> Vec<(&'static str, Entry)> {
         ),
         no(
             "91-container_sshd_elsewhere",
-            "not yet written (merged at 19:15): Op::Foreign is a container's sshd on 127.0.0.3:22; the scenario's addresses were not read into an entry in time",
+            "the model's ssh addresses are 0.0.0.0:22 and [::]:22 (probed on 127.0.0.1 and ::1); the scenario's ssh.service listens on loopback only, beside Op::Foreign's 127.0.0.3:22, which needs per-address ListenAddress in the model",
         ),
         partly(
             "92-stopped_by_package",
