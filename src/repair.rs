@@ -226,6 +226,9 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
                 // ssh answers again, or the rescue sshd was tried: the
                 // deadline may cut what follows.
                 restoring = None;
+                if answers {
+                    rejudge(m, &mut out, &mut failed_starts);
+                }
                 if let Some(sig) = m.interrupted() {
                     stopped_by_signal(&mut out, &sig, &steps[i + 1..]);
                     return out;
@@ -234,7 +237,6 @@ pub fn execute(m: &impl UnitControl, cfg: &Config, snap: &Snapshot, steps: &[Ste
                     // The package step would restart ssh again; stop here.
                     return out;
                 }
-                rejudge(m, &mut out, &mut failed_starts);
                 // ssh is proven to serve and every failure before was a
                 // start whose unit came up after all: the package step
                 // after the proof runs as planned.

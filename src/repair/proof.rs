@@ -133,13 +133,36 @@ pub(super) fn verify(
                 false
             }
         };
-        // Judged by its end state, as every start of a repair (sim S14).
         if let (false, true, Some(sock)) = (rescued, socket_stopped, &socket) {
-            let step = crate::plan::Step::StartUnit { unit: sock.clone() };
-            if let Err(e) = super::act::start_unit(m, &step, sock, out) {
-                out.failed(format!("{e:#}"));
-            }
+            return socket_back(m, sock, &targets, out);
         }
+    }
+    false
+}
+
+/// The socket stopped for a rescue that did not serve, started again:
+/// judged by its end state, as every start of a repair (sim S14), and
+/// proven again. True when ssh serves now (a start that failed before is
+/// then looked at again by the caller).
+fn socket_back(
+    m: &impl UnitControl,
+    sock: &str,
+    targets: &[crate::sshd::Endpoint],
+    out: &mut Outcome,
+) -> bool {
+    let step = crate::plan::Step::StartUnit {
+        unit: sock.to_string(),
+    };
+    match super::act::start_unit(m, &step, sock, out) {
+        Ok(()) => {
+            let again = m.serves(targets);
+            if again.ok {
+                out.did(again.summary);
+                return true;
+            }
+            log::info!("{}", again.summary);
+        }
+        Err(e) => out.failed(format!("{e:#}")),
     }
     false
 }

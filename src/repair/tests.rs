@@ -927,6 +927,8 @@ fn a_rescue_that_does_not_serve_gives_the_port_back_to_the_socket() {
         &socket_snap(),
         &[Step::VerifyBanner],
     );
+    // The socket started again is proven again (silent here: nothing
+    // more is done).
     assert_eq!(
         fake.calls()[1..],
         [
@@ -934,7 +936,8 @@ fn a_rescue_that_does_not_serve_gives_the_port_back_to_the_socket() {
             "stop-unit ssh.socket",
             "rescue",
             "probe",
-            "start ssh.socket"
+            "start ssh.socket",
+            "probe"
         ]
     );
 }
