@@ -148,15 +148,6 @@ fn model(
     )
 }
 
-/// Marks an entry whose model end differs from the scenario's (a finding).
-fn drifts(e: (&'static str, Entry), why: &'static str) -> (&'static str, Entry) {
-    let (n, mut e) = e;
-    if let Entry::Model { drift, .. } = &mut e {
-        *drift = Some(why);
-    }
-    (n, e)
-}
-
 /// Like [`model`], for a scenario whose other half the model cannot show.
 fn partly(
     name: &'static str,
@@ -372,15 +363,12 @@ pub fn table() -> Vec<(&'static str, Entry)> {
             "26-socket_drift",
             "Port changed in sshd_config while ssh.socket keeps :22: a warning of status/check/metrics (roads::socket_drift); the repair path does nothing, and the model's ssh.socket has no generator or daemon-reload",
         ),
-        drifts(
-            model(
-                "27-service_holds_port",
-                Socket,
-                vec![Op::Session, Op::ServiceHoldsPort],
-                vec![apt()],
-                End::clean(),
-            ),
-            "M1: post-invoke's configure fails again in the model (ssh.service active, the postinst's restart of ssh.socket refused); the scenario asserts it configured",
+        model(
+            "27-service_holds_port",
+            Socket,
+            vec![Op::Session, Op::ServiceHoldsPort],
+            vec![apt()],
+            End::clean(),
         ),
         no(
             "28-dpkg_prompt",
