@@ -148,6 +148,19 @@ fn model(
     )
 }
 
+/// lib/extra_sshd.sh's scenarios: an sshd on an extra port in an active
+/// unit with no main process, beside the stale listener; the repair stops
+/// only the stale one.
+fn beside_stale(name: &'static str, unit: &'static str, port: u16) -> (&'static str, Entry) {
+    model(
+        name,
+        Topo::Socket,
+        vec![Op::SshdInUnit { unit, port }, Op::Session, stale()],
+        vec![repair()],
+        End::clean().keeps(unit),
+    )
+}
+
 /// Like [`model`], for a scenario whose other half the model cannot show.
 fn partly(
     name: &'static str,
@@ -482,34 +495,8 @@ pub fn table() -> Vec<(&'static str, Entry)> {
             vec![repair(), Go::Then(Op::MendSocket), apt()],
             End::clean().says("stopped the rescue sshd"),
         ),
-        model(
-            "80-rc_local_sshd",
-            Socket,
-            vec![
-                Op::SshdInUnit {
-                    unit: "rc-local.service",
-                    port: 2222,
-                },
-                Op::Session,
-                stale(),
-            ],
-            vec![repair()],
-            End::clean().keeps("rc-local.service"),
-        ),
-        model(
-            "81-init_script_sshd",
-            Socket,
-            vec![
-                Op::SshdInUnit {
-                    unit: "ssh-second.service",
-                    port: 2200,
-                },
-                Op::Session,
-                stale(),
-            ],
-            vec![repair()],
-            End::clean().keeps("ssh-second.service"),
-        ),
+        beside_stale("80-rc_local_sshd", "rc-local.service", 2222),
+        beside_stale("81-init_script_sshd", "ssh-second.service", 2200),
         no(
             "82-sandboxed_leftover",
             "a sandboxed ssh.service's leftover in that sandbox's mount namespace: the model has one namespace flag per process, not per-unit sandboxes",
